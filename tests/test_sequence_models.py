@@ -1,0 +1,34 @@
+"""The built-in sequence models honour padding: padded frames never change valid outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vdi_cli.registry import get_component  # noqa: E402
+
+
+@pytest.mark.parametrize("model_id", ["transformer", "lstm"])
+def test_shape_and_padding_invariance(model_id):
+    torch.manual_seed(0)
+    model = get_component("sequence-model", model_id).build({"dropout": 0.0}, dim=16).eval()
+    x = torch.randn(2, 6, 16)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    y = model(x, pad)
+    assert y.shape == (2, 6, 16)
+    x2 = x.clone()
+    x2[1, 4:] = 100.0  # garbage in the padded frames
+    y2 = model(x2, pad)
+    torch.testing.assert_close(y[1, :4], y2[1, :4])
+    # and a sequence alone equals the same sequence padded inside a batch
+    alone = model(x[1:2, :4], None)
+    torch.testing.assert_close(alone[0], y[1, :4], atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_heads_must_divide_dim():
+    from vdi_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not divide"):
+        get_component("sequence-model", "transformer").build({"heads": 3}, dim=16)

@@ -1,0 +1,120 @@
+"""The SQLite run store: migrations, run rows, the runs commands."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from vdi_cli.errors import StoreError, VdiError
+from vdi_cli.store import list_runs, open_db, resolve_db_path, run_context
+from vdi_cli.store.migrations import MIGRATIONS, MIGRATIONS_TABLE
+from vdi_cli.testing import invoke
+
+
+def test_migrates_an_empty_database_to_the_full_schema(tmp_path):
+    path = tmp_path / "fresh.db"
+    db = open_db(path)
+    tables = set(db.table_names())
+    assert {
+        "runs", "videos", "features", "queries", "predictions", "metrics", "checkpoints",
+    } <= tables
+    assert set(db["runs"].columns_dict) >= {
+        "id", "command", "status", "started_at", "finished_at", "config", "error", "plugins",
+    }
+    assert set(db["predictions"].columns_dict) >= {
+        "run_id", "video", "query", "rank", "start_s", "end_s", "score",
+    }
+    assert set(db["checkpoints"].columns_dict) >= {"run_id", "epoch", "path", "sha256", "best"}
+    applied = [r["name"] for r in db[MIGRATIONS_TABLE].rows]
+    assert applied == [m.__name__ for m in MIGRATIONS]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # reopening applies nothing twice
+    db2 = open_db(path)
+    assert [r["name"] for r in db2[MIGRATIONS_TABLE].rows] == applied
+
+
+def test_not_a_database_is_a_clear_error_and_the_file_is_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as exc:
+        open_db(path)
+    assert "not a usable vdi database" in exc.value.message
+    assert path.read_bytes() == before
+
+
+def test_db_path_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("VDI_DB", str(tmp_path / "env.db"))
+    assert resolve_db_path("explicit.db").name == "explicit.db"
+    assert resolve_db_path(None) == tmp_path / "env.db"
+    monkeypatch.delenv("VDI_DB")
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    assert resolve_db_path(None) == tmp_path / "home" / "vdi.db"
+
+
+def test_run_rows_for_ok_error_and_interrupted(tmp_path):
+    db = open_db(tmp_path / "runs.db")
+    with run_context(db, "extract", {"fps": 1}) as run:
+        run.summary["videos"] = 2
+    with pytest.raises(VdiError):
+        with run_context(db, "parse", {}):
+            raise VdiError("empty query", hint="pass a sentence")
+    with pytest.raises(KeyboardInterrupt):
+        with run_context(db, "train", {}):
+            raise KeyboardInterrupt
+    with pytest.raises(ZeroDivisionError):
+        with run_context(db, "eval", {}):
+            1 / 0  # noqa: B018
+    rows = {r["command"]: r for r in list_runs(db)}
+    assert rows["extract"]["status"] == "ok"
+    assert rows["extract"]["summary"] == {"videos": 2}
+    assert rows["extract"]["config"] == {"fps": 1}
+    assert rows["extract"]["finished_at"] >= rows["extract"]["started_at"]
+    assert rows["parse"]["status"] == "error"
+    assert rows["parse"]["error"] == "empty query (hint: pass a sentence)"
+    assert rows["train"]["status"] == "interrupted"
+    assert rows["eval"]["status"] == "error"
+    assert rows["eval"]["error"].startswith("ZeroDivisionError")
+
+
+def test_partial_failure_finishes_the_run_as_error(tmp_path):
+    db = open_db(tmp_path / "runs.db")
+    with run_context(db, "extract", {}) as run:
+        run.failed = "1 of 3 videos failed"
+    assert list_runs(db)[0]["status"] == "error"
+    assert list_runs(db)[0]["error"] == "1 of 3 videos failed"
+
+
+def test_runs_list_and_show_commands(tmp_path):
+    db = open_db(tmp_path / "cli.db")
+    with run_context(db, "extract", {"fps": 2}):
+        pass
+    db["metrics"].insert({"run_id": 1, "split": "test", "name": "R1@0.5", "value": 0.5, "epoch": 3})
+    result = invoke(["--db", tmp_path / "cli.db", "runs", "list", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = result.json()
+    assert [(r["id"], r["command"], r["status"]) for r in rows] == [(1, "extract", "ok")]
+    shown = invoke(["--db", tmp_path / "cli.db", "runs", "show", "1", "--json"]).json()
+    assert shown["config"] == {"fps": 2}
+    assert shown["metrics"][0]["name"] == "R1@0.5"
+    text = invoke(["--db", tmp_path / "cli.db", "runs", "show", "1"])
+    assert "R1@0.5" in text.stdout and "0.5000" in text.stdout
+    missing = invoke(["--db", tmp_path / "cli.db", "runs", "show", "99"])
+    assert missing.exit_code == 1
+    assert "Error: no run with id 99" in missing.stderr
+    assert "Hint:" in missing.stderr
+
+
+def test_runs_list_on_a_new_default_database_is_empty():
+    result = invoke(["runs", "list", "--json"])
+    assert result.exit_code == 0
+    assert result.json() == []
+
+
+def test_sqlite_file_is_a_real_database(tmp_path):
+    db = open_db(tmp_path / "real.db")
+    with run_context(db, "parse", {}):
+        pass
+    conn = sqlite3.connect(tmp_path / "real.db")
+    assert conn.execute("select count(*) from runs").fetchone()[0] == 1

@@ -1,0 +1,126 @@
+"""The `vdi` command line: global options, command discovery and the error boundary.
+
+Commands live one per module in `vdi_cli/commands/` (each exposes `register(app)`), plus whatever
+plugins add through `register_commands`. `main()` maps errors to exit codes: expected errors
+print `Error:` / `Hint:` and exit 1, usage errors exit 2, Ctrl-C exits 130. Set `VDI_DEBUG=1` to
+see the traceback of any error instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import typer
+
+from vdi_cli import __version__
+from vdi_cli.errors import VdiError
+from vdi_cli.settings import set_settings
+
+DEBUG_ENV = "VDI_DEBUG"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"vdi {__version__}")
+        raise typer.Exit()
+
+
+def _global_options(
+    db: str = typer.Option(
+        None, "--db", help="Run database (SQLite). Default: $VDI_DB or the user's app dir."
+    ),
+    device: str = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """vdi: find when a sentence happens in a video (Visual-Dynamic Injection, CVPR 2023)."""
+    set_settings(db=db, device=device, quiet=quiet, verbose=verbose)
+
+
+def build_app() -> typer.Typer:
+    """The Typer app with the core commands and the plugins' commands."""
+    app = typer.Typer(
+        name="vdi",
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_global_options)
+    from vdi_cli import commands
+
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"vdi_cli.commands.{mod.name}")
+        module.register(app)
+    _plugin_commands(app)
+    return app
+
+
+def _plugin_commands(app: typer.Typer) -> None:
+    from vdi_cli.plugins import get_host
+
+    host = get_host()
+    for impl in host.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(**{k: app for k in impl.argnames if k == "app"})
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the CLI down
+            print(
+                f"Warning: plugin '{host.plugin_name_of(impl.plugin)}' failed to add commands: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` and return the exit code (what `main` exits with)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        command = typer.main.get_command(build_app())
+        result = command.main(args=args, prog_name="vdi", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except VdiError as exc:
+        if debug:
+            raise
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if _is_usage_error(exc):  # click's (or typer's vendored click) usage errors: exit 2
+            exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if debug:
+            raise
+        print(f"Error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"Hint: this is a bug in vdi or a plugin; rerun with {DEBUG_ENV}=1 for the traceback "
+            "and report it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """ClickException and subclasses, whether from click or from typer's vendored copy."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "show")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

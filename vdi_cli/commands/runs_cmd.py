@@ -1,0 +1,63 @@
+"""`vdi runs list|show ID`: the run history kept in the SQLite store."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from vdi_cli.output import print_json, print_table
+from vdi_cli.settings import open_store
+
+runs_app = typer.Typer(help="Runs recorded in the database (every command that does work).")
+
+
+@runs_app.command("list")
+def list_cmd(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    status: str = typer.Option(None, "--status", help="Only ok, error, interrupted or running."),
+    command: str = typer.Option(None, "--command", help="Only runs of this command."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """List recent runs."""
+    from vdi_cli.store import list_runs
+
+    rows = list_runs(open_store(), limit=limit, status=status, command=command)
+    if json_out:
+        print_json(rows)
+        return
+    print_table(
+        [
+            (r["id"], r["command"], r["status"], r["started_at"], (r.get("error") or "")[:60])
+            for r in rows
+        ],
+        ["id", "command", "status", "started", "error"],
+    )
+
+
+@runs_app.command("show")
+def show_cmd(
+    run_id: int = typer.Argument(..., help="Run id (see `vdi runs list`)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Show one run: its configuration, status, error, metrics and checkpoints."""
+    from vdi_cli.store import get_run
+
+    row = get_run(open_store(), run_id)
+    if json_out:
+        print_json(row)
+        return
+    for key in ("id", "command", "status", "started_at", "finished_at", "error", "vdi_version"):
+        typer.echo(f"{key:12} {row.get(key) if row.get(key) is not None else ''}")
+    typer.echo(f"{'config':12} {json.dumps(row.get('config') or {}, sort_keys=True)}")
+    if row.get("summary"):
+        typer.echo(f"{'summary':12} {json.dumps(row['summary'], sort_keys=True)}")
+    if row["metrics"]:
+        print_table(
+            [(m["split"], m["name"], m["epoch"], f"{m['value']:.4f}") for m in row["metrics"]],
+            ["split", "metric", "epoch", "value"],
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,37 @@
+"""Expected errors: the CLI prints them as `Error: ...` / `Hint: ...` and exits 1, no traceback.
+
+Library code raises these for anything a user can fix (bad input, missing file, unknown id).
+Anything else is a bug and is reported as an unexpected error.
+"""
+
+from __future__ import annotations
+
+
+class VdiError(Exception):
+    """An error the user can act on. `hint` says what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnknownComponentError(VdiError):
+    """An id that no registered plugin provides."""
+
+
+class DuplicateComponentError(VdiError):
+    """Two plugins registered the same id for the same kind of component."""
+
+
+class ConfigError(VdiError):
+    """A component configuration or override that does not validate."""
+
+
+class StoreError(VdiError):
+    """The run database cannot be opened or migrated."""

@@ -1,0 +1,77 @@
+"""The hook specifications of vdi (pluggy project name "vdi").
+
+Plugins implement these with `@vdi_cli.hookimpl`. Registration hooks receive a `register`
+callable and every implementation is called. Hooks are always called with keyword arguments
+and an implementation may accept any subset of them: new arguments never break old plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("vdi")
+hookimpl = pluggy.HookimplMarker("vdi")
+
+
+@hookspec
+def register_commands(app: Any) -> None:
+    """Add Typer commands or command groups to the `vdi` Typer `app`.
+
+    Called every time the CLI starts, so keep it cheap: import heavy libraries inside the command.
+    """
+
+
+@hookspec
+def register_backbones(register: Any) -> None:
+    """Register image-text backbones with `register(id, factory, config=..., description=...)`.
+
+    `factory(config)` returns a backbone whose `load(device)` gives per-frame global and patch
+    features in the joint space, a text encoder and its tokenizer. Loading must be lazy.
+    """
+
+
+@hookspec
+def register_query_parsers(register: Any) -> None:
+    """Register query parsers: `factory(config)` returns an object with `parse(text) -> ParsedQuery`
+    and `parse_many(texts) -> list[ParsedQuery]` (static query Qs, dynamic query Qd)."""
+
+
+@hookspec
+def register_sequence_models(register: Any) -> None:
+    """Register sequence models for the spatial-dynamic branch: `factory(config, dim)` returns a
+    torch module mapping [B, T, D] (with an optional [B, T] padding mask) to [B, T, D]."""
+
+
+@hookspec
+def register_heads(register: Any) -> None:
+    """Register grounding heads: `factory(config)` builds a head with a loss and a `decode` that
+    returns ranked moments in seconds."""
+
+
+@hookspec
+def register_objectives(register: Any) -> None:
+    """Register auxiliary training objectives (VDI's L_vc and L_sd), so ablations are flags."""
+
+
+@hookspec
+def register_datasets(register: Any) -> None:
+    """Register annotation formats: `factory(config)` reads files into `Annotation` rows
+    (video id, duration, query, start, end) and reports what it dropped or clipped."""
+
+
+@hookspec(firstresult=True)
+def open_video(path: str, options: Any) -> Any:
+    """Return a frame reader for `path`, or None to let the next implementation try.
+
+    The first non-None result wins; the built-in PyAV reader is the fallback.
+    """
+
+
+@hookspec
+def track_event(event: Any) -> None:
+    """Receive a `RunEvent` (started, epoch_finished, checkpoint_saved, finished) for logging.
+
+    Must not raise: an exception here is reported as a warning and ignored.
+    """

@@ -1,0 +1,51 @@
+"""Output helpers: results on stdout, everything else on stderr; progress only on a TTY."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from vdi_cli.settings import get_settings
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def info(message: str) -> None:
+    """A status line on stderr, silenced by --quiet."""
+    if not get_settings().quiet:
+        print(message, file=sys.stderr)
+
+
+def debug(message: str) -> None:
+    if get_settings().verbose:
+        print(message, file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain aligned text table (no colour codes, so it pipes cleanly)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    sys.stdout.write(table(rows, headers) + "\n")
+
+
+def progress(iterable: Iterable[Any] | None = None, *, json_mode: bool = False, **kwargs: Any):
+    """A tqdm bar on stderr; disabled when stderr is not a TTY, with --quiet or --json."""
+    from tqdm import tqdm
+
+    settings = get_settings()
+    disable = settings.quiet or json_mode or not sys.stderr.isatty()
+    return tqdm(iterable, file=sys.stderr, disable=disable, dynamic_ncols=True, **kwargs)

@@ -1,0 +1,209 @@
+"""Typed registries of components, built from the `register_*` hooks on first use.
+
+A component is a descriptor: a kebab-case id, a pydantic `Config`, the extras it needs and a lazy
+factory. Nothing heavy is imported until `Component.build()` is called. Duplicate ids are an
+error that names both plugins; an unknown id suggests the closest ids and the listing command.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vdi_cli.errors import DuplicateComponentError, UnknownComponentError, VdiError
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component: its hook, its noun in messages and its listing command."""
+
+    name: str  # noun used in messages: "head"
+    hook: str  # "register_heads"
+    command: str  # "heads"
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("backbone", "register_backbones", "backbones"),
+        Kind("parser", "register_query_parsers", "parsers"),
+        Kind("sequence-model", "register_sequence_models", "sequence-models"),
+        Kind("head", "register_heads", "heads"),
+        Kind("objective", "register_objectives", "objectives"),
+        Kind("dataset", "register_datasets", "datasets"),
+    )
+}
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component. `factory` is a callable or a lazy "module:attribute" string."""
+
+    id: str
+    kind: str
+    factory: Callable[..., Any] | str
+    config: type | None = None
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    plugin: str = ""
+    distribution: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def resolve_factory(self) -> Callable[..., Any]:
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            needs = ", ".join(self.requires) or "its dependencies"
+            raise VdiError(
+                f"{self.kind} '{self.id}' needs {needs}, which could not be imported ({exc})",
+                hint=f"install them, e.g. pip install -c constraints.txt 'vdi[{self.requires[0]}]'"
+                if self.requires
+                else "reinstall the plugin that provides it",
+            ) from exc
+        return getattr(module, attr)
+
+    def make_config(self, values: dict[str, Any] | None = None) -> Any:
+        """Validate `values` (e.g. from `-o key=value`) against the component's config class."""
+        from vdi_cli.config import validate_config
+
+        return validate_config(self, values or {})
+
+    def build(self, config: Any = None, **kwargs: Any) -> Any:
+        if config is None or isinstance(config, dict):
+            config = self.make_config(config)
+        factory = self.resolve_factory()
+        return factory(config, **kwargs) if config is not None else factory(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "description": self.description,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "requires": list(self.requires),
+        }
+
+
+class Registry:
+    """The components of one kind, by id."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self._items: dict[str, Component] = {}
+
+    def add(self, component: Component) -> None:
+        if not _ID_RE.match(component.id):
+            raise VdiError(
+                f"plugin '{component.plugin}' registered {self.kind.name} id '{component.id}', "
+                "which is not kebab-case",
+                hint="ids use lower-case letters, digits, '-' and '.', e.g. 'clip-vit-b32'",
+            )
+        old = self._items.get(component.id)
+        if old is not None:
+            raise DuplicateComponentError(
+                f"{self.kind.name} id '{component.id}' is registered by two plugins: "
+                f"'{old.plugin}' ({old.distribution}) and '{component.plugin}' "
+                f"({component.distribution})",
+                hint=f"uninstall one of them, or select plugins with VDI_PLUGINS; "
+                f"`vdi {self.kind.command}` lists what is available",
+            )
+        self._items[component.id] = component
+
+    def ids(self) -> list[str]:
+        return sorted(self._items)
+
+    def all(self) -> list[Component]:
+        return [self._items[i] for i in self.ids()]
+
+    def __contains__(self, component_id: str) -> bool:
+        return component_id in self._items
+
+    def get(self, component_id: str) -> Component:
+        try:
+            return self._items[component_id]
+        except KeyError:
+            pass
+        close = difflib.get_close_matches(component_id, self.ids(), n=3, cutoff=0.5)
+        suggestion = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownComponentError(
+            f"unknown {self.kind.name} '{component_id}'{suggestion}",
+            hint=f"`vdi {self.kind.command}` lists the available ones"
+            + (f": {', '.join(self.ids())}" if self.ids() else ""),
+        )
+
+
+_registries: dict[str, Registry] = {}
+
+
+def reset_registries() -> None:
+    _registries.clear()
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry of `kind` ("head", "backbone", ...), built from the plugins on first use."""
+    if kind in _registries:
+        return _registries[kind]
+    from vdi_cli.plugins import get_host
+
+    spec = KINDS[kind]
+    host = get_host()
+    registry = Registry(spec)
+    caller = getattr(host.hook, spec.hook)
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        plugin_name = host.plugin_name_of(impl.plugin)
+        dist = host.dist_of(impl.plugin)
+
+        def register(
+            id: str,  # noqa: A002 - the natural name for plugin authors
+            factory: Callable[..., Any] | str,
+            *,
+            config: type | None = None,
+            description: str = "",
+            requires: tuple[str, ...] | list[str] = (),
+            _plugin: str = plugin_name,
+            _dist: str = dist,
+            **extra: Any,
+        ) -> None:
+            registry.add(
+                Component(
+                    id=id,
+                    kind=kind,
+                    factory=factory,
+                    config=config,
+                    description=description,
+                    requires=tuple(requires),
+                    plugin=_plugin,
+                    distribution=_dist,
+                    extra=extra,
+                )
+            )
+
+        kwargs = {name: register for name in impl.argnames if name == "register"}
+        try:
+            impl.function(**kwargs)
+        except VdiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the rest
+            print(
+                f"Warning: plugin '{plugin_name}' failed in {spec.hook}: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+    _registries[kind] = registry
+    return registry
+
+
+def get_component(kind: str, component_id: str) -> Component:
+    """Shortcut: `get_registry(kind).get(component_id)`."""
+    return get_registry(kind).get(component_id)

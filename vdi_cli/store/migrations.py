@@ -1,0 +1,148 @@
+"""Append-only schema migrations. Never edit or reorder a migration that has shipped: add one.
+
+Each migration runs once, in order, inside a transaction; `_vdi_migrations` records which ran.
+Later issues add their tables or columns by appending a function to MIGRATIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+MIGRATIONS_TABLE = "_vdi_migrations"
+
+
+def m001_core_tables(db: Any) -> None:
+    """runs plus the tables the pipeline stages fill."""
+    db["runs"].create(
+        {
+            "id": int,
+            "command": str,
+            "status": str,  # running | ok | error | interrupted
+            "started_at": str,
+            "finished_at": str,
+            "argv": str,  # JSON list
+            "config": str,  # JSON: the fully resolved configuration
+            "backbone": str,
+            "head": str,
+            "parser": str,
+            "plugins": str,  # JSON: {distribution: version}
+            "vdi_version": str,
+            "error": str,
+            "summary": str,  # JSON: what the command reports at the end
+        },
+        pk="id",
+        not_null={"command", "status", "started_at"},
+    )
+    db["videos"].create(
+        {
+            "id": int,
+            "sha256": str,
+            "path": str,
+            "duration": float,
+            "fps": float,
+            "width": int,
+            "height": int,
+            "num_frames": int,
+            "size_bytes": int,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["videos"].create_index(["sha256"], unique=True)
+    db["features"].create(
+        {
+            "id": int,
+            "video_id": int,
+            "backbone": str,
+            "weights": str,
+            "sampling": str,  # JSON
+            "path": str,
+            "global_shape": str,
+            "patch_shape": str,
+            "dtype": str,
+            "run_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("video_id", "videos", "id")],
+    )
+    db["features"].create_index(["video_id", "backbone", "weights", "sampling"], unique=True)
+    db["queries"].create(
+        {
+            "id": int,
+            "text": str,
+            "parser": str,
+            "parser_config": str,  # JSON, canonical (sorted keys)
+            "static": str,
+            "dynamic": str,
+            "parsed": str,  # JSON of ParsedQuery
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["queries"].create_index(["text", "parser", "parser_config"], unique=True)
+    db["predictions"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "video": str,
+            "query": str,
+            "rank": int,
+            "start_s": float,
+            "end_s": float,
+            "score": float,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["predictions"].create_index(["run_id"])
+    db["metrics"].create(
+        {"id": int, "run_id": int, "split": str, "name": str, "value": float, "epoch": int},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["metrics"].create_index(["run_id"])
+    db["checkpoints"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "epoch": int,
+            "path": str,
+            "sha256": str,
+            "metric": str,
+            "value": float,
+            "best": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [m001_core_tables]
+
+
+def applied(db: Any) -> list[str]:
+    if MIGRATIONS_TABLE not in db.table_names():
+        return []
+    return [r["name"] for r in db[MIGRATIONS_TABLE].rows_where(order_by="id")]
+
+
+def migrate(db: Any) -> list[str]:
+    """Apply the pending migrations; returns the names applied now."""
+    if MIGRATIONS_TABLE not in db.table_names():
+        db[MIGRATIONS_TABLE].create({"id": int, "name": str, "applied_at": str}, pk="id")
+    done = set(applied(db))
+    ran = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with db.conn:
+            fn(db)
+            db[MIGRATIONS_TABLE].insert(
+                {"name": fn.__name__, "applied_at": datetime.now(UTC).isoformat()}
+            )
+        ran.append(fn.__name__)
+    return ran

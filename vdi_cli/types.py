@@ -1,0 +1,79 @@
+"""Plain dataclasses passed between stages. Torch-free so every stage and plugin can share them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Token:
+    """One word of a query as a parser saw it."""
+
+    text: str
+    pos: str = ""
+    lemma: str = ""
+    whitespace: str = " "  # what follows the token in the original text
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A sentence Q, its static query Qs (noun chunks kept), dynamic query Qd (chunks masked).
+
+    `chunks` are token spans [start, end). `static_masked[i]` / `dynamic_masked[i]` say whether
+    token i was masked in Qs / Qd.
+    """
+
+    text: str
+    tokens: tuple[Token, ...]
+    chunks: tuple[tuple[int, int], ...]
+    static: str
+    dynamic: str
+    static_masked: tuple[bool, ...]
+    dynamic_masked: tuple[bool, ...]
+    parser: str = ""
+    masking: str = ""
+
+    def chunk_texts(self) -> list[str]:
+        return [" ".join(t.text for t in self.tokens[s:e]) for s, e in self.chunks]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tokens"] = [asdict(t) for t in self.tokens]
+        d["chunks"] = [list(c) for c in self.chunks]
+        d["chunk_texts"] = self.chunk_texts()
+        d["static_masked"] = list(self.static_masked)
+        d["dynamic_masked"] = list(self.dynamic_masked)
+        return d
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One (video, query, moment) triple, normalised from any dataset format. Times in seconds."""
+
+    video_id: str
+    duration: float
+    query: str
+    start: float
+    end: float
+    query_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A ranked prediction: [start, end] in seconds with its score."""
+
+    start: float
+    end: float
+    score: float
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened in a run, sent to every `track_event` implementation."""
+
+    kind: str  # started | epoch_finished | checkpoint_saved | finished
+    run_id: int | None
+    command: str
+    payload: dict[str, Any] = field(default_factory=dict)
