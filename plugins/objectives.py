@@ -1,0 +1,176 @@
+"""VDI's auxiliary objectives (paper section 3.1): `visual-context` (L_vc) and `spatial-dynamic`
+(L_sd). They train the text encoder during training only; nothing here runs at inference.
+
+L_vc (Eqs. 1-2): x~_qs = TransDecoder(query=f_q(Qs), key=value=X^v);
+L_vc = || FC(f_q(Qd)) - x~_qs ||^2.
+L_sd (Eqs. 3-5): M_i = FC(x_i^v) . FC(X~_i^v) / sqrt(D) over the HW patches; m_i = FC(M_i);
+m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences,
+eps_v = cos(m~_i, m~_j), eps_q = cos(FC(x_qd_i), FC(x_qd_j)); L_sd = mean (eps_v - eps_q)^2.
+
+The paper leaves open: the reduction of the squared norm, which branches receive gradients, which
+text probes the frames, and which pairs enter the mean. Each is an option below; the README's
+"Our reading of the paper" says why the defaults are what they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from vdi_cli.hookspecs import hookimpl
+
+
+class VisualContextConfig(BaseModel):
+    weight: float = Field(0.5, ge=0.0, description="lambda_vc in the total loss (paper: 0.5).")
+    probe: Literal["static", "query", "none"] = Field(
+        "static", description="What probes the frames: Qs (paper), the full Q, or a learned "
+        "query (no text); the paper's Table 3 variants.")
+    stop_gradient: Literal["static", "none", "target"] = Field(
+        "static", description="static: f_q(Qs) is detached (the probe does not move the text "
+        "encoder); none: every branch trains; target: the whole x~_qs target is detached.")
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="Squared error averaged (mean) or summed (sum, the paper's ||.||^2) "
+        "over the D dims; then averaged over sentences.")
+    layers: int = Field(1, ge=1, description="Transformer decoder layers.")
+    heads: int = Field(8, ge=1, description="Decoder attention heads (must divide D).")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Decoder dropout.")
+
+
+class SpatialDynamicConfig(BaseModel):
+    weight: float = Field(0.01, ge=0.0, description="lambda_sd in the total loss (paper: 0.01).")
+    sequence_model: str = Field("transformer", description="Sequence model id (Eq. 4).")
+    sequence_options: dict[str, Any] = Field(default_factory=dict,
+                                             description="Options of the sequence model.")
+    pairs: Literal["off-diagonal", "all"] = Field(
+        "off-diagonal", description="Pairs in the mean: i != j (diagonal terms are 0 anyway and "
+        "only dilute the mean), or all Q x Q.")
+
+
+def vc_distance(pred: Any, target: Any, reduction: str) -> Any:
+    """Per-sentence squared distance: summed or averaged over the feature dims."""
+    sq = (pred - target).pow(2)
+    return sq.sum(-1) if reduction == "sum" else sq.mean(-1)
+
+
+def spatial_heatmap(frame_global: Any, frame_patches: Any, dim: int) -> Any:
+    """Eq. 3: [..., D] . [..., HW, D] / sqrt(D) -> [..., HW] (inputs already projected)."""
+    return (frame_patches @ frame_global.unsqueeze(-1)).squeeze(-1) / dim**0.5
+
+
+def cosine_matrix(x: Any) -> Any:
+    import torch.nn.functional as F
+
+    x = F.normalize(x, dim=-1, eps=1e-8)
+    return x @ x.t()
+
+
+def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str) -> Any:
+    """Eq. 5 averaged over the pairs of kept sentences: mean (cos_v - cos_q)^2."""
+    import torch
+
+    ev, eq = cosine_matrix(video_dyn), cosine_matrix(text_dyn)
+    pair_mask = keep[:, None] & keep[None, :]
+    if pairs == "off-diagonal":
+        pair_mask = pair_mask & ~torch.eye(len(keep), dtype=torch.bool, device=keep.device)
+    if not pair_mask.any():
+        return None
+    return (ev - eq).pow(2)[pair_mask].mean()
+
+
+def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any:
+    import torch
+    from torch import nn
+
+    from vdi_cli.objectives import zero_loss
+
+    class VisualContextInjection(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            layer = nn.TransformerDecoderLayer(
+                dim, config.heads, dim_feedforward=2 * dim, dropout=config.dropout,
+                batch_first=True)
+            self.decoder = nn.TransformerDecoder(layer, config.layers)
+            self.fc = nn.Linear(dim, dim)
+            self.learned_query = nn.Parameter(torch.zeros(dim)) if config.probe == "none" else None
+            if self.learned_query is not None:
+                nn.init.normal_(self.learned_query, std=0.02)
+
+        def forward(self, inputs: Any) -> Any:
+            keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
+            if config.probe == "static":
+                probe = inputs.text_static
+                keep = keep & ~inputs.static_empty
+            elif config.probe == "query":
+                probe = inputs.text_query
+            else:
+                probe = self.learned_query.expand(len(keep), -1)
+            if not keep.any():
+                return zero_loss(inputs.text_dynamic, probe, self.fc.weight)
+            if config.stop_gradient == "static" and config.probe != "none":
+                probe = probe.detach()
+            memory = inputs.frames[keep].to(probe.dtype)
+            target = self.decoder(
+                probe[keep].unsqueeze(1), memory,
+                memory_key_padding_mask=~inputs.frame_mask[keep]).squeeze(1)
+            if config.stop_gradient == "target":
+                target = target.detach()
+            pred = self.fc(inputs.text_dynamic[keep])
+            return vc_distance(pred, target, config.reduction).mean()
+
+    return VisualContextInjection()
+
+
+def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: int,
+                          **_: Any) -> Any:
+    from torch import nn
+
+    from vdi_cli.objectives import zero_loss
+    from vdi_cli.registry import get_component
+
+    sequence = get_component("sequence-model", config.sequence_model).build(
+        config.sequence_options or None, dim=dim)
+
+    class SpatialDynamicInjection(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.fc_global = nn.Linear(dim, dim)
+            self.fc_patch = nn.Linear(dim, dim)
+            self.fc_map = nn.Linear(patch_count, dim)
+            self.sequence = sequence
+            self.fc_text = nn.Linear(dim, dim)
+
+        def video_dynamics(self, frames: Any, patches: Any, frame_mask: Any) -> Any:
+            """m~ per sentence [Q, D]: heatmaps -> m_i -> sequence model -> mean over frames."""
+            heat = spatial_heatmap(self.fc_global(frames), self.fc_patch(patches), dim)
+            m = self.fc_map(heat)  # [Q, T, D]
+            out = self.sequence(m, ~frame_mask)
+            w = frame_mask.to(out.dtype).unsqueeze(-1)
+            return (out * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+        def forward(self, inputs: Any) -> Any:
+            if inputs.patches is None:
+                raise ValueError("spatial-dynamic needs patch features")
+            keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
+            if int(keep.sum()) < 2:
+                return zero_loss(inputs.text_dynamic, self.fc_text.weight)
+            frames = inputs.frames[keep].to(self.fc_global.weight.dtype)
+            patches = inputs.patches[keep].to(self.fc_patch.weight.dtype)
+            video = self.video_dynamics(frames, patches, inputs.frame_mask[keep])
+            text = self.fc_text(inputs.text_dynamic[keep])
+            loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs)
+            return loss if loss is not None else zero_loss(inputs.text_dynamic)
+
+    return SpatialDynamicInjection()
+
+
+@hookimpl
+def register_objectives(register: Any) -> None:
+    register("visual-context", build_visual_context, config=VisualContextConfig,
+             description="VDI visual-context injection L_vc (Eqs. 1-2): align FC(f_q(Qd)) with "
+             "the frames probed by Qs.", requires=("clip",))
+    register("spatial-dynamic", build_spatial_dynamic, config=SpatialDynamicConfig,
+             description="VDI spatial-dynamic injection L_sd (Eqs. 3-5): match cosine structure "
+             "of patch-heatmap dynamics and of Qd features.", requires=("clip",))

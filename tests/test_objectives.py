@@ -1,0 +1,156 @@
+"""VDI objectives: hand-computed pieces, gradient routing, empty queries, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vdi_cli.objectives import ObjectiveInputs  # noqa: E402
+from vdi_cli.registry import get_component  # noqa: E402
+from vdi_plugins.objectives import (  # noqa: E402
+    sd_consistency,
+    spatial_heatmap,
+    vc_distance,
+)
+
+D, T, HW = 8, 5, 4
+
+
+def test_vc_distance_sum_and_mean():
+    pred = torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    target = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 3.0]])
+    assert vc_distance(pred, target, "sum").tolist() == [14.0, 4.0]
+    assert vc_distance(pred, target, "mean").tolist() == pytest.approx([14 / 3, 4 / 3])
+
+
+def test_spatial_heatmap_is_the_scaled_dot_product():
+    g = torch.tensor([1.0, 2.0, 0.0, 0.0])
+    p = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    assert spatial_heatmap(g, p, 4).tolist() == [0.5, 1.0, 1.5]
+
+
+def test_sd_consistency_hand_computed():
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    keep = torch.ones(3, dtype=torch.bool)
+    # off-diagonal ordered pairs: (0-1)^2 twice, (1/sqrt2 - 0)^2 four times
+    assert sd_consistency(video, text, keep, "off-diagonal").item() == pytest.approx(4 / 6)
+    assert sd_consistency(video, text, keep, "all").item() == pytest.approx(4 / 9)
+    assert sd_consistency(video, video * 3.0, keep, "off-diagonal").item() == pytest.approx(0.0)
+    one = torch.tensor([True, False, False])
+    assert sd_consistency(video, text, one, "off-diagonal") is None
+
+
+def _inputs(q=4, requires_grad=True, patches=True):
+    torch.manual_seed(0)
+    t = lambda: torch.randn(q, D, requires_grad=requires_grad)  # noqa: E731
+    return ObjectiveInputs(
+        text_query=t(), text_static=t(), text_dynamic=t(),
+        static_empty=torch.zeros(q, dtype=torch.bool),
+        dynamic_empty=torch.zeros(q, dtype=torch.bool),
+        frames=torch.randn(q, T, D), frame_mask=torch.ones(q, T, dtype=torch.bool),
+        video_index=torch.arange(q),
+        patches=torch.randn(q, T, HW, D) if patches else None,
+    )
+
+
+def _vc(**opts):
+    torch.manual_seed(1)
+    return get_component("objective", "visual-context").build(
+        {"heads": 2, "dropout": 0.0, **opts}, dim=D)
+
+
+@pytest.mark.parametrize("stop,static_grad", [("static", False), ("none", True), ("target", False)])
+def test_visual_context_gradient_routing(stop, static_grad):
+    inputs = _inputs()
+    loss = _vc(stop_gradient=stop)(inputs)
+    assert loss.ndim == 0 and loss.item() > 0
+    loss.backward()
+    assert inputs.text_dynamic.grad is not None and inputs.text_dynamic.grad.abs().sum() > 0
+    got_static = inputs.text_static.grad is not None and inputs.text_static.grad.abs().sum() > 0
+    assert got_static == static_grad
+    assert inputs.text_query.grad is None
+
+
+
+
+@pytest.mark.parametrize("stop,decoder_grad", [("static", True), ("target", False)])
+def test_visual_context_decoder_training_depends_on_stop_gradient(stop, decoder_grad):
+    vc = _vc(stop_gradient=stop)
+    vc(_inputs()).backward()
+    has = any(p.grad is not None and p.grad.abs().sum() > 0 for p in vc.decoder.parameters())
+    assert has == decoder_grad
+
+
+def test_visual_context_probe_variants():
+    inputs = _inputs()
+    _vc(probe="query", stop_gradient="none")(inputs).backward()
+    assert inputs.text_query.grad is not None and inputs.text_static.grad is None
+    vc = _vc(probe="none")
+    inputs = _inputs()
+    vc(inputs).backward()
+    assert vc.learned_query.grad is not None
+    assert inputs.text_static.grad is None and inputs.text_query.grad is None
+
+
+def test_visual_context_sum_is_dims_times_mean():
+    inputs = _inputs()
+    mean = _vc(reduction="mean").eval()(inputs)
+    total = _vc(reduction="sum").eval()(inputs)
+    assert total.item() == pytest.approx(mean.item() * D, rel=1e-5)
+
+
+def test_visual_context_ignores_masked_frames_and_empty_queries():
+    vc = _vc().eval()
+    inputs = _inputs()
+    inputs.frame_mask[:, 3:] = False
+    base = vc(inputs).item()
+    inputs.frames[:, 3:] = 1e3
+    assert vc(inputs).item() == pytest.approx(base, rel=1e-6)
+    # a sentence with an empty Qd (or, with the Qs probe, an empty Qs) is left out
+    inputs = _inputs()
+    full = [vc(_single(inputs, i)).item() for i in range(4)]
+    inputs.dynamic_empty[0] = True
+    inputs.static_empty[1] = True
+    assert vc(inputs).item() == pytest.approx((full[2] + full[3]) / 2, rel=1e-5)
+    inputs.dynamic_empty[:] = True
+    zero = vc(inputs)
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
+def _single(inputs, i):
+    pick = lambda x: None if x is None else x[i:i + 1]  # noqa: E731
+    return ObjectiveInputs(**{k: pick(v) for k, v in inputs.__dict__.items()})
+
+
+@pytest.mark.parametrize("seq", ["transformer", "lstm"])
+def test_spatial_dynamic_trains_the_dynamic_text_features(seq):
+    torch.manual_seed(2)
+    sd = get_component("objective", "spatial-dynamic").build(
+        {"sequence_model": seq, "sequence_options": {"dropout": 0.0}}, dim=D, patch_count=HW)
+    if seq == "transformer":
+        sd.sequence = get_component("sequence-model", seq).build(
+            {"heads": 2, "dropout": 0.0}, dim=D)
+    inputs = _inputs()
+    loss = sd(inputs)
+    assert loss.ndim == 0 and 0 <= loss.item() <= 4.0  # (cos - cos)^2 is at most 4
+    loss.backward()
+    assert inputs.text_dynamic.grad.abs().sum() > 0
+    assert inputs.text_static.grad is None
+    assert sd.fc_map.weight.grad.abs().sum() > 0
+
+
+def test_spatial_dynamic_needs_two_sentences_and_patches():
+    sd = get_component("objective", "spatial-dynamic").build(
+        {"sequence_model": "lstm"}, dim=D, patch_count=HW)
+    inputs = _inputs()
+    inputs.dynamic_empty[1:] = True
+    assert sd(inputs).item() == 0.0
+    with pytest.raises(ValueError, match="patch features"):
+        sd(_inputs(patches=False))
+
+
+def test_default_weights_follow_the_paper():
+    assert get_component("objective", "visual-context").make_config().weight == 0.5
+    assert get_component("objective", "spatial-dynamic").make_config().weight == 0.01

@@ -1,0 +1,48 @@
+"""What the training loop hands to an auxiliary objective (VDI's L_vc and L_sd).
+
+Objectives are plugins (`register_objectives`): `factory(config, dim=D, patch_count=HW)` returns a
+torch module whose `forward(inputs: ObjectiveInputs)` gives a scalar loss, and whose
+`config.weight` is its lambda in the total loss. Everything here is per *sentence* (Q rows): the
+frames of the sentence's video (or of its moment, see `frame_mask`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ObjectiveInputs:
+    """Tensors for one batch. Shapes: Q sentences, T frames, HW patches, D joint-space dims.
+
+    text_query / text_static / text_dynamic: f_q(Q), f_q(Qs), f_q(Qd), each [Q, D].
+    static_empty / dynamic_empty: [Q] bool, True where Qs / Qd has no word (excluded from a term
+    that needs it).
+    frames: [Q, T, D] global frame features x_i^v; patches: [Q, T, HW, D] or None.
+    frame_mask: [Q, T] bool, True on the frames this sentence's branch may see.
+    video_index: [Q] long, which video each sentence belongs to.
+    """
+
+    text_query: Any
+    text_static: Any
+    text_dynamic: Any
+    static_empty: Any
+    dynamic_empty: Any
+    frames: Any
+    frame_mask: Any
+    video_index: Any
+    patches: Any = None
+
+
+def zero_loss(*tensors: Any) -> Any:
+    """A zero that stays in the autograd graph (no sentence qualified for the term)."""
+    total = None
+    for t in tensors:
+        if t is not None and getattr(t, "requires_grad", False):
+            total = t.sum() * 0.0 if total is None else total + t.sum() * 0.0
+    if total is None:
+        import torch
+
+        return torch.zeros((), device=tensors[0].device)
+    return total
