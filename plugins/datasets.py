@@ -4,7 +4,8 @@
   Charades csv (`Charades_v1_{train,test}.csv`, found beside the txt unless `durations` is given).
   query id = 0-based line index.
 - mmn-json: `{vid: {duration, timestamps, sentences}}` (MMN, Charades-CG, ActivityNet Captions);
-  extra per-sentence keys (Charades-CG's `news`, `novels`) are kept in `Annotation.extra`.
+  per-sentence keys (Charades-CG's `news`, `novels`; synthetic-shapes' `actions`) are kept in
+  `Annotation.extra`.
   query id = "vid:index". Sentences are stripped (ActivityNet's start with a space).
 - qvhighlights: JSONL with `qid`, `query`, `vid`, `duration`, `relevant_windows`; the first window
   is (start, end), all of them are in `extra["windows"]`. query id = qid.
@@ -99,7 +100,7 @@ class MMNJson:
             raise _bad_file(path, "the top level is not an object of videos", "mmn-json")
         report = DatasetReport("mmn-json", str(path))
         drops: dict[str, int] = {}
-        per_sentence = ("news", "novels")
+        per_sentence = ("news", "novels", "actions")
         for vid, entry in data.items():
             try:
                 duration = float(entry["duration"])

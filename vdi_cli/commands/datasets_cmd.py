@@ -1,5 +1,6 @@
-"""`vdi datasets check FORMAT FILE`: read an annotation file and report what was kept, dropped
-and clipped (the listing itself, `vdi datasets`, comes from commands/components.py)."""
+"""`vdi datasets check FORMAT FILE` (what a file keeps, drops and clips) and
+`vdi datasets generate FORMAT --out DIR` (synthetic data). The listing itself, `vdi datasets`,
+comes from commands/components.py."""
 
 from __future__ import annotations
 
@@ -32,5 +33,47 @@ def check(
         typer.echo(f"- {message}")
 
 
+def generate(
+    format_id: str = typer.Argument(..., metavar="FORMAT", help="A generator: synthetic-shapes."),
+    out: str = typer.Option(..., "--out", help="Folder for videos/ and the split files."),
+    videos: int = typer.Option(400, "--videos", min=1, help="Training videos."),
+    test_videos: int = typer.Option(None, "--test-videos", min=1,
+                                    help="Videos in each test split (default: videos / 4)."),
+    seed: int = typer.Option(0, "--seed", help="Everything is deterministic from the seed."),
+    fps: float = typer.Option(8.0, "--fps", min=1.0, help="Frame rate of the written mp4s."),
+    size: int = typer.Option(64, "--size", min=16, help="Frame side in pixels (even)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Generate a synthetic dataset: real mp4 files plus annotation files per split."""
+    import sys
+
+    from vdi_cli.errors import VdiError
+    from vdi_cli.output import progress
+    from vdi_cli.registry import get_component
+    from vdi_cli.settings import open_store
+    from vdi_cli.store import run_context
+
+    component = get_component("dataset", format_id)
+    if not component.extra.get("generator"):
+        raise VdiError(f"dataset '{format_id}' cannot generate data, it only reads files",
+                       hint="`vdi datasets` lists the formats; synthetic-shapes generates")
+    if size % 2:
+        raise VdiError(f"--size {size} is odd", hint="H.264 needs even frame sizes, e.g. 64")
+    config = {"format": format_id, "out": out, "videos": videos, "test_videos": test_videos,
+              "seed": seed, "fps": fps, "size": size}
+    with run_context(open_store(), "datasets generate", config, sys.argv[1:]) as run:
+        meta = component.build().generate(
+            out, videos, seed, test_videos=test_videos, fps=fps, size=size,
+            progress=lambda **kw: progress(json_mode=json_out, **kw))
+        run.summary.update(meta["splits"])
+    if json_out:
+        print_json(meta)
+        return
+    rows = [(split, v["file"], v["videos"], v["queries"]) for split, v in meta["splits"].items()]
+    print_table(rows, ["split", "file", "videos", "queries"])
+
+
 def register(app: typer.Typer) -> None:
-    kind_group(app, "dataset").command("check")(check)
+    group = kind_group(app, "dataset")
+    group.command("check")(check)
+    group.command("generate")(generate)

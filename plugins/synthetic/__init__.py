@@ -1,0 +1,45 @@
+"""The `synthetic-shapes` dataset: a generated world where vdi can be proven offline on a CPU.
+
+`vdi datasets generate synthetic-shapes --out DIR --videos N --seed S` writes real mp4 files and
+MMN-JSON annotations (train / test-iid / test-novel-word); reading them is MMN JSON plus the
+per-sentence `actions` (event class) and `news` (novel words) fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from vdi_cli.hookspecs import hookimpl
+
+
+class SyntheticConfig(BaseModel):
+    pass
+
+
+class SyntheticShapes:
+    """Reads like mmn-json; also generates."""
+
+    def __init__(self, config: SyntheticConfig | None = None) -> None:
+        self.config = config
+
+    def read(self, path: Path) -> Any:
+        from vdi_plugins.datasets import MMNJson
+
+        report = MMNJson().read(path)
+        report.format = "synthetic-shapes"
+        return report
+
+    def generate(self, out: str | Path, videos: int, seed: int, **options: Any) -> dict[str, Any]:
+        from vdi_plugins.synthetic.generate import generate
+
+        return generate(out, videos, seed, **options)
+
+
+@hookimpl
+def register_datasets(register: Any) -> None:
+    register("synthetic-shapes", SyntheticShapes, config=SyntheticConfig,
+             description="Generated moving-shapes videos (train / test-iid / test-novel-word); "
+             "`vdi datasets generate synthetic-shapes`.", requires=("video",), generator=True)

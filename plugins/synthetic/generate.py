@@ -1,0 +1,233 @@
+"""Generate the synthetic-shapes benchmark: real mp4 files (PyAV) + MMN-JSON annotations.
+
+Splits: `train`, `test-iid` (same vocabulary) and `test-novel-word` (every object has a held-out
+colour or shape, so every query holds a word no training query has; like Charades-CG's
+novel-word split, each query's novel words are written in `news`). Deterministic from the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdi_plugins.synthetic.events import Event, sentence, state_at
+from vdi_plugins.synthetic.world import (
+    COLOURS,
+    HELD_OUT,
+    ROTATING_SHAPES,
+    SCENES,
+    SHAPES,
+    ObjectState,
+    render,
+)
+
+SPLITS = ("train", "test-iid", "test-novel-word")
+GENERATOR_VERSION = 1
+
+
+@dataclass
+class VideoPlan:
+    vid: str
+    scene: str
+    duration: float
+    objects: list[tuple[str, ObjectState]]  # ("red square", initial state)
+    events: list[Event] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
+
+
+def vocabulary(split: str) -> dict[str, tuple[str, ...]]:
+    """Colours, shapes and scenes a split may use (held-out ones only in test-novel-word)."""
+    base = {
+        "colour": tuple(c for c in COLOURS if c not in HELD_OUT["colour"]),
+        "shape": tuple(s for s in SHAPES if s not in HELD_OUT["shape"]),
+        "scene": tuple(s for s in SCENES if s not in HELD_OUT["scene"]),
+    }
+    if split != "test-novel-word":
+        return base
+    return {"colour": tuple(COLOURS), "shape": SHAPES, "scene": SCENES}
+
+
+def _pick_objects(rng: np.random.Generator, split: str, size: int, count: int
+                  ) -> list[tuple[str, ObjectState]]:
+    vocab = vocabulary(split)
+    colours = list(rng.choice(vocab["colour"], size=count, replace=False))
+    shapes = list(rng.choice(vocab["shape"], size=count, replace=count > len(vocab["shape"])))
+    if split == "test-novel-word":  # each object carries a held-out colour or shape
+        for i in range(count):
+            if colours[i] in HELD_OUT["colour"] or shapes[i] in HELD_OUT["shape"]:
+                continue
+            if rng.random() < 0.5 and HELD_OUT["colour"][0] not in colours:
+                colours[i] = HELD_OUT["colour"][0]
+            else:
+                shapes[i] = HELD_OUT["shape"][0]
+    objects = []
+    for colour, shape in zip(colours, shapes, strict=True):
+        r = float(rng.uniform(0.08, 0.11) * size)
+        x = float(rng.uniform(0.25, 0.75) * size)
+        y = float(rng.uniform(0.3, 0.75) * size)
+        objects.append((f"{colour} {shape}", ObjectState(str(shape), COLOURS[str(colour)], x, y,
+                                                         r)))
+    return objects
+
+
+def _feasible(action: str, state: ObjectState, size: int, first: bool, used: set[str]) -> bool:
+    r, margin = state.size, 2.0
+    if action == "appear":
+        return first
+    if action == "left":
+        return state.x - 0.25 * size >= r + margin
+    if action == "right":
+        return state.x + 0.25 * size <= size - r - margin
+    if action == "up":
+        return state.y - 0.25 * size >= r + margin
+    if action == "down":
+        return state.y + 0.25 * size <= size - r - margin
+    if action == "jump":
+        return state.y - 0.2 * size >= r + margin
+    if action == "spin":
+        return state.shape in ROTATING_SHAPES
+    if action == "grow":
+        return state.size < 0.14 * size
+    if action == "shrink":
+        return state.size > 0.06 * size
+    return True
+
+
+def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> VideoPlan:
+    vocab = vocabulary(split)
+    duration = float(np.round(rng.uniform(10.0, 40.0) * 2) / 2)
+    objects = _pick_objects(rng, split, size, int(rng.integers(2, 4)))
+    plan = VideoPlan(vid, str(rng.choice(vocab["scene"])), duration, objects)
+    used = {name.split()[0] for name, _ in objects}
+    for index, (_, base) in enumerate(objects):
+        cursor, mine = float(rng.uniform(0.0, 0.35 * duration)), []
+        for k in range(int(rng.integers(1, 4))):
+            span = float(rng.uniform(2.0, 6.0))
+            if cursor + span > duration - 0.5:
+                break
+            state = state_at(base, mine, cursor)
+            last_allowed = k == 2 or cursor + span + 4.0 > duration
+            options = [a for a in ("left", "right", "up", "down", "appear", "grow", "shrink",
+                                   "jump", "spin", "blink", "recolour", "disappear")
+                       if _feasible(a, state, size, k == 0, used)
+                       and (a not in ("disappear", "recolour") or last_allowed)]
+            action = str(rng.choice(options))
+            target = ""
+            if action == "recolour":
+                free = [c for c in vocab["colour"] if c not in used]
+                target = str(rng.choice(free))
+                used.add(target)
+            amount = {"left": 0.28, "right": 0.28, "up": 0.28, "down": 0.28, "jump": 0.2}.get(
+                action, 0.0) * size
+            ev = Event(index, action, round(cursor, 2), round(cursor + span, 2), amount, target)
+            mine.append(ev)
+            cursor += span + float(rng.uniform(0.5, 4.0))
+            if action in ("disappear", "recolour"):
+                break
+        plan.events.extend(mine)
+    plan.events.sort(key=lambda e: (e.start, e.obj))
+    for ev in plan.events:
+        name = objects[ev.obj][0]
+        det = "the" if rng.random() < 0.7 else "a"
+        plan.sentences.append(sentence(rng, ev, f"{det} {name}", plan.scene))
+    return plan
+
+
+def frames_of(plan: VideoPlan, fps: float, size: int):
+    """Yield the video's frames (uint8 [S, S, 3]) at `fps`."""
+    per_object = [[e for e in plan.events if e.obj == i] for i in range(len(plan.objects))]
+    for i in range(int(round(plan.duration * fps))):
+        t = i / fps
+        states = [state_at(base, evs, t) for (_, base), evs in zip(plan.objects, per_object,
+                                                                    strict=True)]
+        yield render(plan.scene, states, size)
+
+
+def write_mp4(path: Path, frames, fps: float, size: int) -> None:
+    """Encode frames with libx264 (yuv420p) through a temp file + rename (atomic)."""
+    import av
+
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,").lower() for w in text.split()}
+
+
+def _upos(word: str) -> str:
+    if word in COLOURS:
+        return "ADJ"
+    if word in SHAPES or word in SCENES:
+        return "NOUN"
+    return "VERB"
+
+
+def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = None,
+             fps: float = 8.0, size: int = 64, progress: Any = None) -> dict[str, Any]:
+    """Write `out/videos/*.mp4` and `out/{train,test_iid,test_novel_word}.json`; returns meta."""
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    counts = {"train": videos, "test-iid": test_videos if test_videos is not None
+              else max(1, videos // 4)}
+    counts["test-novel-word"] = counts["test-iid"]
+    plans: dict[str, list[VideoPlan]] = {}
+    for code, split in enumerate(SPLITS):
+        plans[split] = [
+            plan_video(np.random.default_rng([seed, code, i]), f"{split}-{i:05d}", split, size)
+            for i in range(counts[split])
+        ]
+    train_vocab = set().union(*(_words(s) for p in plans["train"] for s in p.sentences))
+    meta: dict[str, Any] = {"generator": "synthetic-shapes", "version": GENERATOR_VERSION,
+                            "seed": seed, "fps": fps, "size": size, "held_out": HELD_OUT,
+                            "splits": {}}
+    total = sum(len(v) for v in plans.values())
+    bar = progress(total=total, desc="videos", unit="video") if progress else None
+    for split, split_plans in plans.items():
+        annotations: dict[str, Any] = {}
+        for plan in split_plans:
+            entry: dict[str, Any] = {
+                "duration": plan.duration,
+                "timestamps": [[e.start, e.end] for e in plan.events],
+                "sentences": plan.sentences,
+                "actions": [e.action for e in plan.events],
+            }
+            if split != "train":
+                news = []
+                for s in plan.sentences:
+                    novel = sorted(_words(s) - train_vocab)
+                    if split == "test-novel-word" and not novel:
+                        raise AssertionError(f"query without a novel word: {s!r}")
+                    by_pos: dict[str, list[str]] = {}
+                    for w in novel:
+                        by_pos.setdefault(_upos(w), []).append(w)
+                    news.append(by_pos)
+                entry["news"] = news
+            annotations[plan.vid] = entry
+            path = out / "videos" / f"{plan.vid}.mp4"
+            if not path.exists():
+                write_mp4(path, frames_of(plan, fps, size), fps, size)
+            if bar is not None:
+                bar.update(1)
+        name = split.replace("-", "_") + ".json"
+        (out / name).write_text(json.dumps(annotations, indent=1))
+        meta["splits"][split] = {"file": name, "videos": len(split_plans),
+                                 "queries": sum(len(p.sentences) for p in split_plans)}
+    if bar is not None:
+        bar.close()
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    return meta
