@@ -55,7 +55,7 @@ def test_example_parser_is_selectable_by_id_and_parses(example_installed):
         q = parser.parse("The big red square slides to the left, then a circle appears.")
     assert q.chunk_texts() == ["The big red square", "the left", "a circle"]
     assert q.static == "The big red square the left a circle"
-    assert q.dynamic == "slides to , then appears ."
+    assert q.dynamic == "slides to, then appears."  # original spacing kept (vdi_cli.masking)
     assert q.parser == "keyword-chunks"
 
 

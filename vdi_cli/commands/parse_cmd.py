@@ -1,0 +1,165 @@
+"""`vdi parse`: a sentence (or a file / dataset of them) -> Q, static query Qs, dynamic query Qd.
+
+A thin adapter over `vdi_cli.pipeline.parse.parse_texts`; parses are stored in the `queries`
+table (keyed by text, parser and parser config) so training reuses them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vdi_cli.errors import VdiError
+from vdi_cli.output import info, print_json, progress, warn
+
+MAX_WARNINGS = 10  # long-query warnings printed one by one; the rest are counted
+
+
+def read_query_file(path: str | Path) -> tuple[list[str], list[int]]:
+    """Queries of a text file, one per line: (queries, line numbers of skipped blank lines).
+
+    A trailing newline, Windows line ends and a UTF-8 byte-order mark are all fine.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise VdiError(f"query file '{p}' does not exist",
+                       hint="give a text file with one query per line")
+    if p.is_dir():
+        raise VdiError(f"'{p}' is a directory, not a query file",
+                       hint="give a text file with one query per line")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise VdiError(f"query file '{p}' is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                       hint="save it as UTF-8, one query per line") from exc
+    except OSError as exc:
+        raise VdiError(f"cannot read query file '{p}': {exc}") from exc
+    queries, blank = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            queries.append(line.strip())
+        else:
+            blank.append(number)
+    if not queries:
+        raise VdiError(f"query file '{p}' has no queries (only blank lines)",
+                       hint="write one query per line")
+    return queries, blank
+
+
+def _lines(numbers: list[int], limit: int = 10) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
+
+
+def _show(value: str, empty: str) -> str:
+    return value if value else f"({empty})"
+
+
+def _echo_query(q: Any) -> None:
+    typer.echo(f"Q:  {q.text}")
+    typer.echo(f"Qs: {_show(q.static, 'empty: no noun chunk')}")
+    typer.echo(f"Qd: {_show(q.dynamic, 'empty: only noun chunks')}")
+    typer.echo(f"chunks: {' | '.join(q.chunk_texts()) if q.chunks else '(none)'}")
+
+
+def _gather(text: str | None, file: str | None, dataset: str | None,
+            annotations: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The queries to parse and a description of where they came from."""
+    given = [name for name, v in (("TEXT", text), ("--file", file), ("--dataset", dataset))
+             if v is not None]
+    if len(given) != 1:
+        raise typer.BadParameter(
+            "give exactly one of TEXT, --file or --dataset with --annotations"
+            + (f" (got {', '.join(given)})" if given else ""))
+    if (dataset is None) != (annotations is None):
+        raise typer.BadParameter("--dataset FORMAT and --annotations FILE go together")
+    if text is not None:
+        if not text.strip():
+            raise VdiError("the query is empty", hint='give a sentence, e.g. vdi parse '
+                           '"person opens the door"')
+        return [text], {"text": text}
+    if file is not None:
+        queries, blank = read_query_file(file)
+        if blank:
+            info(f"skipped {len(blank)} blank line{'s' * (len(blank) > 1)} in {file}: "
+                 f"line {_lines(blank)}")
+        return queries, {"file": str(file), "blank_lines": len(blank)}
+    from vdi_cli.datasets import load_dataset
+
+    report = load_dataset(dataset, annotations)
+    for message in report.messages:
+        info(f"{dataset}: {message}")
+    queries = [a.query for a in report.annotations if a.query and a.query.strip()]
+    empty = len(report.annotations) - len(queries)
+    if empty:
+        info(f"skipped {empty} annotations with an empty query")
+    if not queries:
+        raise VdiError(f"'{annotations}' has no queries to parse",
+                       hint=f"check that it is a {dataset} annotation file")
+    return queries, {"dataset": dataset, "annotations": str(annotations),
+                     "empty_queries": empty}
+
+
+def parse(
+    text: str = typer.Argument(None, metavar="TEXT", help="The sentence to parse."),
+    parser: str = typer.Option("spacy", "--parser", "-p", help="Parser id (`vdi parsers`)."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Parser option key=value, e.g. -o masking=placeholder."),
+    file: str = typer.Option(None, "--file", "-f", help="Text file, one query per line."),
+    dataset: str = typer.Option(None, "--dataset", help="Annotation format (`vdi datasets`)."),
+    annotations: str = typer.Option(None, "--annotations", help="Annotation file of --dataset."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Parse again even if stored."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Split sentences into the static query Qs (noun chunks) and dynamic query Qd (the rest).
+
+    Prints Q / Qs / Qd; parses are stored in the run database and reused by training.
+    """
+    from vdi_cli.clip_context import describe
+    from vdi_cli.config import parse_overrides
+    from vdi_cli.pipeline.parse import parse_texts
+    from vdi_cli.settings import open_store
+    from vdi_cli.store import run_context
+
+    options = parse_overrides(option)
+    queries, source = _gather(text, file, dataset, annotations)
+    single = text is not None
+    db = open_store()
+    config = {"parser": parser, "options": options, "source": source, "cache": not no_cache}
+    with run_context(db, "parse", config, sys.argv[1:], parser=parser) as run:
+        with progress(total=len(set(queries)), json_mode=json_out or single, desc="parse",
+                      unit="query") as bar:
+            report = parse_texts(queries, parser, options, db=db, use_cache=not no_cache,
+                                 on_progress=bar.update)
+        run.summary.update(report.summary())
+    for n, long in enumerate(report.long):
+        if n == MAX_WARNINGS:
+            warn(f"{len(report.long) - MAX_WARNINGS} more texts are over CLIP's context")
+            break
+        what = "the query" if single else f"query {long.index + 1}"
+        if long.field != "Q":
+            what += f" ({long.field})"
+        warn(describe(long.check, what))
+    if not single:
+        s = report.summary()
+        info(f"{s['queries']} queries ({s['distinct']} distinct: {s['parsed']} parsed, "
+             f"{s['cached']} from the store) with {parser}; empty Qs: {s['empty_static']}, "
+             f"empty Qd: {s['empty_dynamic']}")
+    if json_out:
+        if single:
+            print_json(report.queries[0].to_dict())
+        else:
+            print_json({"summary": report.summary(),
+                        "queries": [q.to_dict() for q in report.queries]})
+        return
+    for n, q in enumerate(report.queries):
+        if n:
+            typer.echo("")
+        _echo_query(q)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("parse")(parse)

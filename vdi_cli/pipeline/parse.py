@@ -1,0 +1,201 @@
+"""The parse stage: sentences -> ParsedQuery (Q, Qs, Qd), cached in the `queries` table.
+
+Training, evaluation and `vdi parse` all call `parse_texts`. A parse is keyed by the exact text,
+the parser id and the parser's *output-deciding* configuration (`cache_config()`: model, model
+version, masking, placeholder; not the batch size), written as canonical JSON with sorted keys.
+A text already stored under the same key is read back instead of parsed again, so training reuses
+what `vdi parse` stored, and a cache hit never loads the NLP model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from vdi_cli import clip_context
+from vdi_cli.clip_context import LengthCheck
+from vdi_cli.errors import VdiError
+from vdi_cli.types import ParsedQuery
+
+DEFAULT_PARSER = "spacy"
+CHUNK = 1024  # texts per parse_many call (progress granularity)
+_SQL_VARS = 500  # texts per `IN (...)` lookup
+
+
+@dataclass(frozen=True)
+class LongText:
+    """A Q, Qs or Qd over CLIP's 77-token context."""
+
+    index: int  # position of the first input text it belongs to
+    field: str  # "Q", "Qs" or "Qd"
+    text: str
+    check: LengthCheck
+
+
+@dataclass
+class ParseReport:
+    """Parsed queries (one per input text, same order) and what happened to get them."""
+
+    queries: list[ParsedQuery]
+    parser: str
+    parser_config: dict[str, Any]
+    parsed: int = 0  # distinct texts parsed now
+    cached: int = 0  # distinct texts read back from the store
+    stored: int = 0  # rows written to the store
+    long: list[LongText] = field(default_factory=list)
+
+    @property
+    def empty_static(self) -> int:
+        """Input queries with no noun chunk (Qs == "")."""
+        return sum(not q.has_static for q in self.queries)
+
+    @property
+    def empty_dynamic(self) -> int:
+        """Input queries made only of noun chunks (Qd == "")."""
+        return sum(not q.has_dynamic for q in self.queries)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "parser": self.parser,
+            "parser_config": self.parser_config,
+            "queries": len(self.queries),
+            "distinct": len({q.text for q in self.queries}),
+            "parsed": self.parsed,
+            "cached": self.cached,
+            "stored": self.stored,
+            "empty_static": self.empty_static,
+            "empty_dynamic": self.empty_dynamic,
+            "over_context": len({t.index for t in self.long}),
+        }
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Canonical JSON (sorted keys, no spaces): the `queries.parser_config` column."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def build_parser(
+    parser_id: str = DEFAULT_PARSER, options: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The parser object (nothing loaded yet) and the configuration its parses are keyed by.
+
+    A third-party parser without `cache_config()` is keyed by its whole validated config.
+    """
+    from vdi_cli.registry import get_component
+
+    component = get_component("parser", parser_id)
+    parser = component.build(options or None)
+    if hasattr(parser, "cache_config"):
+        key = dict(parser.cache_config())
+    else:
+        config = getattr(parser, "config", None)
+        key = config.model_dump(mode="json") if hasattr(config, "model_dump") else {}
+    return parser, key
+
+
+def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str) -> dict[str, ParsedQuery]:
+    """Stored parses of `texts` under (parser_id, key)."""
+    found: dict[str, ParsedQuery] = {}
+    unique = list(dict.fromkeys(texts))
+    for i in range(0, len(unique), _SQL_VARS):
+        part = unique[i:i + _SQL_VARS]
+        marks = ",".join("?" * len(part))
+        rows = db.execute(
+            f"select text, parsed from queries where parser = ? and parser_config = ? "
+            f"and text in ({marks})",
+            [parser_id, key, *part],
+        ).fetchall()
+        for text, parsed in rows:
+            found[text] = ParsedQuery.from_dict(json.loads(parsed))
+    return found
+
+
+def store(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str) -> int:
+    """Insert parses (an existing row for the same text and key is kept); returns rows added."""
+    from vdi_cli.store.runs import now
+
+    stamp = now()
+    rows = [
+        {
+            "text": q.text,
+            "parser": parser_id,
+            "parser_config": key,
+            "static": q.static,
+            "dynamic": q.dynamic,
+            "parsed": json.dumps(q.to_dict(), ensure_ascii=False),
+            "created_at": stamp,
+        }
+        for q in queries
+    ]
+    before = db.execute("select count(*) from queries").fetchone()[0]
+    with db.conn:
+        db["queries"].insert_all(rows, ignore=True, batch_size=500)
+    return db.execute("select count(*) from queries").fetchone()[0] - before
+
+
+def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int]) -> list[LongText]:
+    """Every Q / Qs / Qd over CLIP's context, once per distinct text."""
+    out = []
+    for q in queries:
+        for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic)):
+            check = clip_context.check_length(text)
+            if check.truncated:
+                out.append(LongText(first_index[q.text], name, text, check))
+    return out
+
+
+def parse_texts(
+    texts: Sequence[str],
+    parser_id: str = DEFAULT_PARSER,
+    options: dict[str, Any] | None = None,
+    *,
+    db: Any = None,
+    use_cache: bool = True,
+    check_length: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+) -> ParseReport:
+    """Parse `texts` (duplicates parsed once) with parser `parser_id` and its `options`.
+
+    With `db`, stored parses under the same key are reused (`use_cache`) and new ones stored.
+    `on_progress(n)` is called as each batch of n distinct texts is parsed or found. Empty or
+    whitespace-only texts are a VdiError naming the first one (callers skip blank lines).
+    """
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise VdiError(
+                f"query {i + 1} of {len(texts)} is empty",
+                hint="give a sentence with at least one word",
+            )
+    parser, key_config = build_parser(parser_id, options)
+    key = config_key(key_config)
+    first_index: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        first_index.setdefault(text, i)
+    unique = list(first_index)
+    done: dict[str, ParsedQuery] = lookup(db, unique, parser_id, key) if db and use_cache else {}
+    report = ParseReport([], parser_id, key_config, cached=len(done))
+    if done and on_progress:
+        on_progress(len(done))
+    todo = [t for t in unique if t not in done]
+    fresh: list[ParsedQuery] = []
+    for i in range(0, len(todo), CHUNK):
+        batch = todo[i:i + CHUNK]
+        parsed = list(parser.parse_many(batch))
+        if len(parsed) != len(batch):
+            raise VdiError(f"parser '{parser_id}' returned {len(parsed)} parses for "
+                           f"{len(batch)} texts", hint="report this to the parser's author")
+        pairs = zip(batch, parsed, strict=True)
+        parsed = [q if q.text == t else replace(q, text=t) for t, q in pairs]
+        fresh.extend(parsed)
+        done.update(zip(batch, parsed, strict=True))
+        if on_progress:
+            on_progress(len(batch))
+    report.parsed = len(fresh)
+    if db is not None and fresh:
+        report.stored = store(db, fresh, parser_id, key)
+    report.queries = [done[t] for t in texts]
+    if check_length:
+        report.long = check_context([done[t] for t in unique], first_index)
+    return report
