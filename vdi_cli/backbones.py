@@ -1,0 +1,264 @@
+"""Image-text backbones: resolving an id to a spec, and the loaded backbone every stage uses.
+
+Ids: a registered id (`clip-vit-b32`, `clip-vit-b16`, `clip-vit-l14`, ...), or the generic forms
+`open_clip:ARCH@TAG` (any open_clip architecture and pretrained tag; `open_clip:ARCH` alone is a
+seeded random initialisation) and `hf-clip:FOLDER_OR_HUB_ID` (a transformers `CLIPModel`).
+`resolve_backbone` turns an id into a spec without loading anything (its `weights_id` is known
+before loading, so a fully cached extraction never loads the model); `spec.load(device)` returns a
+`LoadedBackbone`.
+
+Torch is imported inside methods only: this module is part of the torch-free core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from vdi_cli.errors import VdiError
+
+OPEN_CLIP_PREFIX = "open_clip:"
+HF_CLIP_PREFIX = "hf-clip:"
+DEFAULT_BACKBONE = "clip-vit-b32"
+RANDOM_WEIGHTS = "random:0"  # seeded random initialisation (tests, benchmarks)
+
+# OpenAI CLIP's pixel statistics, the default when a model does not say otherwise.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class BackboneSpec(Protocol):
+    """What a registered backbone factory returns: cheap to build, loads on `load()`."""
+
+    id: str
+
+    @property
+    def weights_id(self) -> str: ...
+
+    def load(self, device: str = "cpu", precision: str = "auto") -> LoadedBackbone: ...
+
+
+class LoadedBackbone:
+    """A loaded image-text model: frozen frame encoder plus trainable text encoder.
+
+    Attributes (set by the backend):
+      id          the backbone id it was resolved from (`clip-vit-b32`, `open_clip:ARCH@TAG`, ...)
+      weights_id  the pretrained tag (`openai`), `sha256:<hex>` of a weights file, or `random:0`
+      embed_dim   D, the joint image-text dimension
+      patch_grid  (H, W) of the patch features (7 x 7 for ViT-B/32 at 224 px)
+      image_size  the square input side in pixels
+      device      torch device string; on cuda the visual tower runs in float16 unless
+                  precision="fp32" (the text tower always stays float32, so it can be trained)
+      module      the whole torch module (for `.to()`, `.train()`, state dicts)
+
+    Methods:
+      preprocess(frames uint8 [N,H,W,3]) -> float32 [N,3,S,S] on the CPU (resize the short side
+          with antialiased bicubic, centre crop, normalise): safe to run in a decoding thread.
+      encode_pixels(pixels) -> (global [N,D], patches [N,H*W,D]) float32 on `device`, no grad.
+      encode_frames(frames uint8 [N,H,W,3]) -> the same from raw RGB frames.
+      tokenize(texts, context_length=None) -> LongTensor [B, L] (the model's default L if None).
+      encode_text(tokens) -> [B,D] float32, differentiable (the text tower is trainable).
+      text_parameters() / named_text_parameters() / text_state_dict() / load_text_state_dict().
+
+    Global and patch features are the projected (joint-space) vectors, not L2-normalised: the
+    global one is CLIP's image embedding, the patches are the vision tower's final tokens through
+    the same final norm and projection.
+    """
+
+    id: str = ""
+    weights_id: str = ""
+    embed_dim: int = 0
+    patch_grid: tuple[int, int] = (0, 0)
+    image_size: int = 224
+    device: str = "cpu"
+    module: Any = None
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    resize_mode: str = "shortest"  # shortest (resize + centre crop) | squash
+    visual_dtype: Any = None  # torch dtype of the visual tower
+
+    def preprocess(self, frames: Any) -> Any:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        arr = np.ascontiguousarray(np.asarray(frames))
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 [N,H,W,3], got shape {arr.shape}")
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
+        s = self.image_size
+        h, w = x.shape[-2:]
+        if self.resize_mode == "squash":
+            size = (s, s)
+        else:
+            scale = s / min(h, w)
+            size = (max(s, round(h * scale)), max(s, round(w * scale)))
+        if (h, w) != size:
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+        top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
+        x = x[..., top : top + s, left : left + s].clamp_(0, 255).div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous()
+
+    def encode_pixels(self, pixels: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def encode_frames(self, frames: Any) -> tuple[Any, Any]:
+        return self.encode_pixels(self.preprocess(frames))
+
+    def tokenize(self, texts: Sequence[str], context_length: int | None = None) -> Any:
+        raise NotImplementedError
+
+    def encode_text(self, tokens: Any) -> Any:
+        raise NotImplementedError
+
+    def named_text_parameters(self) -> list[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def text_parameters(self) -> list[Any]:
+        return [p for _, p in self.named_text_parameters()]
+
+    def text_state_dict(self) -> dict[str, Any]:
+        """The text tower's tensors (names as in `module.state_dict()`), for checkpoints."""
+        names = {n for n, _ in self.named_text_parameters()}
+        return {k: v for k, v in self.module.state_dict().items() if k in names}
+
+    def load_text_state_dict(self, state: dict[str, Any]) -> None:
+        names = {n for n, _ in self.named_text_parameters()}
+        unknown = sorted(set(state) - names)
+        if unknown:
+            raise VdiError(
+                f"the checkpoint's text encoder does not fit backbone '{self.id}' "
+                f"(unexpected tensors: {', '.join(unknown[:5])})",
+                hint="use the backbone the checkpoint was trained with",
+            )
+        self.module.load_state_dict(state, strict=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "weights": self.weights_id,
+            "embed_dim": self.embed_dim,
+            "patch_grid": list(self.patch_grid),
+            "image_size": self.image_size,
+            "device": self.device,
+        }
+
+    def _finish_pixels(self, pixels: Any) -> Any:
+        import torch
+
+        dtype = self.visual_dtype or torch.float32
+        return pixels.to(self.device, dtype=dtype, non_blocking=True)
+
+
+def use_half(device: str, precision: str) -> bool:
+    """fp16 for the frozen visual tower on cuda (precision auto or fp16), fp32 elsewhere."""
+    if precision not in ("auto", "fp16", "fp32"):
+        raise VdiError(
+            f"unknown precision '{precision}'", hint="use auto, fp16 or fp32"
+        )
+    if precision == "fp32":
+        return False
+    is_cuda = str(device).startswith("cuda")
+    if precision == "fp16" and not is_cuda:
+        raise VdiError("fp16 needs a cuda device", hint="use --device cuda, or precision fp32")
+    return is_cuda
+
+
+def check_device(device: str) -> str:
+    """Fail early, with a hint, for a device this torch cannot use."""
+    import torch
+
+    d = str(device)
+    if d.startswith("cuda") and not torch.cuda.is_available():
+        raise VdiError(
+            f"device '{d}' requested but this torch has no CUDA device",
+            hint="use --device cpu, or install a CUDA build of torch",
+        )
+    if d == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise VdiError("device 'mps' is not available here", hint="use --device cpu")
+    return d
+
+
+_sha_memo: dict[tuple[str, int, float], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's content (memoised per path, size and mtime within the process)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime)
+    if key not in _sha_memo:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        _sha_memo[key] = h.hexdigest()
+    return _sha_memo[key]
+
+
+def is_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) says downloads must not be tried."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return True
+    return False
+
+
+def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:
+    """`open_clip:ARCH@TAG` -> (ARCH, TAG); `open_clip:ARCH` -> (ARCH, None)."""
+    rest = backbone_id[len(OPEN_CLIP_PREFIX) :] if backbone_id.startswith(OPEN_CLIP_PREFIX) else ""
+    arch, _, tag = rest.partition("@")
+    if not arch or (backbone_id.count("@") and not tag):
+        raise VdiError(
+            f"backbone id '{backbone_id}' is not of the form open_clip:ARCH@TAG",
+            hint="e.g. open_clip:ViT-B-32@openai (open_clip.list_pretrained() lists the pairs), "
+            "or open_clip:ViT-B-32 for random weights",
+        )
+    return arch, tag or None
+
+
+def resolve_backbone(
+    backbone_id: str,
+    weights: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> BackboneSpec:
+    """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
+    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+    from vdi_cli.registry import get_component
+
+    values = dict(options or {})
+    if backbone_id.startswith(OPEN_CLIP_PREFIX):
+        arch, tag = parse_open_clip_id(backbone_id)
+        values.update(arch=arch, pretrained=tag)
+        component = get_component("backbone", "open-clip")
+    elif backbone_id.startswith(HF_CLIP_PREFIX):
+        model = backbone_id[len(HF_CLIP_PREFIX) :]
+        if not model:
+            raise VdiError(
+                "hf-clip needs a model folder or hub id after the prefix",
+                hint="e.g. hf-clip:/models/clip-vit-base-patch32 or "
+                "hf-clip:openai/clip-vit-base-patch32",
+            )
+        values.update(model=model)
+        component = get_component("backbone", "hf-clip")
+    else:
+        component = get_component("backbone", backbone_id)
+    return component.build(values or None, weights=weights, backbone_id=backbone_id)
+
+
+def load_backbone(
+    backbone_id: str = DEFAULT_BACKBONE,
+    weights: str | None = None,
+    device: str = "cpu",
+    precision: str = "auto",
+    options: dict[str, Any] | None = None,
+) -> LoadedBackbone:
+    """Resolve and load in one call."""
+    return resolve_backbone(backbone_id, weights, options).load(device=device, precision=precision)

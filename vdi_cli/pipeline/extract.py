@@ -1,0 +1,335 @@
+"""The extract stage: videos -> per-frame global and patch features, cached on disk and in SQLite.
+
+Per video: content hash (sha256) -> cache lookup on (hash, backbone, weights, sampling, dtype);
+hits need neither decoding nor the model (which is not even loaded when every video is cached).
+Misses are decoded in one background thread, which also does the resize/normalise, and handed
+over in batches through a bounded queue while the main thread runs the model, so decoding hides
+behind compute and memory is bounded by a few batches. A video that cannot be read is recorded
+with its reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdi_cli.backbones import DEFAULT_BACKBONE, file_sha256, resolve_backbone
+from vdi_cli.features import FeatureWriter, feature_path, features_dir, find_feature_row
+from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
+
+QUEUE_BATCHES = 2  # batches decoded ahead of the model
+
+
+@dataclass
+class VideoOutcome:
+    """What happened to one input video."""
+
+    path: str
+    status: str = "pending"  # extracted | cached | failed
+    name: str = ""  # dataset video id, or the file name
+    sha256: str | None = None
+    frames: int = 0
+    duration: float | None = None
+    global_shape: list[int] | None = None
+    patch_shape: list[int] | None = None
+    features_path: str | None = None
+    feature_id: int | None = None
+    reason: str | None = None  # missing | corrupt | zero-frames | audio-only | unsupported-codec
+    error: str | None = None
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExtractReport:
+    backbone: str
+    weights: str
+    sampling: dict[str, Any]
+    dtype: str
+    device: str
+    videos: list[VideoOutcome] = field(default_factory=list)
+    model_loaded: bool = False
+    frames_encoded: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {"extracted": 0, "cached": 0, "failed": 0}
+        for v in self.videos:
+            out[v.status] = out.get(v.status, 0) + 1
+        return out
+
+    def failures(self) -> list[VideoOutcome]:
+        return [v for v in self.videos if v.status == "failed"]
+
+    def summary(self) -> dict[str, Any]:
+        """What the run row records."""
+        return {
+            **self.counts(),
+            "backbone": self.backbone,
+            "weights": self.weights,
+            "sampling": self.sampling,
+            "dtype": self.dtype,
+            "model_loaded": self.model_loaded,
+            "frames_encoded": self.frames_encoded,
+            "seconds": round(self.seconds, 3),
+            "failures": [
+                {"path": v.path, "name": v.name, "reason": v.reason, "error": v.error}
+                for v in self.failures()
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "videos": [v.to_dict() for v in self.videos]}
+
+
+def extract_features(
+    db: Any,
+    videos: Sequence[str | Path | tuple[str, str | Path | None]],
+    *,
+    backbone: str = DEFAULT_BACKBONE,
+    weights: str | None = None,
+    sampling: Sampling | dict[str, Any] | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    precision: str = "auto",
+    dtype: str = "float16",
+    force: bool = False,
+    run_id: int | None = None,
+    root: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    loaded: Any = None,
+) -> ExtractReport:
+    """Extract (or find cached) features for `videos`: paths, or (name, path-or-None) pairs.
+
+    `loaded` reuses an already loaded backbone (then `backbone`/`weights` are ignored).
+    Never raises for a bad video: see `report.failures()`.
+    """
+    from vdi_cli.errors import VdiError
+
+    if batch_size < 1:
+        raise VdiError(f"--batch-size must be at least 1, got {batch_size}", hint="e.g. 32")
+    start = time.perf_counter()
+    sampling = Sampling.from_any(sampling)
+    spec = None if loaded is not None else resolve_backbone(backbone, weights, options)
+    backbone_id = loaded.id if loaded is not None else spec.id  # type: ignore[union-attr]
+    weights_id = loaded.weights_id if loaded is not None else spec.weights_id  # type: ignore[union-attr]
+    root = Path(root) if root else features_dir()
+    report = ExtractReport(backbone_id, weights_id, sampling.to_dict(), dtype, device)
+    pending: list[int] = []
+    first_by_sha: dict[str, int] = {}
+    duplicates: list[tuple[int, int]] = []
+    for item in videos:
+        name, path = item if isinstance(item, tuple) else (None, item)
+        out = VideoOutcome(path=str(path) if path else "", name=name or Path(str(path)).name)
+        report.videos.append(out)
+        idx = len(report.videos) - 1
+        if path is None or not Path(path).is_file():
+            _fail(out, VideoError(path or name or "?", MISSING, "no such video file",
+                                  hint="check the path (or --video-dir for a dataset)"))
+            continue
+        out.path = str(Path(path).resolve())
+        out.sha256 = file_sha256(out.path)
+        if out.sha256 in first_by_sha:
+            duplicates.append((idx, first_by_sha[out.sha256]))
+            continue
+        first_by_sha[out.sha256] = idx
+        row = None if force else find_feature_row(db, out.sha256, backbone_id, weights_id, sampling)
+        if row is not None and row["dtype"] == dtype and Path(row["path"]).is_file():
+            _cached(out, row)
+            if row.get("video_path") != out.path:  # the same content found at a new path
+                with db.conn:
+                    db.execute(
+                        "update videos set path = ? where sha256 = ?", [out.path, out.sha256]
+                    )
+        else:
+            pending.append(idx)
+    if pending:
+        if loaded is None:
+            loaded = spec.load(device=device, precision=precision)  # type: ignore[union-attr]
+            report.model_loaded = True
+        report.device = str(loaded.device)
+        _run_pipeline(db, report, pending, loaded, sampling, batch_size, dtype, root, run_id,
+                      show_progress)
+    for idx, first in duplicates:
+        src = report.videos[first]
+        dup = report.videos[idx]
+        keep = (dup.path, dup.name)
+        report.videos[idx] = VideoOutcome(**{**src.to_dict(), "path": keep[0], "name": keep[1]})
+        if src.status == "extracted":
+            report.videos[idx].status = "cached"
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _fail(out: VideoOutcome, exc: VideoError) -> None:
+    out.status, out.reason, out.error, out.hint = "failed", exc.reason, exc.detail, exc.hint
+
+
+def _cached(out: VideoOutcome, row: dict[str, Any]) -> None:
+    out.status = "cached"
+    out.feature_id = row["id"]
+    out.features_path = row["path"]
+    out.global_shape = json.loads(row["global_shape"])
+    out.patch_shape = json.loads(row["patch_shape"])
+    out.frames = out.global_shape[0]
+    out.duration = row.get("duration")
+
+
+def _preprocess(loaded: Any, images: list[Any]) -> Any:
+    """Preprocess frames (grouping runs of equal size, in case the resolution changes)."""
+    import numpy as np
+    import torch
+
+    groups: list[list[Any]] = []
+    for img in images:
+        if groups and groups[-1][0].shape == img.shape:
+            groups[-1].append(img)
+        else:
+            groups.append([img])
+    parts = [loaded.preprocess(np.stack(g)) for g in groups]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _producer(
+    q: queue.Queue, stop: threading.Event, items: list[tuple[int, str]], sampling: Sampling,
+    batch_size: int, loaded: Any,
+) -> None:
+    def put(msg: tuple[Any, ...]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    for idx, path in items:
+        if stop.is_set():
+            return
+        try:
+            with open_video(path, sampling) as reader:
+                if not put(("start", idx, reader.info)):
+                    return
+                images: list[Any] = []
+                times: list[float] = []
+                for frame in reader.frames():
+                    images.append(frame.image)
+                    times.append(frame.time)
+                    if len(images) == batch_size:
+                        if not put(("batch", idx, _preprocess(loaded, images), times)):
+                            return
+                        images, times = [], []
+                if images and not put(("batch", idx, _preprocess(loaded, images), times)):
+                    return
+            put(("end", idx))
+        except VideoError as exc:
+            put(("error", idx, exc))
+        except Exception as exc:  # noqa: BLE001 - an odd file must not stop the others
+            put(("error", idx, VideoError(path, CORRUPT, f"{type(exc).__name__}: {exc}")))
+    put(("done",))
+
+
+def _run_pipeline(
+    db: Any, report: ExtractReport, pending: list[int], loaded: Any, sampling: Sampling,
+    batch_size: int, dtype: str, root: Path, run_id: int | None, show_progress: bool,
+) -> None:
+    from vdi_cli.output import progress
+
+    q: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+    stop = threading.Event()
+    items = [(i, report.videos[i].path) for i in pending]
+    thread = threading.Thread(
+        target=_producer, args=(q, stop, items, sampling, batch_size, loaded),
+        name="vdi-decode", daemon=True,
+    )
+    bar = progress(total=0, unit="frame", desc="extract", json_mode=not show_progress)
+    writer: FeatureWriter | None = None
+    infos: dict[int, Any] = {}
+    thread.start()
+    try:
+        while True:
+            msg = q.get()
+            kind, idx = msg[0], (msg[1] if len(msg) > 1 else None)
+            if kind == "done":
+                break
+            out = report.videos[idx]
+            if kind == "start":
+                infos[idx] = msg[2]
+                writer = FeatureWriter(dtype, tmp_dir=root / ".tmp")
+                bar.total = (bar.total or 0) + expected_count(sampling, msg[2].duration or 0)
+                bar.set_postfix_str(Path(out.path).name, refresh=False)
+            elif kind == "batch":
+                g, p = loaded.encode_pixels(msg[2])
+                writer.append(g, p, msg[3])  # type: ignore[union-attr]
+                report.frames_encoded += len(msg[3])
+                bar.update(len(msg[3]))
+            elif kind == "end":
+                _commit(db, report, out, writer, infos[idx], loaded, sampling, root, run_id)
+                writer = None
+            elif kind == "error":
+                if writer is not None:
+                    writer.abort()
+                    writer = None
+                _fail(out, msg[2])
+    finally:
+        stop.set()
+        if writer is not None:
+            writer.abort()
+        thread.join(timeout=10)
+        bar.close()
+
+
+def _commit(
+    db: Any, report: ExtractReport, out: VideoOutcome, writer: Any, info: Any, loaded: Any,
+    sampling: Sampling, root: Path, run_id: int | None,
+) -> None:
+    from vdi_cli.store.runs import now
+
+    target = feature_path(root, out.sha256 or "", report.backbone, report.weights, sampling)
+    grid = "x".join(str(g) for g in loaded.patch_grid)
+    frames, dim, hw = writer.count, writer.dim, writer.num_patches
+    writer.commit(target, {
+        "video_sha256": out.sha256, "backbone": report.backbone, "weights": report.weights,
+        "sampling": sampling.key(), "patch_grid": grid, "duration": f"{info.duration:.6f}",
+        "fps": f"{info.fps:.6f}",
+    })
+    size = Path(out.path).stat().st_size
+    video_row = {
+        "sha256": out.sha256, "path": out.path, "duration": info.duration, "fps": info.fps,
+        "width": info.width, "height": info.height, "num_frames": info.num_frames,
+        "size_bytes": size,
+    }
+    with db.conn:
+        existing = list(db.query("select id from videos where sha256 = ?", [out.sha256]))
+        if existing:
+            video_id = existing[0]["id"]
+            db["videos"].update(video_id, video_row)
+        else:
+            video_id = db["videos"].insert({**video_row, "created_at": now()}).last_pk
+        db.execute(
+            "delete from features where video_id = ? and backbone = ? and weights = ? "
+            "and sampling = ?", [video_id, report.backbone, report.weights, sampling.key()],
+        )
+        feature_id = db["features"].insert({
+            "video_id": video_id, "backbone": report.backbone, "weights": report.weights,
+            "sampling": sampling.key(), "path": str(target),
+            "global_shape": json.dumps([frames, dim]),
+            "patch_shape": json.dumps([frames, hw, dim]), "dtype": report.dtype, "run_id": run_id,
+            "created_at": now(),
+        }).last_pk
+    out.status = "extracted"
+    out.frames = frames
+    out.duration = info.duration
+    out.global_shape = [frames, dim]
+    out.patch_shape = [frames, hw, dim]
+    out.features_path = str(target)
+    out.feature_id = int(feature_id)
