@@ -1,0 +1,25 @@
+"""Built-in grounding heads: `mmn` (Mutual Matching Network, the head VDI builds on).
+
+The package is torch-free at import: the factory is a lazy "module:function" string, so listing
+heads (`vdi heads`, `vdi heads show mmn`) never imports torch. See `mmn_model` for the head's
+interface (forward / loss / decode) and `mmn_config` for the presets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vdi_cli.hookspecs import hookimpl
+from vdi_plugins.heads.mmn_config import MMNConfig
+
+
+@hookimpl
+def register_heads(register: Any) -> None:
+    register(
+        "mmn",
+        "vdi_plugins.heads.mmn_model:build_mmn",
+        config=MMNConfig,
+        description="MMN 2D-map grounding head (presets: charades N=16, activitynet N=64); "
+        "build(cfg, video_dim=, text_dim=).",
+        requires=("clip",),
+    )
