@@ -1,0 +1,83 @@
+"""`vdi eval`: R@n,IoU=m and mIoU of ranked predictions against an annotation file."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vdi_cli.errors import VdiError
+from vdi_cli.output import info, print_json, print_table, warn
+
+
+def _numbers(text: str, kind: type, what: str) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise VdiError(f"{what} '{text}' is not a comma-separated list of numbers",
+                       hint=f"e.g. {'--recall 1,5' if kind is int else '--iou 0.3,0.5,0.7'}"
+                       ) from exc
+    if not values:
+        raise VdiError(f"{what} is empty", hint="give at least one value")
+    if kind is int and min(values) < 1:
+        raise VdiError(f"{what} values must be >= 1, got {text}", hint="e.g. --recall 1,5")
+    if kind is float and not all(0 < v <= 1 for v in values):
+        raise VdiError(f"{what} values must be in (0, 1], got {text}", hint="e.g. --iou 0.5,0.7")
+    return values
+
+
+def eval_command(
+    predictions: str = typer.Option(
+        ..., "--predictions", help="JSONL, one query per line: qid (or vid + query) and "
+        "pred_relevant_windows [[start, end, score], ...], best first."),
+    annotations: str = typer.Option(..., "--annotations", help="Annotation file."),
+    format_id: str = typer.Option(
+        ..., "--format", help="Annotation format: mmn-json, charades-sta, qvhighlights "
+        "(`vdi datasets`)."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Format option key=value, e.g. -o durations=FILE.csv."),
+    recall: str = typer.Option("1,5", "--recall", help="Comma-separated n of R@n."),
+    iou: str = typer.Option("0.3,0.5,0.7", "--iou", help="Comma-separated IoU thresholds m."),
+    split: str = typer.Option(None, "--split", help="Split name stored with the metrics "
+                              "(default: the annotation file's name)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Score ranked predictions: R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU
+    (mean IoU of the top-1 window), x100. Queries without a prediction count as misses."""
+    from vdi_cli.config import parse_overrides
+    from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
+    from vdi_cli.settings import open_store
+    from vdi_cli.store import run_context
+
+    recalls = _numbers(recall, int, "--recall")
+    ious = _numbers(iou, float, "--iou")
+    options = parse_overrides(option)
+    config = {"mode": "predictions", "predictions": predictions, "annotations": annotations,
+              "format": format_id, "options": options, "recalls": list(recalls),
+              "ious": list(ious), "split": split}
+    db = open_store()
+    with run_context(db, "eval", config, sys.argv[1:]) as run:
+        report = evaluate_predictions(predictions, annotations, format_id, recalls=recalls,
+                                      ious=ious, dataset_options=options, split=split)
+        record_metrics(db, run.id, report.metrics, report.split)
+        run.summary.update(report.to_dict())
+    summary = report.to_dict()
+    info(f"run {run.id}: {summary['queries']} annotated queries, {summary['predictions']} "
+         f"prediction lines, split '{report.split}'")
+    if report.missing:
+        shown = ", ".join(report.missing[:5]) + (", ..." if len(report.missing) > 5 else "")
+        warn(f"{len(report.missing)} annotated queries have no prediction and count as "
+             f"misses: {shown}")
+    if report.unmatched:
+        shown = ", ".join(str(n) for n in report.unmatched[:5])
+        warn(f"{len(report.unmatched)} prediction lines match no annotated query (ignored): "
+             f"line {shown}{', ...' if len(report.unmatched) > 5 else ''}")
+    if json_out:
+        print_json({"run_id": run.id, **summary})
+        return
+    values = report.metrics.percent()
+    print_table([[f"{values[n]:.2f}" for n in report.metrics.names()]], report.metrics.names())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
