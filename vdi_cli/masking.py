@@ -30,6 +30,7 @@ Rendering rules (both strategies):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from vdi_cli.types import ParsedQuery, Token
@@ -39,9 +40,12 @@ DEFAULT_STRATEGY = "delete"
 DEFAULT_PLACEHOLDER = "*"
 
 
+_CONTENT = re.compile(r"[^\W_]")  # a letter or a digit, in any script
+
+
 def has_content(text: str) -> bool:
     """True when `text` has a letter or a digit (in any script)."""
-    return any(c.isalnum() for c in text)
+    return _CONTENT.search(text) is not None
 
 
 def _space(ws: str) -> str:

@@ -65,8 +65,8 @@ def _echo_query(q: Any) -> None:
     typer.echo(f"chunks: {' | '.join(q.chunk_texts()) if q.chunks else '(none)'}")
 
 
-def _gather(text: str | None, file: str | None, dataset: str | None,
-            annotations: str | None) -> tuple[list[str], dict[str, Any]]:
+def _gather(text: str | None, file: str | None, dataset: str | None, annotations: str | None,
+            dataset_options: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """The queries to parse and a description of where they came from."""
     given = [name for name, v in (("TEXT", text), ("--file", file), ("--dataset", dataset))
              if v is not None]
@@ -89,7 +89,7 @@ def _gather(text: str | None, file: str | None, dataset: str | None,
         return queries, {"file": str(file), "blank_lines": len(blank)}
     from vdi_cli.datasets import load_dataset
 
-    report = load_dataset(dataset, annotations)
+    report = load_dataset(dataset, annotations, **dataset_options)
     for message in report.messages:
         info(f"{dataset}: {message}")
     queries = [a.query for a in report.annotations if a.query and a.query.strip()]
@@ -111,6 +111,8 @@ def parse(
     file: str = typer.Option(None, "--file", "-f", help="Text file, one query per line."),
     dataset: str = typer.Option(None, "--dataset", help="Annotation format (`vdi datasets`)."),
     annotations: str = typer.Option(None, "--annotations", help="Annotation file of --dataset."),
+    dataset_option: list[str] = typer.Option(
+        [], "--dataset-option", help="Dataset format option key=value, e.g. durations=FILE."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Parse again even if stored."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
@@ -125,7 +127,7 @@ def parse(
     from vdi_cli.store import run_context
 
     options = parse_overrides(option)
-    queries, source = _gather(text, file, dataset, annotations)
+    queries, source = _gather(text, file, dataset, annotations, parse_overrides(dataset_option))
     single = text is not None
     db = open_store()
     config = {"parser": parser, "options": options, "source": source, "cache": not no_cache}
