@@ -1,0 +1,160 @@
+"""VDI training end to end on generated videos with the tiny open_clip model: losses fall,
+checkpoints reload to identical predictions, resume continues the same trajectory, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vdi_cli.errors import VdiError  # noqa: E402
+from vdi_cli.pipeline.train import select_text_parameters  # noqa: E402
+from vdi_cli.pipeline.train_config import TrainConfig  # noqa: E402
+from vdi_cli.pipeline.train_data import VideoSample, collate, epoch_batches  # noqa: E402
+from vdi_cli.store import open_db, run_context  # noqa: E402
+from vdi_cli.testing import invoke, register_tiny_open_clip  # noqa: E402
+
+SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
+SMALL_OBJ = {"visual-context": {"heads": 2}, "spatial-dynamic": {"sequence_options": {"heads": 2}}}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from vdi_plugins.synthetic.generate import generate
+
+    root = tmp_path_factory.mktemp("train-world")
+    generate(root / "data", videos=4, seed=5, test_videos=2, fps=4, size=32)
+    return root
+
+
+@pytest.fixture
+def home(world, monkeypatch):
+    """Share one VDI_HOME/database across a test so features are extracted once per test."""
+    monkeypatch.setenv("VDI_HOME", str(world / "home"))
+    monkeypatch.setenv("VDI_DB", str(world / "vdi.db"))
+    register_tiny_open_clip()
+    return world
+
+
+def _config(world, **kw):
+    values = dict(dataset="mmn-json", annotations=str(world / "data" / "train.json"),
+                  val=str(world / "data" / "test_iid.json"),
+                  video_dir=str(world / "data" / "videos"), backbone="open_clip:vdi-tiny",
+                  fps=2, epochs=3, batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0,
+                  head_options=SMALL_HEAD, objective_options=SMALL_OBJ)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def _train(world, resume=None, **kw):
+    from vdi_cli.pipeline.train_run import run_training
+
+    db = open_db(world / "vdi.db")
+    with run_context(db, "train", {}) as run:
+        summary = run_training(_config(world, **kw), db, run, resume=resume, quiet=True,
+                               show_progress=False)
+    return db, run.id, summary
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints_and_metrics(home):
+    db, run_id, summary = _train(home)
+    losses = [h["losses"]["loss"] for h in summary["history"]]
+    assert losses[-1] < losses[0]
+    assert {"iou", "vid", "sent", "visual-context", "spatial-dynamic"} <= set(
+        summary["history"][0]["losses"])
+    rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch"))
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert sum(r["best"] for r in rows) == 1
+    names = {r["name"] for r in db["metrics"].rows_where("run_id = ?", [run_id])}
+    assert {"loss/iou", "loss/visual-context", "R@1,IoU=0.5", "mIoU"} <= names
+
+
+def test_checkpoint_reload_gives_identical_predictions(home):
+    from vdi_cli.model import load_model
+    from vdi_cli.pipeline.train_data import group_by_video
+
+    db, run_id, summary = _train(home, epochs=1, objectives=[])
+    path = summary["best_checkpoint"]
+    from vdi_cli.datasets import load_dataset
+    from vdi_cli.pipeline.feature_source import FeatureSource
+    from vdi_cli.pipeline.infer import predict
+
+    model_a, config = load_model(path)
+    model_b, _ = load_model(path)
+    assert config["backbone"]["id"] == "open_clip:vdi-tiny"
+    assert config["sampling"] == {"fps": 2.0}
+    samples = group_by_video(load_dataset("mmn-json", home / "data" / "test_iid.json").annotations)
+    source = FeatureSource(db, model_a.backbone, config["sampling"], patches=False)
+    source.ensure([s.video_id for s in samples], home / "data" / "videos", show_progress=False)
+    pa = predict(model_a, samples, source, top_k=5)
+    pb = predict(model_b, samples, source, top_k=5)
+    assert pa == pb and len(pa) == sum(len(s.queries) for s in samples)
+    per_query = [v for v in samples for _ in v.queries]
+    for s_windows, s in zip(pa, per_query, strict=True):
+        assert 1 <= len(s_windows) <= 5
+        assert all(0 <= a < b <= s.duration + 1e-4 for a, b, _ in s_windows)
+        assert [w[2] for w in s_windows] == sorted((w[2] for w in s_windows), reverse=True)
+
+
+def test_resume_continues_the_same_trajectory(home):
+    from vdi_cli.checkpoints import load_tensors
+
+    db, _, straight = _train(home, epochs=2)
+    db, first, _ = _train(home, epochs=1)
+    db, _, resumed = _train(home, epochs=2, resume=first)
+    assert [h["epoch"] for h in resumed["history"]] == [2]
+    a = load_tensors(straight["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
+    b = load_tensors(resumed["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    assert straight["history"][-1]["losses"] == pytest.approx(resumed["history"][0]["losses"])
+
+
+def test_text_layer_selection_on_open_clip_names():
+    names = [("token_embedding.weight", 0), ("positional_embedding", 1),
+             ("transformer.resblocks.0.attn.in_proj_weight", 2),
+             ("transformer.resblocks.1.attn.in_proj_weight", 3),
+             ("transformer.resblocks.1.mlp.c_fc.weight", 4), ("ln_final.weight", 5),
+             ("text_projection", 6)]
+    assert select_text_parameters(names, None) == [0, 1, 2, 3, 4, 5, 6]
+    assert select_text_parameters(names, 1) == [3, 4, 5, 6]
+    assert select_text_parameters(names, 0) == []
+
+
+def test_batches_depend_only_on_seed_and_epoch():
+    a = epoch_batches(10, 4, seed=1, epoch=2)
+    assert a == epoch_batches(10, 4, seed=1, epoch=2)
+    assert a != epoch_batches(10, 4, seed=1, epoch=3)
+    assert sorted(i for b in a for i in b) == list(range(10)) and [len(b) for b in a] == [4, 4, 2]
+
+
+def test_moment_scope_masks_frames_outside_the_moment():
+    from vdi_cli.pipeline.train_data import VideoFeatures
+    from vdi_cli.types import ParsedQuery
+
+    pq = ParsedQuery("q", (), (), "", "", (), ())
+    sample = VideoSample("v", 4.0, ["a", "b"], [pq, pq], [(1.0, 2.0), (3.2, 3.4)], ["0", "1"])
+    feats = VideoFeatures(torch.zeros(4, 3), None, torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    batch = collate([sample], lambda _: feats)
+    assert batch.sentence_frame_mask("video").tolist() == [[True] * 4] * 2
+    assert batch.sentence_frame_mask("moment").tolist() == [[False, True, True, False],
+                                                           [False, False, False, True]]
+
+
+def test_train_command_errors(home):
+    result = invoke(["train", "--dataset", "mmn-json", "--annotations",
+                     home / "data" / "train.json", "--video-dir", home / "nowhere",
+                     "--backbone", "open_clip:vdi-tiny", "--epochs", "1"])
+    assert result.exit_code == 1
+    assert "Error: no usable video" in result.stderr and "Hint:" in result.stderr
+    runs = invoke(["runs", "list", "--json"]).json()
+    assert runs[0]["command"] == "train" and runs[0]["status"] == "error"
+    both = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
+                   "--objective", "visual-context", "--no-objective"])
+    assert both.exit_code == 1 and "contradict" in both.stderr
+    bad = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
+                  "-o", "scope=everywhere"])
+    assert bad.exit_code == 1 and "invalid training options: scope" in bad.stderr
+    with pytest.raises(VdiError, match="no checkpoint to resume"):
+        _train(home, epochs=1, resume=999)

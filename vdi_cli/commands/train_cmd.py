@@ -1,0 +1,107 @@
+"""`vdi train`: VDI (or the MMN+CLIP baseline) on a dataset, with checkpoints and metrics."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from vdi_cli.output import print_json, print_table
+
+Opt = typer.Option
+
+
+def _component_options(items: list[str], what: str) -> dict[str, dict[str, Any]]:
+    """["visual-context.probe=query"] -> {"visual-context": {"probe": "query"}}."""
+    from vdi_cli.config import parse_overrides
+    from vdi_cli.errors import ConfigError
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        cid, dot, option = key.rpartition(".") if "." in key else ("", "", key)
+        if not sep or not dot or not cid:
+            raise ConfigError(f"{what} option '{item}' is not ID.key=value",
+                              hint="e.g. --objective-option visual-context.probe=query")
+        out.setdefault(cid, {}).update(parse_overrides([f"{option}={value}"]))
+    return out
+
+
+def train(
+    dataset: str = Opt(..., "--dataset", help="Annotation format (vdi datasets)."),
+    annotations: str = Opt(..., "--annotations", help="Training annotation file."),
+    video_dir: str = Opt(..., "--video-dir", help="Folder with <video id>.mp4 files."),
+    val: str = Opt(None, "--val", help="Validation annotation file (same format)."),
+    backbone: str = Opt("clip-vit-b32", "--backbone", help="Backbone id (vdi backbones)."),
+    weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
+    head: str = Opt("mmn", "--head", help="Grounding head id (vdi heads)."),
+    head_option: list[str] = Opt([], "--head-option", "-H", help="Head option key=value."),
+    parser: str = Opt("spacy", "--parser", help="Query parser id (vdi parsers)."),
+    parser_option: list[str] = Opt([], "--parser-option", help="Parser option key=value."),
+    objective: list[str] = Opt(None, "--objective", help="VDI objective id (repeatable); "
+                               "default: visual-context and spatial-dynamic."),
+    no_objective: bool = Opt(False, "--no-objective", help="No VDI term: MMN+CLIP baseline."),
+    objective_option: list[str] = Opt([], "--objective-option", "-O",
+                                      help="ID.key=value, e.g. visual-context.probe=query."),
+    fps: float = Opt(None, "--fps", help="Feature sampling rate (default 1)."),
+    num_frames: int = Opt(None, "--num-frames", help="Or a fixed frame count per video."),
+    epochs: int = Opt(None, "--epochs", help="Default: the preset's (18)."),
+    batch_size: int = Opt(48, "--batch-size", help="Videos per step."),
+    lr: float = Opt(None, "--lr", help="Head learning rate (default: preset's)."),
+    seed: int = Opt(25285, "--seed"),
+    option: list[str] = Opt([], "-o", help="Any training option key=value (see README), e.g. "
+                            "-o scope=moment -o patience=0 -o train_text_layers=2."),
+    resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint."),
+    json_out: bool = Opt(False, "--json", help="JSON summary on stdout."),
+) -> None:
+    """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
+    from vdi_cli.config import parse_overrides
+    from vdi_cli.errors import ConfigError
+    from vdi_cli.pipeline.train_config import DEFAULT_OBJECTIVES, TrainConfig
+    from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.store import run_context
+
+    if no_objective and objective:
+        raise ConfigError("--objective and --no-objective contradict each other",
+                          hint="drop one of them")
+    values: dict[str, Any] = {
+        "dataset": dataset, "annotations": annotations, "video_dir": video_dir, "val": val,
+        "backbone": backbone, "weights": weights, "head": head,
+        "head_options": parse_overrides(head_option), "parser": parser,
+        "parser_options": parse_overrides(parser_option),
+        "objectives": [] if no_objective else list(objective or DEFAULT_OBJECTIVES),
+        "objective_options": _component_options(objective_option, "objective"),
+        "fps": fps, "num_frames": num_frames, "epochs": epochs, "batch_size": batch_size,
+        "lr": lr, "seed": seed, "device": get_settings().device,
+    }
+    values.update(parse_overrides(option))
+    from pydantic import ValidationError
+
+    try:
+        config = TrainConfig(**values).resolved()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid training options: {problems}",
+                          hint="`vdi train --help` lists the options") from exc
+    db = open_store()
+    with run_context(db, "train", config.model_dump(), sys.argv[1:], backbone=config.backbone,
+                     head=config.head, parser=config.parser) as run:
+        summary = run_training(config, db, run, resume=resume, quiet=get_settings().quiet,
+                               show_progress=not json_out)
+    summary["run_id"] = run.id
+    if json_out:
+        print_json(summary)
+        return
+    rows = [(h["epoch"], f"{h['losses'].get('loss', 0):.4f}",
+             *(f"{h['val'].get(k, float('nan')):.2f}" for k in ("R@1,IoU=0.5", "R@1,IoU=0.7",
+                                                                "mIoU")))
+            for h in summary["history"]]
+    print_table(rows, ["epoch", "loss", "val R1@0.5", "val R1@0.7", "val mIoU"])
+    typer.echo(f"run {run.id}: best epoch {summary['best_epoch']}, "
+               f"checkpoint {summary['best_checkpoint']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,224 @@
+"""VDI training (paper Algorithm 1): MMN's losses on Q plus lambda-weighted VDI objectives that
+adapt the text encoder through Qs / Qd; checkpoints every epoch, early stopping on validation.
+
+`train(config, db, run)` is what `vdi train` calls; `Trainer` exposes the steps for tests.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from vdi_cli.pipeline.train_config import TrainConfig
+
+_BLOCK = re.compile(r"(?:resblocks|layers)\.(\d+)\.")
+
+
+def select_text_parameters(named: list[tuple[str, Any]], last_k: int | None) -> list[Any]:
+    """All text parameters, or only the last k transformer blocks plus what follows them (final
+    norm, projection); embeddings and earlier blocks stay frozen."""
+    if last_k is None:
+        return [p for _, p in named]
+    blocks = [int(m.group(1)) for n, _ in named if (m := _BLOCK.search(n))]
+    if not blocks:
+        return [p for _, p in named] if last_k > 0 else []
+    first = max(blocks) - last_k + 1
+    keep = []
+    for name, p in named:
+        m = _BLOCK.search(name)
+        if m is not None:
+            if int(m.group(1)) >= first:
+                keep.append(p)
+        elif not any(k in name for k in ("embedding", "embeddings")) and last_k > 0:
+            keep.append(p)
+    return keep
+
+
+def _scalar(value: Any) -> float:
+    return float(value.detach()) if hasattr(value, "detach") else float(value)
+
+
+class Trainer:
+    """Holds the model, the VDI objectives, the optimiser and the schedule."""
+
+    def __init__(self, config: TrainConfig, backbone: Any, patch_count: int) -> None:
+        import torch
+
+        from vdi_cli.model import build_model
+        from vdi_cli.registry import get_component
+
+        self.config = config = config.resolved()
+        torch.manual_seed(config.seed)
+        self.model = build_model(backbone, config.head, config.head_options,
+                                 config.context_length)
+        self.objectives: dict[str, Any] = {}
+        for oid in config.objectives:
+            module = get_component("objective", oid).build(
+                config.objective_options.get(oid) or None, dim=backbone.embed_dim,
+                patch_count=patch_count)
+            self.objectives[oid] = module.to(backbone.device)
+        named_text = backbone.named_text_parameters()
+        for _, p in named_text:
+            p.requires_grad_(False)
+        self.text_params = select_text_parameters(named_text, config.train_text_layers)
+        head_params = list(self.model.head.parameters())
+        for m in self.objectives.values():
+            head_params += list(m.parameters())
+        groups = [{"params": head_params, "lr": config.lr}]
+        if self.text_params and config.text_lr_ratio > 0:
+            groups.append({"params": self.text_params, "lr": config.lr * config.text_lr_ratio})
+        self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99),
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(config.milestones or []), gamma=config.gamma)
+        self.epoch = 0  # epochs completed
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.stale = 0
+
+    @property
+    def needs_patches(self) -> bool:
+        return "spatial-dynamic" in self.objectives or any(
+            getattr(m, "needs_patches", False) for m in self.objectives.values())
+
+    @property
+    def needs_parsed(self) -> bool:
+        return bool(self.objectives)
+
+    def text_trainable(self, epoch: int) -> bool:
+        return epoch > (self.config.freeze_text_epochs or 0) and self.config.text_lr_ratio > 0
+
+    def step(self, batch: Any, epoch: int) -> dict[str, float]:
+        """One optimisation step on a collated batch; returns the loss terms."""
+        import torch
+
+        from vdi_cli.objectives import ObjectiveInputs
+
+        dev = self.model.backbone.device
+        train_text = self.text_trainable(epoch)
+        for p in self.text_params:
+            p.requires_grad_(train_text)
+        self.model.head.train()
+        for m in self.objectives.values():
+            m.train()
+        frames, mask = batch.frames.to(dev), batch.frame_mask.to(dev)
+        vidx = batch.video_index.to(dev)
+        n = len(batch.queries)
+        texts = list(batch.queries)
+        if self.objectives:
+            texts += list(batch.static) + list(batch.dynamic)
+        feats = self.model.encode_texts(texts)
+        sent = feats[:n]
+        out = self.model.head(frames, mask, sent, vidx)
+        terms = self.model.head.loss(out, {"moments": batch.moments.to(dev),
+                                           "durations": batch.durations.to(dev)}, epoch)
+        total = terms["loss"]
+        logged = {k: _scalar(v) for k, v in terms.items() if k != "loss"}
+        if self.objectives:
+            inputs = ObjectiveInputs(
+                text_query=sent, text_static=feats[n:2 * n], text_dynamic=feats[2 * n:],
+                static_empty=torch.tensor([not s.strip() for s in batch.static], device=dev),
+                dynamic_empty=torch.tensor([not s.strip() for s in batch.dynamic], device=dev),
+                frames=frames[vidx], frame_mask=batch.sentence_frame_mask(self.config.scope)
+                .to(dev), video_index=vidx,
+                patches=batch.patches.to(dev)[vidx] if batch.patches is not None else None)
+            for oid, module in self.objectives.items():
+                value = module(inputs)
+                total = total + module.config.weight * value
+                logged[oid] = _scalar(value)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        logged["loss"] = _scalar(total)
+        return logged
+
+    def tensors(self) -> dict[str, Any]:
+        out = self.model.state_tensors()
+        for oid, m in self.objectives.items():
+            out.update({f"objective.{oid}.{k}": v for k, v in m.state_dict().items()})
+        return out
+
+    def load_tensors(self, tensors: dict[str, Any]) -> None:
+        from vdi_cli.checkpoints import subset
+
+        self.model.head.load_state_dict(subset(tensors, "head."))
+        self.model.backbone.load_text_state_dict(subset(tensors, "text."))
+        for oid, m in self.objectives.items():
+            m.load_state_dict(subset(tensors, f"objective.{oid}."))
+
+    def train_state(self) -> dict[str, Any]:
+        import torch
+
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
+                "best": self.best if self.best is not None else float("nan"),
+                "best_epoch": self.best_epoch, "stale": self.stale,
+                "rng": torch.get_rng_state()}
+
+    def load_train_state(self, state: dict[str, Any]) -> None:
+        import math
+
+        import torch
+
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        best = float(state["best"])
+        self.best = None if math.isnan(best) else best
+        self.best_epoch, self.stale = int(state["best_epoch"]), int(state["stale"])
+        torch.set_rng_state(state["rng"])
+
+    def observe(self, value: float | None) -> bool:
+        """Record this epoch's validation value; True when it is the best so far."""
+        if value is None:
+            self.best_epoch = self.epoch
+            return True
+        if self.best is None or value > self.best:
+            self.best, self.best_epoch, self.stale = value, self.epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return self.config.patience > 0 and self.stale >= self.config.patience
+
+
+def log_line(epoch: int, epochs: int, losses: dict[str, float], val: dict[str, float]) -> str:
+    parts = [f"epoch {epoch}/{epochs}"]
+    parts += [f"{k} {v:.4f}" for k, v in losses.items() if k != "contrastive_weight"]
+    parts += [f"val {k} {v:.2f}" for k, v in val.items() if k in ("R@1,IoU=0.5", "mIoU")]
+    return "  ".join(parts)
+
+
+def checkpoint_config(trainer: Trainer, sampling: dict[str, Any], epoch: int,
+                      metrics: dict[str, float]) -> dict[str, Any]:
+    from vdi_cli import __version__
+
+    c = trainer.config
+    bb = trainer.model.backbone
+    return {
+        "vdi_version": __version__, "epoch": epoch, "metrics": metrics,
+        "backbone": {"id": bb.id, "weights": bb.weights_id, "weights_path": c.weights,
+                     "options": c.backbone_options, "embed_dim": bb.embed_dim,
+                     "patch_grid": list(bb.patch_grid)},
+        "sampling": sampling, "context_length": c.context_length,
+        "head": {"id": c.head, "config": trainer.model.head_config},
+        "parser": {"id": c.parser, "options": c.parser_options},
+        "objectives": {o: c.objective_options.get(o, {}) for o in c.objectives},
+        "train": c.model_dump(),
+    }
+
+
+def say(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def run_folder(run_id: int) -> Path:
+    from vdi_cli.store.db import app_dir
+
+    return app_dir() / "runs" / f"run-{run_id}"

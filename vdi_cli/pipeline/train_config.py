@@ -1,0 +1,75 @@
+"""Training options, with the paper's / MMN's defaults per dataset preset.
+
+Options left at None take the head preset's value (charades: lr 1e-4, 18 epochs, milestones
+8 and 13, text encoder frozen for the first 4 epochs; activitynet: lr 8e-4, milestones 7 and 15).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4},
+    "activitynet": {"lr": 8e-4, "epochs": 18, "milestones": [7, 15], "freeze_text_epochs": 4},
+    "tacos": {"lr": 1.5e-3, "epochs": 250, "milestones": [130, 190], "freeze_text_epochs": 40},
+}
+DEFAULT_OBJECTIVES = ["visual-context", "spatial-dynamic"]
+
+
+class TrainConfig(BaseModel):
+    dataset: str = Field(..., description="Annotation format of the training file.")
+    annotations: str = Field(..., description="Training annotation file.")
+    video_dir: str = Field(..., description="Folder with the videos (<video id>.<ext>).")
+    val: str | None = Field(None, description="Validation annotation file (early stopping).")
+    backbone: str = "clip-vit-b32"
+    weights: str | None = None
+    backbone_options: dict[str, Any] = Field(default_factory=dict)
+    fps: float | None = Field(None, description="Feature sampling rate (default 1 fps).")
+    num_frames: int | None = Field(None, description="Or a fixed number of frames per video.")
+    head: str = "mmn"
+    head_options: dict[str, Any] = Field(default_factory=dict)
+    parser: str = "spacy"
+    parser_options: dict[str, Any] = Field(default_factory=dict)
+    objectives: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+    objective_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    scope: Literal["video", "moment"] = Field(
+        "video", description="Frames the VDI branches see: the whole video (Eqs. 1 and 4 say "
+        "X^v) or only the sentence's moment.")
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int = Field(48, ge=1, description="Videos per step (all their sentences).")
+    lr: float | None = Field(None, gt=0)
+    text_lr_ratio: float = Field(0.1, ge=0, description="Text encoder lr / head lr (paper 1/10).")
+    weight_decay: float = 1e-5
+    milestones: list[int] | None = None
+    gamma: float = 0.1
+    freeze_text_epochs: int | None = Field(None, ge=0)
+    grad_clip: float = Field(5.0, gt=0)
+    patience: int = Field(3, ge=0, description="Epochs without validation gain before stopping "
+                          "(0: never stop early).")
+    select_metric: str = Field("R@1,IoU=0.5",
+                               description="Validation metric for best / early stop.")
+    context_length: int | None = Field(None, ge=4, description="Text context (CLIP: 77).")
+    train_text_layers: int | None = Field(
+        None, ge=0, description="Train only the last k text blocks (+ final norm/projection).")
+    seed: int = 25285
+    device: str = "cpu"
+    eval_batch_size: int = Field(32, ge=1)
+    feature_batch_size: int = Field(32, ge=1)
+
+    def preset(self) -> str:
+        return str(self.head_options.get("preset", "charades"))
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the preset's values filled in where an option was left at None."""
+        values = self.model_dump()
+        for key, value in TRAIN_PRESETS.get(self.preset(), TRAIN_PRESETS["charades"]).items():
+            if values.get(key) is None:
+                values[key] = value
+        return TrainConfig(**values)
+
+    def sampling(self) -> dict[str, Any]:
+        from vdi_cli.video import Sampling
+
+        return Sampling(fps=self.fps, num_frames=self.num_frames).to_dict()

@@ -1,0 +1,155 @@
+"""`vdi train` as a library call: data, features, parsing, the epoch loop, checkpoints, metrics.
+
+Every epoch writes a checkpoint folder (config + safetensors + optimiser state) under
+VDI_HOME/runs/run-<id>/epoch-<k>, a `checkpoints` row (the best one flagged), the mean of each
+loss term (split "train") and the validation metrics (split "val") to the `metrics` table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from vdi_cli.errors import VdiError
+from vdi_cli.pipeline.train import Trainer, checkpoint_config, log_line, run_folder, say
+from vdi_cli.pipeline.train_config import TrainConfig
+
+
+def _annotations(report: Any, failed: dict[str, str]) -> list[Any]:
+    return [a for a in report.annotations if a.video_id not in failed]
+
+
+def latest_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
+    rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch desc",
+                                             limit=1))
+    if not rows:
+        raise VdiError(f"run {run_id} has no checkpoint to resume from",
+                       hint="`vdi runs list --command train` shows the training runs")
+    return rows[0]
+
+
+def best_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
+    rows = list(db["checkpoints"].rows_where("run_id = ? and best = 1", [run_id],
+                                             order_by="epoch desc", limit=1))
+    if not rows:
+        rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch desc",
+                                                 limit=1))
+    if not rows:
+        raise VdiError(f"run {run_id} has no checkpoint",
+                       hint="`vdi runs list --command train --status ok` shows finished runs")
+    return rows[0]
+
+
+def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None = None,
+                 quiet: bool = False, show_progress: bool = True) -> dict[str, Any]:
+    from vdi_cli.backbones import load_backbone
+    from vdi_cli.checkpoints import load_tensors, load_train_state, read_config, save_checkpoint
+    from vdi_cli.datasets import load_dataset
+    from vdi_cli.output import progress
+    from vdi_cli.pipeline.evaluate import record_metrics
+    from vdi_cli.pipeline.feature_source import FeatureSource
+    from vdi_cli.pipeline.infer import evaluate_samples
+    from vdi_cli.pipeline.parse import parse_texts
+    from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
+    from vdi_cli.plugins import emit
+    from vdi_cli.store.runs import now
+    from vdi_cli.types import RunEvent
+
+    config = config.resolved()
+    train_report = load_dataset(config.dataset, config.annotations)
+    val_report = load_dataset(config.dataset, config.val) if config.val else None
+    backbone = load_backbone(config.backbone, config.weights, device=config.device,
+                             options=config.backbone_options)
+    sampling = config.sampling()
+    grid = backbone.patch_grid
+    trainer = Trainer(config, backbone, patch_count=int(grid[0] * grid[1]))
+    source = FeatureSource(db, backbone, sampling, patches=trainer.needs_patches)
+    video_ids = [a.video_id for a in train_report.annotations]
+    if val_report is not None:
+        video_ids += [a.video_id for a in val_report.annotations]
+    say(f"features: {len(set(video_ids))} videos, {backbone.id}, sampling {sampling}", quiet)
+    source.ensure(video_ids, config.video_dir, config.feature_batch_size, show_progress)
+    if source.failed:
+        say(f"Warning: {len(source.failed)} videos could not be read; their queries are left "
+            "out (see the run summary)", quiet)
+    train_anns = _annotations(train_report, source.failed)
+    if not train_anns:
+        raise VdiError("no training query has a readable video", hint="check --video-dir")
+    parsed = None
+    if trainer.needs_parsed:
+        texts = sorted({a.query for a in train_anns})
+        parsed = {q.text: q for q in parse_texts(texts, config.parser, config.parser_options,
+                                                 db=db).queries}
+    samples = group_by_video(train_anns, parsed)
+    val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
+    if resume is not None:
+        row = latest_checkpoint(db, resume)
+        old = read_config(row["path"])
+        if old["backbone"]["id"] != backbone.id or old["sampling"] != sampling:
+            raise VdiError(f"run {resume} was trained with {old['backbone']['id']} / "
+                           f"{old['sampling']}, not {backbone.id} / {sampling}",
+                           hint="resume with the same --backbone and sampling options")
+        trainer.load_tensors(load_tensors(row["path"]))
+        trainer.load_train_state(load_train_state(row["path"]))
+        say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
+    folder = run_folder(run.id)
+    epochs = int(config.epochs or 1)
+    history = []
+    for epoch in range(trainer.epoch + 1, epochs + 1):
+        batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
+        sums: dict[str, float] = defaultdict(float)
+        bar = progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch")
+        for indices in batches:
+            batch = collate([samples[i] for i in indices], source, trainer.needs_patches)
+            terms = trainer.step(batch, epoch)
+            for k, v in terms.items():
+                sums[k] += v
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms['loss']:.3f}")
+        bar.close()
+        trainer.scheduler.step()
+        trainer.epoch = epoch
+        losses = {k: v / len(batches) for k, v in sums.items()}
+        db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
+                                  "value": v, "epoch": epoch} for k, v in losses.items())
+        val: dict[str, float] = {}
+        if val_samples:
+            metrics, _ = evaluate_samples(trainer.model, val_samples, source,
+                                          batch_size=config.eval_batch_size)
+            val = metrics.percent()
+            record_metrics(db, run.id, metrics, "val", epoch)
+        if val and config.select_metric not in val:
+            raise VdiError(f"unknown validation metric '{config.select_metric}'",
+                           hint=f"one of: {', '.join(val)}")
+        is_best = trainer.observe(val.get(config.select_metric) if val else None)
+        path, sha = save_checkpoint(folder / f"epoch-{epoch:03d}",
+                                    checkpoint_config(trainer, sampling, epoch, val),
+                                    trainer.tensors(), trainer.train_state())
+        with db.conn:
+            if is_best:
+                db.execute("update checkpoints set best = 0 where run_id = ?", [run.id])
+            db["checkpoints"].insert({
+                "run_id": run.id, "epoch": epoch, "path": str(path), "sha256": sha,
+                "metric": config.select_metric if val else None,
+                "value": val.get(config.select_metric), "best": int(is_best),
+                "created_at": now()})
+        emit(RunEvent("epoch_finished", run.id, "train",
+                      {"epoch": epoch, "losses": losses, "val": val}))
+        emit(RunEvent("checkpoint_saved", run.id, "train",
+                      {"epoch": epoch, "path": str(path), "best": is_best}))
+        say(log_line(epoch, epochs, losses, val), quiet)
+        history.append({"epoch": epoch, "losses": losses, "val": val})
+        if trainer.should_stop():
+            say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
+            break
+    best = best_checkpoint(db, run.id) if history else None
+    summary = {
+        "epochs": [h["epoch"] for h in history], "best_epoch": trainer.best_epoch,
+        "best_value": trainer.best, "best_checkpoint": best["path"] if best else None,
+        "train_queries": len(train_anns), "train_videos": len(samples),
+        "val_queries": sum(len(s.queries) for s in val_samples),
+        "failed_videos": source.failed, "resumed_from": resume,
+        "dataset": train_report.summary(),
+    }
+    run.summary.update(summary)
+    return {**summary, "history": history}
