@@ -195,7 +195,8 @@ def log_line(epoch: int, epochs: int, losses: dict[str, float], val: dict[str, f
 
 
 def checkpoint_config(trainer: Trainer, sampling: dict[str, Any], epoch: int,
-                      metrics: dict[str, float]) -> dict[str, Any]:
+                      metrics: dict[str, float], durations: list[float] | None = None
+                      ) -> dict[str, Any]:
     from vdi_cli import __version__
 
     c = trainer.config
@@ -210,6 +211,9 @@ def checkpoint_config(trainer: Trainer, sampling: dict[str, Any], epoch: int,
         "parser": {"id": c.parser, "options": c.parser_options},
         "objectives": {o: c.objective_options.get(o, {}) for o in c.objectives},
         "train": c.model_dump(),
+        # the video lengths the head was trained on: retrieval windows longer videos by them
+        "durations": {"min": min(durations), "max": max(durations),
+                      "mean": sum(durations) / len(durations)} if durations else None,
     }
 
 

@@ -123,7 +123,8 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                            hint=f"one of: {', '.join(val)}")
         is_best = trainer.observe(val.get(config.select_metric) if val else None)
         path, sha = save_checkpoint(folder / f"epoch-{epoch:03d}",
-                                    checkpoint_config(trainer, sampling, epoch, val),
+                                    checkpoint_config(trainer, sampling, epoch, val,
+                                                      [s.duration for s in samples]),
                                     trainer.tensors(), trainer.train_state())
         with db.conn:
             if is_best:
