@@ -66,9 +66,10 @@ def test_parses_are_stored_keyed_by_text_parser_and_config(tmp_path):
     assert (other.parsed, other.stored) == (1, 1)
     assert other.queries[0].dynamic == "* opens * * and walks out of * *"
     assert db["queries"].count == 3
-    # --no-cache parses again but keeps the stored row
+    # --no-cache parses again and overwrites the stored row (still one row per key)
     fresh = parse_texts([ACCEPTANCE], db=db, use_cache=False)
-    assert (fresh.parsed, fresh.cached, fresh.stored) == (1, 0, 0)
+    assert (fresh.parsed, fresh.cached, fresh.stored) == (1, 0, 1)
+    assert db["queries"].count == 3
 
 
 def test_a_cache_hit_never_loads_the_model(tmp_path, monkeypatch):

@@ -113,7 +113,7 @@ def parse(
     annotations: str = typer.Option(None, "--annotations", help="Annotation file of --dataset."),
     dataset_option: list[str] = typer.Option(
         [], "--dataset-option", help="Dataset format option key=value, e.g. durations=FILE."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Parse again even if stored."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Parse again, overwrite stored."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Split sentences into the static query Qs (noun chunks) and dynamic query Qd (the rest).

@@ -112,8 +112,11 @@ def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str) -> dict[str,
     return found
 
 
-def store(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str) -> int:
-    """Insert parses (an existing row for the same text and key is kept); returns rows added."""
+def store(
+    db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str, *, replace: bool = False
+) -> int:
+    """Insert parses; an existing row for the same text and key is kept, or with `replace`
+    overwritten. Returns the rows written."""
     from vdi_cli.store.runs import now
 
     stamp = now()
@@ -131,7 +134,9 @@ def store(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str) -> 
     ]
     before = db.execute("select count(*) from queries").fetchone()[0]
     with db.conn:
-        db["queries"].insert_all(rows, ignore=True, batch_size=500)
+        db["queries"].insert_all(rows, ignore=not replace, replace=replace, batch_size=500)
+    if replace:
+        return len(rows)
     return db.execute("select count(*) from queries").fetchone()[0] - before
 
 
@@ -158,7 +163,8 @@ def parse_texts(
 ) -> ParseReport:
     """Parse `texts` (duplicates parsed once) with parser `parser_id` and its `options`.
 
-    With `db`, stored parses under the same key are reused (`use_cache`) and new ones stored.
+    With `db`, stored parses under the same key are reused and new ones stored; with
+    `use_cache=False` every text is parsed again and its stored row overwritten.
     `on_progress(n)` is called as each batch of n distinct texts is parsed or found. Empty or
     whitespace-only texts are a VdiError naming the first one (callers skip blank lines).
     """
@@ -194,7 +200,7 @@ def parse_texts(
             on_progress(len(batch))
     report.parsed = len(fresh)
     if db is not None and fresh:
-        report.stored = store(db, fresh, parser_id, key)
+        report.stored = store(db, fresh, parser_id, key, replace=not use_cache)
     report.queries = [done[t] for t in texts]
     if check_length:
         report.long = check_context([done[t] for t in unique], first_index)
