@@ -177,3 +177,31 @@ def test_cli_errors(files, tmp_path):
 
     failed = list_runs(open_store(), command="eval", status="error")
     assert any("no annotated queries" in (f["error"] or "") for f in failed)
+
+
+def test_real_charades_sta_test_split(shared_data, tmp_path):
+    """The 3720 test queries, a fixed 'middle half, first half, second half' ranking, against
+    a plain-Python computation of the same metrics."""
+    from vdi_cli.datasets import load_dataset
+
+    txt = shared_data / "charades_sta" / "charades_sta_test.txt"
+    anns = load_dataset("charades-sta", txt).annotations
+    lines, hits, top1 = [], {(n, m): 0 for n in (1, 5) for m in (0.5, 0.7)}, 0.0
+    for a in anns:
+        d = a.duration
+        ws = [[d / 4, 3 * d / 4], [0.0, d / 2], [d / 2, d]]
+        lines.append(json.dumps({"qid": a.query_id, "pred_relevant_windows": ws}))
+        s, e = max(a.start, 0.0), min(a.end, d)
+        ious = [max(0.0, min(we, e) - max(ws_, s)) / (max(we, e) - min(ws_, s)) for ws_, we in ws]
+        top1 += ious[0]
+        for n, m in hits:
+            hits[(n, m)] += any(i >= m for i in ious[:n])
+    preds = _write(tmp_path, "p.jsonl", lines)
+    r = invoke(["eval", "--predictions", preds, "--annotations", txt, "--format",
+                "charades-sta", "--iou", "0.5,0.7", "--json"])
+    assert r.exit_code == 0, r.stderr
+    out = r.json()
+    assert out["queries"] == 3720 and out["missing"] == 0 and out["dataset"]["clipped"] == 562
+    for (n, m), h in hits.items():
+        assert out["metrics"][f"R@{n},IoU={m:g}"] == pytest.approx(100 * h / 3720, abs=0.03)
+    assert out["metrics"]["mIoU"] == pytest.approx(100 * top1 / 3720, abs=0.01)

@@ -112,9 +112,11 @@ class MMNHead(nn.Module):
         self.register_buffer("mask2d", torch.from_numpy(cell_mask(n, p.pooling_counts)),
                              persistent=False)
         self._plan = pooled_map_plan(n, p.pooling_counts)
-        for i, (_, _, offset, step) in enumerate(self._plan):
+        flat = [torch.arange(n) * (n + 1)]  # the diagonal, then each pooled diagonal
+        for _, _, offset, step in self._plan:
             rows = torch.arange(0, n - offset, step)
-            self.register_buffer(f"_rows{i}", rows, persistent=False)
+            flat.append(rows * n + rows + offset)
+        self.register_buffer("_flat_cells", torch.cat(flat), persistent=False)
         # proposal conv stack; only the first layer is padded so the output stays N x N
         k, layers = p.conv_kernel, p.conv_layers
         first_pad = (k - 1) * layers // 2
@@ -169,15 +171,13 @@ class MMNHead(nn.Module):
         """[B, D, N] -> sparse 2D map [B, D, N, N]: cell (i, j) = max over clips i..j (valid
         cells), zeros elsewhere."""
         b, d, n = clips.shape
-        out = clips.new_zeros(b, d, n, n)
-        diag = torch.arange(n, device=clips.device)
-        out[:, :, diag, diag] = clips
-        x = clips
-        for i, (kernel, stride, offset, _) in enumerate(self._plan):
+        parts, x = [clips], clips
+        for kernel, stride, _, _ in self._plan:
             x = F.max_pool1d(x, kernel, stride)
-            rows = getattr(self, f"_rows{i}")
-            out[:, :, rows, rows + offset] = x
-        return out
+            parts.append(x)
+        out = clips.new_zeros(b, d, n * n)
+        out.index_copy_(2, self._flat_cells, torch.cat(parts, dim=2))  # one scatter
+        return out.view(b, d, n, n)
 
     def proposals(self, map2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Proposal conv stack -> (contrastive map, iou map), each [B, J, N, N]."""

@@ -64,6 +64,8 @@ def eval_command(
     summary = report.to_dict()
     info(f"run {run.id}: {summary['queries']} annotated queries, {summary['predictions']} "
          f"prediction lines, split '{report.split}'")
+    for message in report.dataset.get("messages", []):
+        info(f"annotations: {message}")
     if report.missing:
         shown = ", ".join(report.missing[:5]) + (", ..." if len(report.missing) > 5 else "")
         warn(f"{len(report.missing)} annotated queries have no prediction and count as "
