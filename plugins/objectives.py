@@ -110,7 +110,7 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
                 return zero_loss(inputs.text_dynamic, probe, self.fc.weight)
             if config.stop_gradient == "static" and config.probe != "none":
                 probe = probe.detach()
-            memory = inputs.frames[keep].to(probe.dtype)
+            memory = inputs.frames[inputs.video_index[keep]].to(probe.dtype)
             target = self.decoder(
                 probe[keep].unsqueeze(1), memory,
                 memory_key_padding_mask=~inputs.frame_mask[keep]).squeeze(1)
@@ -142,10 +142,12 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             self.sequence = sequence
             self.fc_text = nn.Linear(dim, dim)
 
-        def video_dynamics(self, frames: Any, patches: Any, frame_mask: Any) -> Any:
-            """m~ per sentence [Q, D]: heatmaps -> m_i -> sequence model -> mean over frames."""
+        def video_dynamics(self, frames: Any, patches: Any, video_index: Any,
+                           frame_mask: Any) -> Any:
+            """m~ per sentence [Q, D]: heatmaps and m_i once per video, then the sequence model
+            over each sentence's frames, averaged over them."""
             heat = spatial_heatmap(self.fc_global(frames), self.fc_patch(patches), dim)
-            m = self.fc_map(heat)  # [Q, T, D]
+            m = self.fc_map(heat)[video_index]  # [Q, T, D]
             out = self.sequence(m, ~frame_mask)
             w = frame_mask.to(out.dtype).unsqueeze(-1)
             return (out * w).sum(1) / w.sum(1).clamp(min=1.0)
@@ -156,9 +158,11 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
             if int(keep.sum()) < 2:
                 return zero_loss(inputs.text_dynamic, self.fc_text.weight)
-            frames = inputs.frames[keep].to(self.fc_global.weight.dtype)
-            patches = inputs.patches[keep].to(self.fc_patch.weight.dtype)
-            video = self.video_dynamics(frames, patches, inputs.frame_mask[keep])
+            used = inputs.video_index[keep]
+            videos, local = used.unique(return_inverse=True)
+            frames = inputs.frames[videos].to(self.fc_global.weight.dtype)
+            patches = inputs.patches[videos].to(self.fc_patch.weight.dtype)
+            video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
             text = self.fc_text(inputs.text_dynamic[keep])
             loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs)
             return loss if loss is not None else zero_loss(inputs.text_dynamic)

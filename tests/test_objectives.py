@@ -121,7 +121,25 @@ def test_visual_context_ignores_masked_frames_and_empty_queries():
 
 def _single(inputs, i):
     pick = lambda x: None if x is None else x[i:i + 1]  # noqa: E731
-    return ObjectiveInputs(**{k: pick(v) for k, v in inputs.__dict__.items()})
+    one = ObjectiveInputs(**{k: pick(v) for k, v in inputs.__dict__.items()})
+    one.video_index = torch.zeros(1, dtype=torch.long)
+    return one
+
+
+def test_per_video_features_are_shared_by_their_sentences():
+    """Two sentences of one video see the same frames: one video row, video_index [0, 0]."""
+    vc = _vc().eval()
+    inputs = _inputs(q=2)
+    shared = ObjectiveInputs(**{**inputs.__dict__, "frames": inputs.frames[:1],
+                                "patches": inputs.patches[:1],
+                                "video_index": torch.zeros(2, dtype=torch.long)})
+    copied = ObjectiveInputs(**{**inputs.__dict__,
+                                "frames": inputs.frames[:1].expand(2, -1, -1),
+                                "patches": inputs.patches[:1].expand(2, -1, -1, -1)})
+    assert vc(shared).item() == pytest.approx(vc(copied).item(), rel=1e-6)
+    sd = get_component("objective", "spatial-dynamic").build(
+        {"sequence_model": "lstm"}, dim=D, patch_count=HW).eval()
+    assert sd(shared).item() == pytest.approx(sd(copied).item(), rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize("seq", ["transformer", "lstm"])

@@ -40,6 +40,17 @@ class GroundingModel:
             tokens = trim_tokens(tokens)
         return self.backbone.encode_text(tokens)
 
+    def encode_unique(self, texts: list[str], grad: bool = True) -> Any:
+        """Like encode_texts, but each distinct text is encoded once (short dynamic / static
+        queries repeat a lot); `grad=False` builds no autograd graph."""
+        import torch
+
+        index: dict[str, int] = {}
+        rows = [index.setdefault(t, len(index)) for t in texts]
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            feats = self.encode_texts(list(index))
+        return feats[torch.tensor(rows, device=feats.device)]
+
     def scores(self, frames: Any, frame_mask: Any, texts: list[str], video_index: Any) -> Any:
         return self.head(frames, frame_mask, self.encode_texts(texts), video_index)
 

@@ -16,12 +16,14 @@ from typing import Any
 class ObjectiveInputs:
     """Tensors for one batch. Shapes: Q sentences, T frames, HW patches, D joint-space dims.
 
-    text_query / text_static / text_dynamic: f_q(Q), f_q(Qs), f_q(Qd), each [Q, D].
+    text_query / text_static / text_dynamic: f_q(Q), f_q(Qs), f_q(Qd), each [Q, D]
+    (text_static is None when no objective probes with Qs).
     static_empty / dynamic_empty: [Q] bool, True where Qs / Qd has no word (excluded from a term
     that needs it).
-    frames: [Q, T, D] global frame features x_i^v; patches: [Q, T, HW, D] or None.
+    frames: [B, T, D] global frame features x_i^v of the batch's videos; patches: [B, T, HW, D]
+    or None. Per-video, so per-frame work is done once per video, not once per sentence.
     frame_mask: [Q, T] bool, True on the frames this sentence's branch may see.
-    video_index: [Q] long, which video each sentence belongs to.
+    video_index: [Q] long, the video (row of frames / patches) of each sentence.
     """
 
     text_query: Any

@@ -79,6 +79,16 @@ class Trainer:
         self.stale = 0
 
     @property
+    def static_use(self) -> str | None:
+        """None when no objective reads f_q(Qs); "grad" when one back-propagates into it,
+        else "nograd" (encoded without a graph: the paper's probe, cheaper)."""
+        uses = [getattr(m.config, "stop_gradient", "static") for m in self.objectives.values()
+                if getattr(m.config, "probe", None) == "static"]
+        if not uses:
+            return None
+        return "grad" if "none" in uses else "nograd"
+
+    @property
     def needs_patches(self) -> bool:
         return "spatial-dynamic" in self.objectives or any(
             getattr(m, "needs_patches", False) for m in self.objectives.values())
@@ -105,25 +115,25 @@ class Trainer:
             m.train()
         frames, mask = batch.frames.to(dev), batch.frame_mask.to(dev)
         vidx = batch.video_index.to(dev)
-        n = len(batch.queries)
-        texts = list(batch.queries)
-        if self.objectives:
-            texts += list(batch.static) + list(batch.dynamic)
-        feats = self.model.encode_texts(texts)
-        sent = feats[:n]
+        sent = self.model.encode_texts(list(batch.queries))
         out = self.model.head(frames, mask, sent, vidx)
         terms = self.model.head.loss(out, {"moments": batch.moments.to(dev),
                                            "durations": batch.durations.to(dev)}, epoch)
         total = terms["loss"]
         logged = {k: _scalar(v) for k, v in terms.items() if k != "loss"}
         if self.objectives:
+            static = None
+            if self.static_use is not None:  # Qs probes the frames; detached unless asked
+                static = self.model.encode_unique(list(batch.static),
+                                                  grad=self.static_use == "grad")
             inputs = ObjectiveInputs(
-                text_query=sent, text_static=feats[n:2 * n], text_dynamic=feats[2 * n:],
+                text_query=sent, text_static=static,
+                text_dynamic=self.model.encode_unique(list(batch.dynamic)),
                 static_empty=torch.tensor([not s.strip() for s in batch.static], device=dev),
                 dynamic_empty=torch.tensor([not s.strip() for s in batch.dynamic], device=dev),
-                frames=frames[vidx], frame_mask=batch.sentence_frame_mask(self.config.scope)
-                .to(dev), video_index=vidx,
-                patches=batch.patches.to(dev)[vidx] if batch.patches is not None else None)
+                frames=frames, frame_mask=batch.sentence_frame_mask(self.config.scope).to(dev),
+                video_index=vidx,
+                patches=batch.patches.to(dev) if batch.patches is not None else None)
             for oid, module in self.objectives.items():
                 value = module(inputs)
                 total = total + module.config.weight * value
