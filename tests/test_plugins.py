@@ -62,7 +62,7 @@ class _HeadA:
 
     @hookimpl
     def register_heads(self, register):
-        register("mmn", lambda: "a", description="first")
+        register("toy-head", lambda: "a", description="first")
 
 
 class _HeadB:
@@ -70,7 +70,7 @@ class _HeadB:
 
     @hookimpl
     def register_heads(self, register):
-        register("mmn", lambda: "b", description="second")
+        register("toy-head", lambda: "b", description="second")
 
 
 def test_duplicate_id_is_an_error_naming_both_plugins():
@@ -78,20 +78,21 @@ def test_duplicate_id_is_an_error_naming_both_plugins():
         with pytest.raises(DuplicateComponentError) as exc:
             get_registry("head")
     msg = exc.value.message
-    assert "head id 'mmn'" in msg
+    assert "head id 'toy-head'" in msg
     assert "head-plugin-a" in msg and "head-plugin-b" in msg
 
 
 def test_unknown_id_suggests_the_closest_and_the_listing_command():
     with plugin_host(_HeadA()):
         with pytest.raises(UnknownComponentError) as exc:
-            get_component("head", "mnm")
-        assert exc.value.message == "unknown head 'mnm'; did you mean 'mmn'?"
+            get_component("head", "toy-haed")
+        assert exc.value.message == "unknown head 'toy-haed'; did you mean 'toy-head'?"
         assert "`vdi heads`" in exc.value.hint
-        result = invoke(["heads", "show", "mnm"])
+        result = invoke(["heads", "show", "toy-haed"])
     assert result.exit_code == 1
-    assert "Error: unknown head 'mnm'; did you mean 'mmn'?" in result.stderr
-    assert "Hint: `vdi heads` lists the available ones: mmn" in result.stderr
+    assert "Error: unknown head 'toy-haed'; did you mean 'toy-head'?" in result.stderr
+    assert "Hint: `vdi heads` lists the available ones: " in result.stderr
+    assert "toy-head" in result.stderr.split("Hint:")[1]
     assert "Traceback" not in result.stderr
 
 
@@ -111,7 +112,7 @@ class _BadRegister:
 
 def test_plugin_failing_in_a_register_hook_only_warns(capsys):
     with plugin_host(_BadRegister(), _HeadA()):
-        assert get_registry("head").ids() == ["mmn"]
+        assert "toy-head" in get_registry("head").ids()  # besides the built-in heads
     assert "plugin 'bad-register' failed in register_heads: RuntimeError: boom" in (
         capsys.readouterr().err
     )
@@ -214,7 +215,7 @@ def test_broken_plugin_is_reported_and_other_commands_keep_working(broken_plugin
     assert proc.stderr.count("Warning: plugin 'broken_vdi_plugin'") == 1
     heads = run_vdi(["heads", "--json"], env=_env(broken_plugin_path))
     assert heads.returncode == 0
-    assert [h["id"] for h in json.loads(heads.stdout)] == ["good-head"]
+    assert "good-head" in [h["id"] for h in json.loads(heads.stdout)]
     table = run_vdi(["plugins"], env=_env(broken_plugin_path))
     assert "failed: ImportError: needs libfoo" in table.stdout
 
