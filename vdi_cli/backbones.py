@@ -56,7 +56,8 @@ class LoadedBackbone:
 
     Methods:
       preprocess(frames uint8 [N,H,W,3]) -> float32 [N,3,S,S] on the CPU (resize the short side
-          with antialiased bicubic, centre crop, normalise): safe to run in a decoding thread.
+          with torch's antialiased bicubic on uint8, centre crop, normalise; within a few grey
+          levels of open_clip's PIL transform): safe to run in a decoding thread.
       encode_pixels(pixels) -> (global [N,D], patches [N,H*W,D]) float32 on `device`, no grad.
       encode_frames(frames uint8 [N,H,W,3]) -> the same from raw RGB frames.
       tokenize(texts, context_length=None) -> LongTensor [B, L] (the model's default L if None).
@@ -90,7 +91,10 @@ class LoadedBackbone:
             arr = arr[None]
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 [N,H,W,3], got shape {arr.shape}")
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        # NHWC memory seen as NCHW is channels-last: torch's fast uint8 antialiased resize path
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2)
         s = self.image_size
         h, w = x.shape[-2:]
         if self.resize_mode == "squash":
@@ -101,7 +105,7 @@ class LoadedBackbone:
         if (h, w) != size:
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
         top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
-        x = x[..., top : top + s, left : left + s].clamp_(0, 255).div_(255.0)
+        x = x[..., top : top + s, left : left + s].float().div_(255.0)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()

@@ -19,7 +19,8 @@ MAX_LISTED = 5
 
 
 def _inputs(
-    paths: list[str], dataset: str | None, annotations: str | None, video_dir: str | None
+    paths: list[str], dataset: str | None, annotations: str | None, video_dir: str | None,
+    dataset_options: dict[str, Any] | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The (name, path) pairs to extract and a description of where they came from."""
     from vdi_cli.video import find_videos, video_for_id
@@ -33,7 +34,7 @@ def _inputs(
             )
         from vdi_cli.datasets import load_dataset
 
-        report = load_dataset(dataset, annotations)
+        report = load_dataset(dataset, annotations, **(dataset_options or {}))
         for message in report.messages:
             info(f"{dataset}: {message}")
         folder = Path(video_dir)
@@ -65,6 +66,9 @@ def extract_command(
     dataset: str = typer.Option(None, "--dataset", help="Dataset format (see `vdi datasets`)."),
     annotations: str = typer.Option(None, "--annotations", help="The dataset's annotation file."),
     video_dir: str = typer.Option(None, "--video-dir", help="Folder with <video_id>.<ext> files."),
+    dataset_option: list[str] = typer.Option(
+        None, "--dataset-option", help="Dataset format option key=value, e.g. durations=FILE."
+    ),
     backbone: str = typer.Option(
         "clip-vit-b32", "--backbone", "-b",
         help="Backbone id (`vdi backbones`), open_clip:ARCH@TAG or hf-clip:FOLDER.",
@@ -91,7 +95,9 @@ def extract_command(
 
     if dtype not in ("float16", "float32"):
         raise typer.BadParameter("--dtype must be float16 or float32")
-    items, source = _inputs(paths or [], dataset, annotations, video_dir)
+    items, source = _inputs(
+        paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
+    )
     sampling = Sampling(fps=fps, num_frames=num_frames)
     device = device or get_settings().device
     options = parse_overrides(option)
