@@ -266,7 +266,7 @@ class MMNHead(nn.Module):
     ) -> RankedMoments:
         """Ranked windows of every sentence (float32 arrays); `durations` per video [B]."""
         p = self.params
-        d = torch.as_tensor(durations, dtype=torch.float64).reshape(-1)
+        d = torch.as_tensor(durations).detach().to("cpu", torch.float64).reshape(-1)
         per_query = d[outputs.sent_to_video.cpu()].numpy()
         scores = self.fused_scores(outputs, score_pow).numpy()
         thresh = p.nms_thresh if nms_thresh is None else nms_thresh
