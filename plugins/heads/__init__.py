@@ -11,6 +11,7 @@ from typing import Any
 
 from vdi_cli.hookspecs import hookimpl
 from vdi_plugins.heads.mmn_config import MMNConfig
+from vdi_plugins.heads.similarity_config import SimilarityConfig
 
 
 @hookimpl
@@ -21,5 +22,13 @@ def register_heads(register: Any) -> None:
         config=MMNConfig,
         description="MMN 2D-map grounding head (presets: charades N=16, activitynet N=64); "
         "build(cfg, video_dim=, text_dim=).",
+        requires=("clip",),
+    )
+    register(
+        "clip-similarity",
+        "vdi_plugins.heads.similarity:build_similarity",
+        config=SimilarityConfig,
+        description="Training-free: CLIP text-frame cosine, mean inside a moment minus mean "
+        "outside, on a 2D map of windows with NMS (vdi retrieve without a checkpoint).",
         requires=("clip",),
     )

@@ -1,0 +1,281 @@
+"""`vdi retrieve` as a library: raw videos + sentences -> ranked moments, on any video length.
+
+    from vdi_cli.pipeline.retrieve import Retriever, expand_inputs
+    r = Retriever(db)                                   # latest training run, or training-free
+    result = r.search(expand_inputs("talk.mp4"), ["person opens the door"], top_k=5)
+    result.videos[0].moments[0]                         # [Moment(start, end, score), ...]
+
+Steps: choose and load the model once (`retrieve_model`); frame features through the extract
+stage with the checkpoint's backbone and sampling (streamed decoding, cached by content hash,
+so a repeat query on the same video costs only the text tower and the head); sentence features
+from the (adapted) text tower; per video, the head on overlapping windows of its trained span,
+merged with NMS (`retrieve_windows`); with several videos, moments ranked across all of them
+(video corpus moment retrieval). A `Retriever` also keeps the last videos' features and the
+sentences' features in memory for repeated searches in one process.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdi_cli.errors import VdiError
+from vdi_cli.pipeline.retrieve_model import choose_model, load_retrieval_model
+from vdi_cli.pipeline.retrieve_windows import VideoRanking, rank_video
+from vdi_cli.types import Moment
+from vdi_cli.video import MISSING, VIDEO_EXTENSIONS, VideoError, find_videos
+
+FEATURE_MEMORY = 8  # videos whose features a Retriever keeps in memory
+_GLOB = set("*?[")
+
+
+@dataclass
+class VideoInput:
+    vid: str  # the name moments are reported under (file stem, made unique)
+    path: Path
+
+
+@dataclass
+class VideoResult:
+    vid: str
+    path: str
+    sha256: str
+    duration: float
+    status: str  # extracted | cached | memory
+    ranking: VideoRanking
+
+    @property
+    def moments(self) -> list[list[Moment]]:
+        return self.ranking.moments
+
+    @property
+    def windows(self) -> list[tuple[float, float]]:
+        return self.ranking.windows
+
+
+@dataclass
+class RetrieveResult:
+    queries: list[str]
+    model: dict[str, Any]
+    videos: list[VideoResult] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    corpus: list[list[tuple[str, Moment]]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What the run row records."""
+        return {
+            "model": self.model, "queries": self.queries,
+            "videos": [{"vid": v.vid, "path": v.path, "sha256": v.sha256,
+                        "duration": v.duration, "windows": len(v.windows), "status": v.status}
+                       for v in self.videos],
+            "failed": self.failed, "timings": {k: round(t, 4) for k, t in self.timings.items()},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        from vdi_cli.pipeline.retrieve_output import corpus_records, prediction_records
+
+        m = self.model
+        return {
+            "run_id": self.run_id, "backbone": m["backbone"], "weights": m["weights"],
+            "head": m["head"], "source": m["source"], "checkpoint": m["checkpoint"],
+            "sampling": m["sampling"], "window": m["window"],
+            "predictions": prediction_records(self.queries, self.videos),
+            "corpus": corpus_records(self.queries, self.corpus),
+            "failed": self.failed,
+        }
+
+
+def expand_inputs(spec: str | Path, more: Sequence[str | Path] = ()) -> list[VideoInput]:
+    """A video file, a folder (its videos) or a quoted glob ('clips/*.mp4'), plus `more` files
+    (an unquoted glob the shell expanded). Raises VideoError(missing) / VdiError."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = find_videos(path)
+        if not files:
+            raise VdiError(f"no video files in folder '{path}'",
+                           hint=f"looked for {', '.join(VIDEO_EXTENSIONS)} files")
+    elif _GLOB & set(text) and not path.exists():
+        files = sorted(Path(f) for f in glob.glob(str(path), recursive=True)
+                       if Path(f).is_file() and Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+        if not files:
+            raise VdiError(f"no video file matches '{text}'",
+                           hint="check the pattern (quote it so the shell leaves it to vdi)")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise VideoError(path, MISSING, "no such video file",
+                         hint="check the path; a folder or a quoted glob ('clips/*.mp4') "
+                         "searches many videos at once")
+    files += [Path(f) for f in more]
+    out: list[VideoInput] = []
+    seen: set[str] = set()
+    for f in files:
+        vid, k = f.stem, 2
+        while vid in seen:
+            vid, k = f"{f.stem}-{k}", k + 1
+        seen.add(vid)
+        out.append(VideoInput(vid, f))
+    return out
+
+
+def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(video specs, queries): the first argument is always a video spec; the ones after it that
+    are existing video files are more videos (a shell-expanded glob); the rest are queries."""
+    if not args:
+        return [], []
+    videos = [args[0]]
+    k = 1
+    while k < len(args) and Path(args[k]).is_file() and \
+            Path(args[k]).suffix.lower() in VIDEO_EXTENSIONS:
+        videos.append(args[k])
+        k += 1
+    return videos, list(args[k:])
+
+
+def check_queries(queries: Sequence[str]) -> list[str]:
+    example = 'e.g. vdi retrieve video.mp4 "person opens the door"'
+    if not queries:
+        raise VdiError("no query given", hint=f"give one or more sentences to find, {example}")
+    out = []
+    for i, q in enumerate(queries, 1):
+        text = " ".join(str(q).split())
+        if not text:
+            raise VdiError(f"query {i} is empty", hint=f"give a sentence to find, {example}")
+        out.append(text)
+    return out
+
+
+class Retriever:
+    """A loaded model plus in-memory caches; `search` can be called many times."""
+
+    def __init__(self, db: Any, *, checkpoint: str | None = None, run: int | None = None,
+                 training_free: bool = False, backbone: str | None = None,
+                 weights: str | None = None, fps: float | None = None,
+                 window: float | None = None, overlap: float = 0.5,
+                 head_options: dict[str, Any] | None = None, device: str = "cpu") -> None:
+        self.db = db
+        self.overlap = overlap
+        if not 0 <= overlap < 1:
+            raise VdiError(f"--overlap must be in [0, 1), got {overlap}",
+                           hint="e.g. --overlap 0.5")
+        self.choice = choose_model(db, checkpoint=checkpoint, run=run,
+                                   training_free=training_free, backbone=backbone)
+        self.notice = self.choice.notice
+        self.loaded = load_retrieval_model(self.choice, backbone=backbone, weights=weights,
+                                           fps=fps, window=window, head_options=head_options,
+                                           device=device)
+        self._features: OrderedDict[str, tuple[Any, Any, float]] = OrderedDict()
+        self._texts: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.loaded.describe(), "overlap": self.overlap}
+
+    def encode(self, queries: Sequence[str]) -> Any:
+        import torch
+
+        todo = [q for q in dict.fromkeys(queries) if q not in self._texts]
+        if todo:
+            with torch.no_grad():
+                feats = self.loaded.model.encode_texts(todo)
+            self._texts.update(zip(todo, feats, strict=True))
+        return torch.stack([self._texts[q] for q in queries])
+
+    def search(self, videos: Sequence[VideoInput], queries: Sequence[str], *, top_k: int = 5,
+               keep_maps: bool = False, show_progress: bool = False, run_id: int | None = None,
+               batch_size: int = 32) -> RetrieveResult:
+        """Ranked moments of every query in every video (and across videos)."""
+        if top_k < 1:
+            raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
+        queries = check_queries(queries)
+        clock = time.perf_counter
+        t0 = clock()
+        result = RetrieveResult(list(queries), self.describe(), run_id=run_id)
+        ready = self._features_for(videos, result, show_progress, run_id, batch_size)
+        t1 = clock()
+        sent = self.encode(queries)
+        t2 = clock()
+        from vdi_cli.output import progress
+
+        bar = progress(total=len(ready), desc="retrieve", unit="video",
+                       json_mode=not show_progress or len(ready) < 2)
+        try:
+            for video, sha, status in ready:
+                feats, times, duration = self._features[sha]
+                ranking = rank_video(self.loaded.model.head, feats, times, duration, sent,
+                                     span=self.loaded.span, overlap=self.overlap, top_k=top_k,
+                                     keep_maps=keep_maps)
+                result.videos.append(VideoResult(video.vid, str(video.path), sha,
+                                                 ranking.duration, status, ranking))
+                bar.update(1)
+        finally:
+            bar.close()
+        t3 = clock()
+        for qi in range(len(queries)):
+            pool = [(v.vid, m) for v in result.videos for m in v.moments[qi]]
+            pool.sort(key=lambda p: -p[1].score)
+            result.corpus.append(pool[:top_k])
+        result.timings = {"features": t1 - t0, "text": t2 - t1, "head": t3 - t2,
+                          "total": t3 - t0}
+        return result
+
+    def _features_for(self, videos: Sequence[VideoInput], result: RetrieveResult,
+                      show_progress: bool, run_id: int | None, batch_size: int
+                      ) -> list[tuple[VideoInput, str, str]]:
+        """Extract (or find cached) features; (input, sha256, status) of the usable videos."""
+        import torch
+
+        from vdi_cli.features import load_features
+        from vdi_cli.pipeline.extract import extract_features
+
+        bb = self.loaded.backbone
+        report = extract_features(self.db, [(v.vid, v.path) for v in videos], loaded=bb,
+                                  sampling=self.loaded.sampling, show_progress=show_progress,
+                                  run_id=run_id, batch_size=batch_size)
+        ready = []
+        for video, out in zip(videos, report.videos, strict=True):
+            if out.status == "failed" or not out.sha256:
+                if len(videos) == 1:
+                    raise VideoError(video.path, out.reason or "corrupt",
+                                     out.error or "the video cannot be read",
+                                     hint=out.hint or "check the file with ffprobe; "
+                                     "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+                result.failed.append({"vid": video.vid, "path": str(video.path),
+                                      "reason": out.reason, "error": out.error})
+                continue
+            status = out.status
+            if out.sha256 in self._features:
+                self._features.move_to_end(out.sha256)
+                status = "memory" if status == "cached" else status
+            else:
+                g, _, meta = load_features(self.db, out.sha256, bb.id, bb.weights_id,
+                                           self.loaded.sampling, patches=False,
+                                           dtype=torch.float32)
+                self._features[out.sha256] = (g.to(bb.device), meta["times"],
+                                              float(meta["duration"] or 0.0))
+                while len(self._features) > FEATURE_MEMORY:
+                    self._features.popitem(last=False)
+            ready.append((video, out.sha256, status))
+        if not ready:
+            listed = ", ".join(f"{f['vid']} ({f['reason']})" for f in result.failed[:5])
+            raise VdiError(f"none of the {len(videos)} videos could be read: {listed}",
+                           hint="check the files with ffprobe; re-encode them if needed")
+        return ready
+
+
+def store_predictions(db: Any, run_id: int, result: RetrieveResult) -> int:
+    """One `predictions` row per (query, video, rank); returns the number of rows."""
+    rows = [{"run_id": run_id, "video": v.vid, "query": q, "rank": r, "start_s": m.start,
+             "end_s": m.end, "score": m.score}
+            for qi, q in enumerate(result.queries) for v in result.videos
+            for r, m in enumerate(v.moments[qi], 1)]
+    with db.conn:
+        db["predictions"].insert_all(rows)
+    return len(rows)

@@ -1,0 +1,171 @@
+"""Which model `vdi retrieve` runs, chosen before anything heavy is loaded.
+
+In order: `--checkpoint PATH`; `--run ID` (that training run's best checkpoint); `--training-free`;
+else the best checkpoint of the latest successful `train` run in the store; else (no training run
+at all) the training-free `clip-similarity` head on `--backbone` (default `tiny-shapes`), with a
+notice saying so. A checkpoint fixes the backbone, its weights and the frame sampling, so the
+features always match training: a different `--backbone`, `--weights` or `--fps` is an error,
+not a silent switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdi_cli.errors import VdiError
+
+DEFAULT_FREE_BACKBONE = "tiny-shapes"
+FREE_HEAD = "clip-similarity"
+DEFAULT_FREE_SPAN = 60.0  # seconds per window for the training-free head
+DEFAULT_SPAN = 60.0  # for a checkpoint that does not record its training durations
+
+
+@dataclass
+class ModelChoice:
+    """Where the model comes from; `config` is the checkpoint's config.json (None: free)."""
+
+    source: str  # checkpoint | run | latest | training-free
+    checkpoint: str | None = None
+    train_run: int | None = None
+    config: dict[str, Any] | None = None
+    notice: str | None = None
+
+    @property
+    def training_free(self) -> bool:
+        return self.config is None
+
+
+@dataclass
+class RetrievalModel:
+    """A loaded model with everything retrieval needs to know about it."""
+
+    model: Any  # vdi_cli.model.GroundingModel
+    choice: ModelChoice
+    sampling: dict[str, Any]
+    span: float | None  # window length in seconds (None: never window)
+    span_source: str  # checkpoint | --window | default
+    head_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backbone(self) -> Any:
+        return self.model.backbone
+
+    @property
+    def head_id(self) -> str:
+        return str(self.model.head_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.choice.source, "checkpoint": self.choice.checkpoint,
+            "train_run": self.choice.train_run, "backbone": self.backbone.id,
+            "weights": self.backbone.weights_id, "head": self.head_id,
+            "head_config": self.head_config, "sampling": self.sampling, "window": self.span,
+            "window_source": self.span_source,
+        }
+
+
+def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = None,
+                 training_free: bool = False, backbone: str | None = None) -> ModelChoice:
+    """Pick the model source (reads only small JSON files and the store; no torch)."""
+    from vdi_cli.checkpoints import check_compatible, read_config
+
+    picked = [name for name, on in (("--checkpoint", checkpoint is not None),
+                                    ("--run", run is not None),
+                                    ("--training-free", training_free)) if on]
+    if len(picked) > 1:
+        raise VdiError(f"{' and '.join(picked)} contradict each other",
+                       hint="give one model source: a checkpoint folder, a training run id, "
+                       "or --training-free")
+    if training_free:
+        return ModelChoice("training-free")
+    if checkpoint is not None:
+        choice = ModelChoice("checkpoint", str(Path(checkpoint)))
+        if not Path(checkpoint).exists():
+            raise VdiError(f"checkpoint '{checkpoint}' does not exist",
+                           hint="pass a checkpoint folder written by `vdi train` "
+                           "(`vdi runs show ID` lists a run's checkpoints), or --run ID")
+    elif run is not None:
+        choice = _from_run(db, run, "run")
+    else:
+        from vdi_cli.store import list_runs
+
+        latest = list_runs(db, status="ok", command="train", limit=1)
+        if not latest:
+            bb = backbone or DEFAULT_FREE_BACKBONE
+            return ModelChoice("training-free", notice=(
+                f"Notice: no trained checkpoint in the store (`vdi train` makes one); using the "
+                f"training-free {FREE_HEAD} head (CLIP text-frame similarity) on backbone {bb}"))
+        choice = _from_run(db, int(latest[0]["id"]), "latest")
+    choice.config = read_config(choice.checkpoint or "")
+    if backbone is not None:
+        try:
+            check_compatible(choice.config, backbone=backbone)
+        except VdiError as exc:
+            extra = ("; or pass --training-free for the training-free head on this backbone"
+                     if choice.source == "latest" else "")
+            raise VdiError(exc.message, hint=f"{exc.hint}{extra}") from None
+    return choice
+
+
+def _from_run(db: Any, run_id: int, source: str) -> ModelChoice:
+    from vdi_cli.pipeline.train_run import best_checkpoint
+    from vdi_cli.store import get_run
+
+    row = get_run(db, run_id)
+    if row["command"] != "train":
+        raise VdiError(f"run {run_id} is a '{row['command']}' run, not a training run",
+                       hint="`vdi runs list --command train` lists the training runs")
+    ckpt = best_checkpoint(db, run_id)
+    return ModelChoice(source, str(ckpt["path"]), train_run=run_id)
+
+
+def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
+                         weights: str | None = None, fps: float | None = None,
+                         window: float | None = None, head_options: dict[str, Any] | None = None,
+                         device: str = "cpu") -> RetrievalModel:
+    """Load the chosen model; `backbone` / `weights` / `fps` must agree with a checkpoint."""
+    from vdi_cli.backbones import check_device, load_backbone, resolve_backbone
+    from vdi_cli.video import Sampling
+
+    check_device(device)
+    if window is not None and not window > 0:
+        raise VdiError(f"--window must be positive, got {window}", hint="e.g. --window 30")
+    if choice.training_free:
+        from vdi_cli.model import build_model
+
+        loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
+        model = build_model(loaded, FREE_HEAD, head_options)
+        model.head.eval()
+        span, span_source = (window, "--window") if window else (DEFAULT_FREE_SPAN, "default")
+        return RetrievalModel(model, choice, Sampling(fps=fps).to_dict(), span, span_source,
+                              dict(model.head_config))
+    from vdi_cli.checkpoints import check_compatible
+    from vdi_cli.model import load_model
+
+    if head_options:
+        raise VdiError("--head-option applies to the training-free head only",
+                       hint="a checkpoint's head keeps the options it was trained with")
+    config = choice.config or {}
+    trained = config.get("backbone", {})
+    if fps is not None:
+        check_compatible(config, sampling=Sampling(fps=fps).to_dict())
+    loaded = None
+    if weights is not None:
+        spec = resolve_backbone(trained.get("id", ""), weights, trained.get("options"))
+        check_compatible(config, weights=spec.weights_id)
+        loaded = spec.load(device=device)
+    model, config = load_model(choice.checkpoint or "", device=device, backbone=loaded)
+    sampling = Sampling.from_any(config.get("sampling")).to_dict()
+    durations = config.get("durations") or {}
+    if window:
+        span, span_source = window, "--window"
+    elif durations.get("max"):
+        span, span_source = float(durations["max"]), "checkpoint"
+    else:
+        span, span_source = DEFAULT_SPAN, "default"
+    if "num_frames" in sampling:  # a fixed frame count per video: the head saw whole videos
+        span, span_source = None, "num_frames sampling"
+    return RetrievalModel(model, choice, sampling, span, span_source,
+                          dict(config["head"].get("config") or {}))

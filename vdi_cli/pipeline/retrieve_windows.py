@@ -1,0 +1,201 @@
+"""Any video length: overlapping windows of the head's span, decoded window by window, merged.
+
+A grounding head is trained on videos up to some length (the checkpoint's `durations.max`): its
+2D map has N clips whatever the length, so a 1-hour video decoded as one "video" would have
+clips of minutes. `plan_windows` covers a longer video with windows of that span (50 % overlap
+by default, the last one aligned to the end); `rank_video` runs the head on batches of windows
+(the frame features are already in memory: [T, D] is 3.7 MB for an hour at 1 fps), decodes each
+window with the head's own `rank` (its 2D map + NMS), shifts the moments to video time and
+merges them across windows with a greedy NMS that stops at top-k. Only each window's NMS
+survivors are kept (tens per window), so memory grows with the number of windows, not frames.
+
+With `keep_maps=True` it also builds what `--plot` draws: a score-over-time curve (per frame,
+the best score of any candidate moment covering it) and a video-level 2D score map (a G x G grid
+of start x end bins; the head's own N x N map when the video is one window).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vdi_cli.errors import VdiError
+from vdi_cli.metrics import temporal_iou
+from vdi_cli.types import Moment
+
+WINDOW_BATCH = 16  # windows per head forward
+MAX_GRID = 128  # side of the video-level score map for plots
+_CHUNK = 256
+_EPS = 1e-6
+
+
+def plan_windows(duration: float, span: float | None, overlap: float = 0.5
+                 ) -> list[tuple[float, float]]:
+    """[(start, end)] seconds covering [0, duration]: one window when the video fits the span,
+    else windows of `span` every span * (1 - overlap) seconds, the last ending at `duration`."""
+    if not 0 <= overlap < 1:
+        raise VdiError(f"--overlap must be in [0, 1), got {overlap}", hint="e.g. --overlap 0.5")
+    if span is not None and not span > 0:
+        raise VdiError(f"--window must be positive, got {span}", hint="e.g. --window 30")
+    duration = float(duration)
+    if span is None or duration <= span * (1 + _EPS):
+        return [(0.0, duration)]
+    stride = span * (1 - overlap)
+    starts, s = [], 0.0
+    while s + span < duration - _EPS:
+        starts.append(s)
+        s += stride
+    starts.append(duration - span)
+    return [(a, a + span) for a in starts]
+
+
+def window_frames(times: np.ndarray, windows: list[tuple[float, float]]) -> list[tuple[int, int]]:
+    """Frame index ranges [a, b) of each window: frames with start <= time < end (the last
+    window takes every frame to the end); a window that holds no frame takes the nearest one."""
+    t = np.asarray(times, dtype=np.float64)
+    out = []
+    for k, (s, e) in enumerate(windows):
+        a = int(np.searchsorted(t, s - _EPS, "left"))
+        b = len(t) if k == len(windows) - 1 else int(np.searchsorted(t, e - _EPS, "left"))
+        if b <= a:
+            a = min(int(np.abs(t - (s + e) / 2).argmin()), len(t) - 1)
+            b = a + 1
+        out.append((a, b))
+    return out
+
+
+def merge_nms(windows: Any, scores: Any, thresh: float, top_k: int | None = None) -> np.ndarray:
+    """Greedy NMS (a kept window suppresses later ones with IoU > thresh, float32 IoU), the kept
+    indices best first; stops after top_k, touching only the candidates it needs."""
+    s = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if not len(s):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-s, kind="stable")
+    w = np.asarray(windows, dtype=np.float32).reshape(-1, 2)[order]
+    kept: list[int] = []
+    pos = 0
+    while pos < len(w) and (top_k is None or len(kept) < top_k):
+        chunk = w[pos : pos + _CHUNK]
+        if kept:
+            bad = (temporal_iou(chunk[:, None, :], w[kept][None, :, :]) > np.float32(thresh)
+                   ).any(1)
+            free = np.flatnonzero(~bad)
+        else:
+            free = np.zeros(1, dtype=np.int64)
+        if not len(free):
+            pos += _CHUNK
+            continue
+        kept.append(pos + int(free[0]))
+        pos = kept[-1] + 1
+    return order[np.asarray(kept, dtype=np.int64)]
+
+
+@dataclass
+class VideoRanking:
+    """One video's ranked moments per query, plus (with keep_maps) the plot data."""
+
+    duration: float
+    windows: list[tuple[float, float]]
+    moments: list[list[Moment]]
+    times: np.ndarray | None = None  # [T] frame times
+    timeline: np.ndarray | None = None  # [Q, T] best score of a moment covering each frame
+    grid: np.ndarray | None = None  # [Q, G, G] best score per (start bin, end bin), NaN: none
+    grid_seconds: float = 0.0  # bin width
+    candidates: list[int] = field(default_factory=list)  # per query, merged candidates
+
+
+def grid_side(num_windows: int, num_clips: int, duration: float, span: float) -> int:
+    if num_windows <= 1:
+        return num_clips
+    return int(min(MAX_GRID, max(num_clips, math.ceil(duration / (span / num_clips) - _EPS))))
+
+
+def rank_video(
+    head: Any, feats: Any, times: Any, duration: float, sent: Any, *, span: float | None,
+    overlap: float = 0.5, top_k: int | None = 5, keep_maps: bool = False,
+    batch_windows: int = WINDOW_BATCH,
+) -> VideoRanking:
+    """Rank moments of one video for Q sentences. `feats` [T, D] torch frame features, `times`
+    [T] seconds, `sent` [Q, D] sentence features (from the model's text tower)."""
+    import torch
+
+    times = np.asarray(times, dtype=np.float64)
+    duration = float(max(duration or 0.0, times[-1] + 1e-3 if len(times) else 0.0))
+    windows = plan_windows(duration, span, overlap)
+    ranges = window_frames(times, windows)
+    adapt = getattr(head, "adapt", None)  # a head whose map may follow the frame count
+    if adapt is not None:
+        head = adapt(min(b - a for a, b in ranges))
+    q = int(sent.shape[0])
+    n = int(head.params.num_clips)
+    thresh = float(head.params.nms_thresh)
+    cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.float64)  # [C, 2] row-major
+    cand_w: list[list[np.ndarray]] = [[] for _ in range(q)]
+    cand_s: list[list[np.ndarray]] = [[] for _ in range(q)]
+    side = grid_side(len(windows), n, duration, windows[0][1] - windows[0][0])
+    timeline = np.full((q, len(times)), -np.inf, np.float32) if keep_maps else None
+    grid = np.full((q, side, side), -np.inf, np.float32) if keep_maps else None
+    device = feats.device
+    for b0 in range(0, len(windows), batch_windows):
+        part = list(range(b0, min(b0 + batch_windows, len(windows))))
+        longest = max(ranges[k][1] - ranges[k][0] for k in part)
+        video = feats.new_zeros(len(part), longest, feats.shape[1])
+        mask = torch.zeros(len(part), longest, dtype=torch.bool, device=device)
+        for row, k in enumerate(part):
+            a, b = ranges[k]
+            video[row, : b - a] = feats[a:b]
+            mask[row, : b - a] = True
+        s2v = torch.arange(len(part), device=device).repeat_interleave(q)
+        lengths = np.array([windows[k][1] - windows[k][0] for k in part])
+        with torch.no_grad():
+            out = head(video, mask, sent.repeat(len(part), 1), s2v)
+            ranked = head.rank(out, lengths, top_k=None)
+            fused = head.fused_scores(out).numpy() if keep_maps else None
+        for row, k in enumerate(part):
+            start = windows[k][0]
+            for qi in range(q):
+                r = row * q + qi
+                c = int(ranked.counts[r])
+                cand_w[qi].append(ranked.windows[r, :c].astype(np.float64) + start)
+                cand_s[qi].append(ranked.scores[r, :c])
+            if keep_maps:
+                _paint(timeline, grid, fused[row * q : (row + 1) * q], cells, n, windows[k],
+                       times, ranges[k], duration, side)
+    result = VideoRanking(duration, windows, [])
+    for qi in range(q):
+        w = np.concatenate(cand_w[qi]) if cand_w[qi] else np.zeros((0, 2))
+        s = np.concatenate(cand_s[qi]) if cand_s[qi] else np.zeros(0, np.float32)
+        w = np.clip(w, 0.0, duration)
+        keep = merge_nms(w, s, thresh, top_k)
+        result.moments.append([Moment(float(w[i, 0]), float(w[i, 1]), float(s[i])) for i in keep])
+        result.candidates.append(len(s))
+    if keep_maps:
+        result.times = times
+        result.timeline = np.where(np.isfinite(timeline), timeline, np.nan)
+        result.grid = np.where(np.isfinite(grid), grid, np.nan)
+        result.grid_seconds = duration / side
+    return result
+
+
+def _paint(timeline: np.ndarray, grid: np.ndarray, fused: np.ndarray, cells: np.ndarray, n: int,
+           window: tuple[float, float], times: np.ndarray, frames: tuple[int, int],
+           duration: float, side: int) -> None:
+    """Fold one window's cell scores [Q, C] into the per-frame curve and the video-level map."""
+    start, end = window
+    width = (end - start) / n
+    s = start + cells[:, 0] * width
+    e = np.minimum(start + (cells[:, 1] + 1) * width, duration)
+    a, b = frames
+    t = times[a:b]
+    cover = (s[:, None] <= t[None, :] + _EPS) & (t[None, :] < e[:, None] - _EPS)  # [C, Tw]
+    if a < b:
+        best = np.where(cover[None], fused[:, :, None], -np.inf).max(1)  # [Q, Tw]
+        timeline[:, a:b] = np.maximum(timeline[:, a:b], best)
+    i = np.clip(np.floor(s / duration * side + _EPS).astype(np.int64), 0, side - 1)
+    j = np.clip(np.ceil(e / duration * side - _EPS).astype(np.int64) - 1, 0, side - 1)
+    j = np.maximum(i, j)
+    for qi in range(fused.shape[0]):
+        np.maximum.at(grid[qi], (i, j), fused[qi])
