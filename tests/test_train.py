@@ -158,3 +158,45 @@ def test_train_command_errors(home):
     assert bad.exit_code == 1 and "invalid training options: scope" in bad.stderr
     with pytest.raises(VdiError, match="no checkpoint to resume"):
         _train(home, epochs=1, resume=999)
+
+
+def test_eval_model_mode_with_query_forms(home):
+    db, run_id, summary = _train(home, epochs=1)
+    args = ["eval", "--run", run_id, "--annotations", home / "data" / "test_iid.json",
+            "--format", "mmn-json", "--video-dir", home / "data" / "videos"]
+    result = invoke([*args, "--query-form", "q,static,dynamic", "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = result.json()
+    assert out["checkpoint"] == summary["best_checkpoint"]
+    assert set(out["forms"]) == {"q", "static", "dynamic"}
+    q = out["forms"]["q"]
+    assert q["queries"] == q["predictions"] and q["missing"] == 0
+    for form in out["forms"].values():
+        assert all(0.0 <= v <= 100.0 for v in form["metrics"].values())
+        assert form["metrics"]["R@1,IoU=0.3"] >= form["metrics"]["R@1,IoU=0.7"]
+        assert form["metrics"]["R@5,IoU=0.5"] >= form["metrics"]["R@1,IoU=0.5"]
+    # the same checkpoint gives the same numbers through --checkpoint
+    again = invoke(["eval", "--checkpoint", summary["best_checkpoint"], *args[3:], "--json"])
+    assert again.json()["forms"]["q"]["metrics"] == q["metrics"]
+    rows = list(db["predictions"].rows_where("run_id = ?", [out["run_id"]]))
+    assert rows and min(r["rank"] for r in rows) == 1
+    splits = {r["split"] for r in db["metrics"].rows_where("run_id = ?", [out["run_id"]])}
+    assert splits == {"test_iid", "test_iid/static", "test_iid/dynamic"}
+    table = invoke([*args, "--query-form", "q,dynamic"])
+    assert table.stdout.splitlines()[2].startswith("q ") and "dynamic" in table.stdout
+
+
+def test_eval_model_mode_errors(home):
+    base = ["eval", "--annotations", home / "data" / "test_iid.json", "--format", "mmn-json"]
+    nothing = invoke(base)
+    assert nothing.exit_code == 1 and "Error: nothing to evaluate" in nothing.stderr
+    no_dir = invoke([*base, "--checkpoint", home / "nope"])
+    assert no_dir.exit_code == 1 and "--video-dir" in no_dir.stderr
+    missing = invoke([*base, "--checkpoint", home / "nope", "--video-dir", home])
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    bad_run = invoke([*base, "--run", "424242", "--video-dir", home])
+    assert bad_run.exit_code == 1 and "no run with id 424242" in bad_run.stderr
+    form = invoke([*base, "--run", "1", "--video-dir", home, "--query-form", "verbs"])
+    assert form.exit_code == 1 and "unknown query form 'verbs'" in form.stderr
+    runs = invoke(["runs", "list", "--json", "--command", "eval"]).json()
+    assert runs[0]["status"] == "error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import typer
@@ -28,8 +29,16 @@ def _numbers(text: str, kind: type, what: str) -> tuple:
 
 def eval_command(
     predictions: str = typer.Option(
-        ..., "--predictions", help="JSONL, one query per line: qid (or vid + query) and "
+        None, "--predictions", help="JSONL, one query per line: qid (or vid + query) and "
         "pred_relevant_windows [[start, end, score], ...], best first."),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="Evaluate this trained "
+                                   "checkpoint folder on the annotated videos."),
+    run_id: int = typer.Option(None, "--run", help="Evaluate the best checkpoint of this "
+                               "training run."),
+    video_dir: str = typer.Option(None, "--video-dir", help="Videos of the split (model mode)."),
+    query_form: str = typer.Option("q", "--query-form", help="Model mode: q, static, dynamic "
+                                   "or a comma list (the paper's Fig. 3: q,static,dynamic)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Videos per forward."),
     annotations: str = typer.Option(..., "--annotations", help="Annotation file."),
     format_id: str = typer.Option(
         ..., "--format", help="Annotation format: mmn-json, charades-sta, qvhighlights "
@@ -42,8 +51,9 @@ def eval_command(
                               "(default: the annotation file's name)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
-    """Score ranked predictions: R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU
-    (mean IoU of the top-1 window), x100. Queries without a prediction count as misses."""
+    """Score ranked predictions (--predictions) or a trained model (--checkpoint / --run):
+    R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU (mean IoU of the top-1
+    window), x100. Queries without a prediction count as misses."""
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
     from vdi_cli.settings import open_store
@@ -52,6 +62,17 @@ def eval_command(
     recalls = _numbers(recall, int, "--recall")
     ious = _numbers(iou, float, "--iou")
     options = parse_overrides(option)
+    if predictions is None:
+        if checkpoint is None and run_id is None:
+            raise VdiError("nothing to evaluate",
+                           hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
+                           "--video-dir")
+        _eval_model(checkpoint, run_id, annotations, format_id, video_dir, options, query_form,
+                    recalls, ious, split, batch_size, json_out)
+        return
+    if checkpoint is not None or run_id is not None:
+        raise VdiError("--predictions and --checkpoint/--run are two modes: pick one",
+                       hint="drop --predictions to evaluate the model")
     config = {"mode": "predictions", "predictions": predictions, "annotations": annotations,
               "format": format_id, "options": options, "recalls": list(recalls),
               "ious": list(ious), "split": split}
@@ -79,6 +100,51 @@ def eval_command(
         return
     values = report.metrics.percent()
     print_table([[f"{values[n]:.2f}" for n in report.metrics.names()]], report.metrics.names())
+
+
+def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, format_id: str,
+                video_dir: str | None, options: dict, query_form: str, recalls: tuple,
+                ious: tuple, split: str | None, batch_size: int, json_out: bool) -> None:
+    from vdi_cli.pipeline.evaluate import record_metrics
+    from vdi_cli.pipeline.evaluate_model import (
+        evaluate_checkpoint,
+        resolve_checkpoint,
+        store_predictions,
+    )
+    from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.store import run_context
+
+    if not video_dir:
+        raise VdiError("model mode needs the videos", hint="add --video-dir DIR")
+    forms = [f.strip() for f in query_form.split(",") if f.strip()]
+    db = open_store()
+    config = {"mode": "model", "checkpoint": checkpoint, "run": run_id,
+              "annotations": annotations, "format": format_id, "video_dir": video_dir,
+              "options": options, "query_forms": forms, "recalls": list(recalls),
+              "ious": list(ious), "split": split}
+    with run_context(db, "eval", config, sys.argv[1:]) as run:
+        path = resolve_checkpoint(db, checkpoint, run_id)
+        run.update(config=json.dumps({**config, "checkpoint": path}))
+        results = evaluate_checkpoint(
+            db, path, annotations, format_id, video_dir, query_forms=forms,
+            dataset_options=options, recalls=recalls, ious=ious,
+            device=get_settings().device, batch_size=batch_size, split=split,
+            show_progress=not json_out)
+        for r in results:
+            record_metrics(db, run.id, r.report.metrics, r.report.split)
+        stored = store_predictions(db, run.id, results[0].annotations, results[0].predictions)
+        run.summary.update({r.form: r.report.to_dict() for r in results})
+        run.summary["predictions_stored"] = stored
+    missing = results[0].report.missing
+    if missing:
+        warn(f"{len(missing)} queries have no readable video and count as misses")
+    if json_out:
+        print_json({"run_id": run.id, "checkpoint": path,
+                    "forms": {r.form: r.report.to_dict() for r in results}})
+        return
+    names = results[0].report.metrics.names()
+    print_table([[r.form] + [f"{r.report.metrics.percent()[n]:.2f}" for n in names]
+                 for r in results], ["query"] + names)
 
 
 def register(app: typer.Typer) -> None:
