@@ -200,3 +200,25 @@ def test_eval_model_mode_errors(home):
     assert form.exit_code == 1 and "unknown query form 'verbs'" in form.stderr
     runs = invoke(["runs", "list", "--json", "--command", "eval"]).json()
     assert runs[0]["status"] == "error"
+
+
+def test_checkpoint_refuses_another_backbone_or_sampling():
+    from vdi_cli.checkpoints import check_compatible
+
+    config = {"backbone": {"id": "tiny-shapes", "weights": "sha256:ab"}, "sampling": {"fps": 2.0}}
+    check_compatible(config, backbone="tiny-shapes", weights="sha256:ab", sampling={"fps": 2.0})
+    with pytest.raises(VdiError, match="trained with backbone 'tiny-shapes', not 'clip-vit-b32'"):
+        check_compatible(config, backbone="clip-vit-b32")
+    with pytest.raises(VdiError, match="weights 'sha256:ab', not 'openai'"):
+        check_compatible(config, weights="openai")
+    with pytest.raises(VdiError) as exc:
+        check_compatible(config, sampling={"fps": 1.0})
+    assert "sampled with {'fps': 2.0}" in exc.value.message
+
+
+@pytest.mark.gpu
+def test_training_steps_on_cuda_with_mixed_precision(home):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    _, _, summary = _train(home, epochs=1, device="cuda")
+    assert torch.isfinite(torch.tensor(summary["history"][0]["losses"]["loss"]))

@@ -104,8 +104,6 @@ class Trainer:
         """One optimisation step on a collated batch; returns the loss terms."""
         import torch
 
-        from vdi_cli.objectives import ObjectiveInputs
-
         dev = self.model.backbone.device
         train_text = self.text_trainable(epoch)
         for p in self.text_params:
@@ -115,6 +113,34 @@ class Trainer:
             m.train()
         frames, mask = batch.frames.to(dev), batch.frame_mask.to(dev)
         vidx = batch.video_index.to(dev)
+        with self.autocast():
+            total, logged = self._losses(batch, epoch, frames, mask, vidx)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        logged["loss"] = _scalar(total)
+        return logged
+
+    def autocast(self) -> Any:
+        """bfloat16 autocast on cuda when `amp` (no loss scaling needed); a no-op elsewhere."""
+        import contextlib
+
+        import torch
+
+        dev = str(self.model.backbone.device)
+        if self.config.amp and dev.startswith("cuda"):
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _losses(self, batch: Any, epoch: int, frames: Any, mask: Any, vidx: Any
+                ) -> tuple[Any, dict[str, float]]:
+        import torch
+
+        from vdi_cli.objectives import ObjectiveInputs
+
+        dev = frames.device
         sent = self.model.encode_texts(list(batch.queries))
         out = self.model.head(frames, mask, sent, vidx)
         terms = self.model.head.loss(out, {"moments": batch.moments.to(dev),
@@ -136,15 +162,9 @@ class Trainer:
                 patches=batch.patches.to(dev) if batch.patches is not None else None)
             for oid, module in self.objectives.items():
                 value = module(inputs)
-                total = total + module.config.weight * value
+                total = total + module.config.weight * value.float()
                 logged[oid] = _scalar(value)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        self.optimizer.step()
-        logged["loss"] = _scalar(total)
-        return logged
+        return total, logged
 
     def tensors(self) -> dict[str, Any]:
         out = self.model.state_tensors()

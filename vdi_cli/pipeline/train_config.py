@@ -55,6 +55,8 @@ class TrainConfig(BaseModel):
         None, ge=0, description="Train only the last k text blocks (+ final norm/projection).")
     seed: int = 25285
     device: str = "cpu"
+    amp: bool = Field(True, description="Mixed precision (bfloat16 autocast) on cuda; CPU "
+                      "always runs float32.")
     eval_batch_size: int = Field(32, ge=1)
     feature_batch_size: int = Field(32, ge=1)
 
