@@ -30,6 +30,17 @@ def test_spatial_heatmap_is_the_scaled_dot_product():
     assert spatial_heatmap(g, p, 4).tolist() == [0.5, 1.0, 1.5]
 
 
+def test_projected_heatmap_equals_projecting_every_patch():
+    from vdi_plugins.objectives import projected_heatmap
+
+    torch.manual_seed(3)
+    fg, fp = torch.nn.Linear(D, D), torch.nn.Linear(D, D)
+    frames, patches = torch.randn(2, T, D), torch.randn(2, T, HW, D)
+    naive = spatial_heatmap(fg(frames), fp(patches), D)
+    torch.testing.assert_close(projected_heatmap(frames, patches, fg, fp, D), naive,
+                               atol=1e-5, rtol=1e-5)
+
+
 def test_sd_consistency_hand_computed():
     video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
