@@ -160,7 +160,8 @@ class Retriever:
                  training_free: bool = False, backbone: str | None = None,
                  weights: str | None = None, fps: float | None = None,
                  window: float | None = None, overlap: float = 0.5,
-                 head_options: dict[str, Any] | None = None, device: str = "cpu") -> None:
+                 head_options: dict[str, Any] | None = None, device: str = "cpu",
+                 loaded_backbone: Any = None) -> None:
         self.db = db
         self.overlap = overlap
         if not 0 <= overlap < 1:
@@ -171,7 +172,7 @@ class Retriever:
         self.notice = self.choice.notice
         self.loaded = load_retrieval_model(self.choice, backbone=backbone, weights=weights,
                                            fps=fps, window=window, head_options=head_options,
-                                           device=device)
+                                           device=device, loaded=loaded_backbone)
         self._features: OrderedDict[str, tuple[Any, Any, float]] = OrderedDict()
         self._texts: dict[str, Any] = {}
 

@@ -124,8 +124,9 @@ def _from_run(db: Any, run_id: int, source: str) -> ModelChoice:
 def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
                          weights: str | None = None, fps: float | None = None,
                          window: float | None = None, head_options: dict[str, Any] | None = None,
-                         device: str = "cpu") -> RetrievalModel:
-    """Load the chosen model; `backbone` / `weights` / `fps` must agree with a checkpoint."""
+                         device: str = "cpu", loaded: Any = None) -> RetrievalModel:
+    """Load the chosen model; `backbone` / `weights` / `fps` must agree with a checkpoint.
+    `loaded` reuses an already loaded backbone (a checkpoint loads its text tower into it)."""
     from vdi_cli.backbones import check_device, load_backbone, resolve_backbone
     from vdi_cli.video import Sampling
 
@@ -135,7 +136,8 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
     if choice.training_free:
         from vdi_cli.model import build_model
 
-        loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
+        if loaded is None:
+            loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
         model = build_model(loaded, FREE_HEAD, head_options)
         model.head.eval()
         span, span_source = (window, "--window") if window else (DEFAULT_FREE_SPAN, "default")
@@ -151,11 +153,10 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
     trained = config.get("backbone", {})
     if fps is not None:
         check_compatible(config, sampling=Sampling(fps=fps).to_dict())
-    loaded = None
     if weights is not None:
         spec = resolve_backbone(trained.get("id", ""), weights, trained.get("options"))
         check_compatible(config, weights=spec.weights_id)
-        loaded = spec.load(device=device)
+        loaded = loaded if loaded is not None else spec.load(device=device)
     model, config = load_model(choice.checkpoint or "", device=device, backbone=loaded)
     sampling = Sampling.from_any(config.get("sampling")).to_dict()
     durations = config.get("durations") or {}

@@ -4,10 +4,12 @@ A grounding head is trained on videos up to some length (the checkpoint's `durat
 2D map has N clips whatever the length, so a 1-hour video decoded as one "video" would have
 clips of minutes. `plan_windows` covers a longer video with windows of that span (50 % overlap
 by default, the last one aligned to the end); `rank_video` runs the head on batches of windows
-(the frame features are already in memory: [T, D] is 3.7 MB for an hour at 1 fps), decodes each
-window with the head's own `rank` (its 2D map + NMS), shifts the moments to video time and
-merges them across windows with a greedy NMS that stops at top-k. Only each window's NMS
-survivors are kept (tens per window), so memory grows with the number of windows, not frames.
+(the frame features are already in memory: [T, D] is 3.7 MB for an hour at 1 fps; a batch is
+sized so its 2D-map activations stay within 256 MB), decodes each window with the head's own
+`rank` (its 2D map + NMS), shifts the moments to video time and merges them across windows with
+a greedy NMS that stops at top-k. Only each window's NMS survivors are kept (tens per window),
+so memory grows with the number of windows, not frames. A head may offer `adapt(frames)` (the
+training-free one does) to shrink its map to a window's frame count.
 
 With `keep_maps=True` it also builds what `--plot` draws: a score-over-time curve (per frame,
 the best score of any candidate moment covering it) and a video-level 2D score map (a G x G grid
@@ -17,6 +19,8 @@ of start x end bins; the head's own N x N map when the video is one window).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +30,9 @@ from vdi_cli.errors import VdiError
 from vdi_cli.metrics import temporal_iou
 from vdi_cli.types import Moment
 
-WINDOW_BATCH = 16  # windows per head forward
+WINDOW_BATCH = 64  # most windows per head forward
+BATCH_BYTES = 256 * 2**20  # activation budget of one head forward
+SMALL_FLOPS = 5e8  # below this a head forward runs on one thread
 MAX_GRID = 128  # side of the video-level score map for plots
 _CHUNK = 256
 _EPS = 1e-6
@@ -113,10 +119,44 @@ def grid_side(num_windows: int, num_clips: int, duration: float, span: float) ->
     return int(min(MAX_GRID, max(num_clips, math.ceil(duration / (span / num_clips) - _EPS))))
 
 
+def windows_per_batch(head: Any, limit: int = WINDOW_BATCH) -> int:
+    """How many windows one head forward takes: few forwards (per-op overhead dominates small
+    maps on a CPU) within BATCH_BYTES of 2D-map activations (hidden x N x N floats, ~4 alive)."""
+    p = head.params
+    per_window = 4 * 4 * int(getattr(p, "hidden_size", 64)) * int(p.num_clips) ** 2
+    return int(max(1, min(limit, BATCH_BYTES // max(per_window, 1))))
+
+
+def head_flops(head: Any, dim: int, windows: int) -> float:
+    """Rough multiply-adds x 2 of one forward of MMN-like heads (proposal convs on the N x N map);
+    0 for a head without convolutions (the training-free one)."""
+    p = head.params
+    hidden, layers = int(getattr(p, "hidden_size", 0)), int(getattr(p, "conv_layers", 0))
+    k2 = int(getattr(p, "conv_kernel", 0)) ** 2
+    return 2.0 * windows * int(p.num_clips) ** 2 * k2 * (dim * hidden + (layers - 1) * hidden ** 2)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with at most `count` intra-op threads (None: unchanged). For small tensors, thread
+    hand-offs cost more than they save, dramatically so when other processes hold the cores
+    (measured: a 2-window tiny MMN forward 9 ms on one thread, 330 ms on two busy cores)."""
+    import torch
+
+    old = torch.get_num_threads()
+    if count is not None and count < old:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
 def rank_video(
     head: Any, feats: Any, times: Any, duration: float, sent: Any, *, span: float | None,
     overlap: float = 0.5, top_k: int | None = 5, keep_maps: bool = False,
-    batch_windows: int = WINDOW_BATCH,
+    batch_windows: int | None = None,
 ) -> VideoRanking:
     """Rank moments of one video for Q sentences. `feats` [T, D] torch frame features, `times`
     [T] seconds, `sent` [Q, D] sentence features (from the model's text tower)."""
@@ -129,6 +169,7 @@ def rank_video(
     adapt = getattr(head, "adapt", None)  # a head whose map may follow the frame count
     if adapt is not None:
         head = adapt(min(b - a for a, b in ranges))
+    batch_windows = batch_windows or windows_per_batch(head)
     q = int(sent.shape[0])
     n = int(head.params.num_clips)
     thresh = float(head.params.nms_thresh)
@@ -150,7 +191,8 @@ def rank_video(
             mask[row, : b - a] = True
         s2v = torch.arange(len(part), device=device).repeat_interleave(q)
         lengths = np.array([windows[k][1] - windows[k][0] for k in part])
-        with torch.no_grad():
+        small = head_flops(head, int(feats.shape[1]), len(part)) < SMALL_FLOPS
+        with torch.no_grad(), torch_threads(1 if small else None):
             out = head(video, mask, sent.repeat(len(part), 1), s2v)
             ranked = head.rank(out, lengths, top_k=None)
             fused = head.fused_scores(out).numpy() if keep_maps else None
