@@ -99,7 +99,13 @@ class OpenClipSpec:
         self.tag = None if tag in (None, "", "none", "None", "random") else tag
         self.cache_dir = config.cache_dir
         self.weights = weights
-        self.id = backbone_id or f"open_clip:{self.arch}" + (f"@{self.tag}" if self.tag else "")
+        generic = f"open_clip:{self.arch}" + (f"@{self.tag}" if self.tag else "")
+        preset = PRESETS.get(backbone_id or "")
+        if preset is not None and preset[:2] != (self.arch, self.tag):
+            backbone_id = None  # -o arch=/pretrained= changed the preset: name what it is
+        if backbone_id in (None, "open-clip"):
+            backbone_id = generic
+        self.id: str = backbone_id  # type: ignore[assignment]
         self._weights_id: str | None = None
 
     def _weights_path(self) -> Path:

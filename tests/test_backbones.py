@@ -32,6 +32,12 @@ def test_builtin_backbones_are_registered():
         "ViT-B-32", "openai", "openai", "clip-vit-b32"
     )
     assert resolve_backbone("clip-vit-l14").arch == "ViT-L-14"
+    # options that change a preset change its id too, so cache keys never collide
+    changed = resolve_backbone("clip-vit-b32", options={"arch": "ViT-B-16"})
+    assert (changed.id, changed.weights_id) == ("open_clip:ViT-B-16@openai", "openai")
+    assert resolve_backbone("clip-vit-b32", options={"pretrained": "none"}).id == (
+        "open_clip:ViT-B-32"
+    )
 
 
 def test_open_clip_id_parsing():
