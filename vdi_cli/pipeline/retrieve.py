@@ -19,7 +19,7 @@ from __future__ import annotations
 import glob
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,8 @@ class Retriever:
                  weights: str | None = None, fps: float | None = None,
                  window: float | None = None, overlap: float = 0.5,
                  head_options: dict[str, Any] | None = None, device: str = "cpu",
-                 loaded_backbone: Any = None) -> None:
+                 loaded_backbone: Any = None, notify: Callable[[str], None] | None = None
+                 ) -> None:
         self.db = db
         self.overlap = overlap
         if not 0 <= overlap < 1:
@@ -170,6 +171,8 @@ class Retriever:
         self.choice = choose_model(db, checkpoint=checkpoint, run=run,
                                    training_free=training_free, backbone=backbone)
         self.notice = self.choice.notice
+        if self.notice and notify is not None:  # before loading: the load itself may fail
+            notify(self.notice)
         self.loaded = load_retrieval_model(self.choice, backbone=backbone, weights=weights,
                                            fps=fps, window=window, head_options=head_options,
                                            device=device, loaded=loaded_backbone)
