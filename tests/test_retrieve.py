@@ -143,6 +143,25 @@ def test_long_video_windows_cover_the_whole_video(store):
     assert g.shape[0] == pytest.approx(3 * span, abs=1)
 
 
+def test_one_window_video_gives_exactly_the_heads_own_decode(store):
+    from vdi_cli.pipeline.retrieve import Retriever, expand_inputs
+
+    retriever = Retriever(_db(), checkpoint=store["checkpoint"])
+    result = retriever.search(expand_inputs(store["root"] / "clip.mp4"), [Q1, Q2], top_k=None)
+    v = result.videos[0]
+    assert v.windows == [(0.0, v.duration)]
+    feats, _, _ = retriever._features[v.sha256]
+    head = retriever.loaded.model.head
+    with torch.no_grad():
+        out = head(feats[None], None, retriever.encode([Q1, Q2]), torch.tensor([0, 0]))
+    ranked = head.rank(out, [v.duration]).to_moments()
+    assert len(ranked[0]) > 5
+    for mine, theirs in zip(v.moments, ranked, strict=True):
+        assert [x for m in mine for x in (m.start, m.end)] == pytest.approx(
+            [x for m in theirs for x in (m.start, m.end)], abs=1e-5)
+        assert [m.score for m in mine] == [m.score for m in theirs]
+
+
 def test_default_is_latest_training_run_and_run_option(store):
     video = store["root"] / "clip.mp4"
     latest = _ok([video, Q1, "--json"]).json()

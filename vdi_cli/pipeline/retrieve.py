@@ -192,11 +192,13 @@ class Retriever:
             self._texts.update(zip(todo, feats, strict=True))
         return torch.stack([self._texts[q] for q in queries])
 
-    def search(self, videos: Sequence[VideoInput], queries: Sequence[str], *, top_k: int = 5,
+    def search(self, videos: Sequence[VideoInput], queries: Sequence[str], *,
+               top_k: int | None = 5,
                keep_maps: bool = False, show_progress: bool = False, run_id: int | None = None,
                batch_size: int = 32) -> RetrieveResult:
-        """Ranked moments of every query in every video (and across videos)."""
-        if top_k < 1:
+        """Ranked moments of every query in every video (and across videos); top_k None: all
+        the merged moments."""
+        if top_k is not None and top_k < 1:
             raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
         queries = check_queries(queries)
         clock = time.perf_counter
