@@ -171,7 +171,8 @@ def test_cli_errors(files, tmp_path):
     r = invoke(["eval", "--predictions", preds, "--annotations", empty, "--format", "mmn-json"])
     assert r.exit_code == 1 and "no annotated queries" in r.stderr
     r = invoke(["eval", "--annotations", ann, "--format", "mmn-json"])
-    assert r.exit_code == 2  # usage error: --predictions is required
+    assert r.exit_code == 2  # usage error: nothing to evaluate
+    assert "Error: nothing to evaluate" in r.stderr and "Hint:" in r.stderr
     from vdi_cli.settings import open_store
     from vdi_cli.store import list_runs
 

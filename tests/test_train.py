@@ -189,9 +189,9 @@ def test_eval_model_mode_with_query_forms(home):
 def test_eval_model_mode_errors(home):
     base = ["eval", "--annotations", home / "data" / "test_iid.json", "--format", "mmn-json"]
     nothing = invoke(base)
-    assert nothing.exit_code == 1 and "Error: nothing to evaluate" in nothing.stderr
+    assert nothing.exit_code == 2 and "Error: nothing to evaluate" in nothing.stderr
     no_dir = invoke([*base, "--checkpoint", home / "nope"])
-    assert no_dir.exit_code == 1 and "--video-dir" in no_dir.stderr
+    assert no_dir.exit_code == 2 and "--video-dir" in no_dir.stderr
     missing = invoke([*base, "--checkpoint", home / "nope", "--video-dir", home])
     assert missing.exit_code == 1 and "does not exist" in missing.stderr
     bad_run = invoke([*base, "--run", "424242", "--video-dir", home])

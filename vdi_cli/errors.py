@@ -21,6 +21,12 @@ class VdiError(Exception):
         return self.message
 
 
+class UsageError(VdiError):
+    """Options that do not fit together (or a missing one): exit code 2, like click's."""
+
+    exit_code = 2
+
+
 class UnknownComponentError(VdiError):
     """An id that no registered plugin provides."""
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import UsageError, VdiError
 from vdi_cli.output import info, print_json, print_table, warn
 
 
@@ -64,14 +64,14 @@ def eval_command(
     options = parse_overrides(option)
     if predictions is None:
         if checkpoint is None and run_id is None:
-            raise VdiError("nothing to evaluate",
+            raise UsageError("nothing to evaluate",
                            hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
                            "--video-dir")
         _eval_model(checkpoint, run_id, annotations, format_id, video_dir, options, query_form,
                     recalls, ious, split, batch_size, json_out)
         return
     if checkpoint is not None or run_id is not None:
-        raise VdiError("--predictions and --checkpoint/--run are two modes: pick one",
+        raise UsageError("--predictions and --checkpoint/--run are two modes: pick one",
                        hint="drop --predictions to evaluate the model")
     config = {"mode": "predictions", "predictions": predictions, "annotations": annotations,
               "format": format_id, "options": options, "recalls": list(recalls),
@@ -107,6 +107,7 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
                 ious: tuple, split: str | None, batch_size: int, json_out: bool) -> None:
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
+        check_query_forms,
         evaluate_checkpoint,
         resolve_checkpoint,
         store_predictions,
@@ -115,8 +116,9 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
     from vdi_cli.store import run_context
 
     if not video_dir:
-        raise VdiError("model mode needs the videos", hint="add --video-dir DIR")
+        raise UsageError("model mode needs the videos", hint="add --video-dir DIR")
     forms = [f.strip() for f in query_form.split(",") if f.strip()]
+    check_query_forms(forms)
     db = open_store()
     config = {"mode": "model", "checkpoint": checkpoint, "run": run_id,
               "annotations": annotations, "format": format_id, "video_dir": video_dir,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import UsageError, VdiError
 from vdi_cli.metrics import DEFAULT_IOUS, DEFAULT_RECALLS
 
 
@@ -25,9 +25,19 @@ class ModelEvaluation:
     predictions: list[list[tuple[float, float, float]] | None]  # per annotation
 
 
+def check_query_forms(forms: Sequence[str]) -> None:
+    from vdi_cli.pipeline.infer import QUERY_FORMS
+
+    if not forms:
+        raise VdiError("no query form given", hint="use q, static, dynamic or a comma list")
+    for form in forms:
+        if form not in QUERY_FORMS:
+            raise VdiError(f"unknown query form '{form}'", hint="use q, static or dynamic")
+
+
 def resolve_checkpoint(db: Any, checkpoint: str | None, run_id: int | None) -> str:
     if (checkpoint is None) == (run_id is None):
-        raise VdiError("give exactly one of --checkpoint PATH and --run ID",
+        raise UsageError("give exactly one of --checkpoint PATH and --run ID",
                        hint="`vdi runs list --command train` shows the training runs")
     if checkpoint is not None:
         return checkpoint
@@ -60,13 +70,11 @@ def evaluate_checkpoint(
     from vdi_cli.model import load_model
     from vdi_cli.pipeline.evaluate import EvalReport, evaluate_windows
     from vdi_cli.pipeline.feature_source import FeatureSource
-    from vdi_cli.pipeline.infer import QUERY_FORMS, predict
+    from vdi_cli.pipeline.infer import predict
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import group_by_video
 
-    for form in query_forms:
-        if form not in QUERY_FORMS:
-            raise VdiError(f"unknown query form '{form}'", hint="use q, static or dynamic")
+    check_query_forms(query_forms)
     data = load_dataset(format_id, annotations, **(dataset_options or {}))
     model, config = load_model(checkpoint, device=device)
     source = FeatureSource(db, model.backbone, config["sampling"], patches=False)
