@@ -158,12 +158,18 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
         def video_dynamics(self, frames: Any, patches: Any, video_index: Any,
                            frame_mask: Any) -> Any:
             """m~ per sentence [Q, D]: heatmaps and m_i once per video, then the sequence model
-            over each sentence's frames, averaged over them."""
+            once per distinct (video, visible frames) pair (all sentences of a video share it
+            when the branch sees the whole video), averaged over the visible frames."""
+            import torch
+
             heat = projected_heatmap(frames, patches, self.fc_global, self.fc_patch, dim)
-            m = self.fc_map(heat)[video_index]  # [Q, T, D]
-            out = self.sequence(m, ~frame_mask)
-            w = frame_mask.to(out.dtype).unsqueeze(-1)
-            return (out * w).sum(1) / w.sum(1).clamp(min=1.0)
+            m = self.fc_map(heat)  # [B, T, D]
+            rows = torch.cat([video_index[:, None], frame_mask.long()], 1)
+            unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+            visible = unique[:, 1:].bool()
+            out = self.sequence(m[unique[:, 0]], ~visible)
+            w = visible.to(out.dtype).unsqueeze(-1)
+            return ((out * w).sum(1) / w.sum(1).clamp(min=1.0))[inverse]
 
         def forward(self, inputs: Any) -> Any:
             if inputs.patches is None:
