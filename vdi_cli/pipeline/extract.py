@@ -235,6 +235,14 @@ def _producer(
         return False
 
     _lower_priority()
+    try:  # one intra-op thread here: a second OpenMP team would fight the model's for cores
+        import torch
+
+        torch.set_num_threads(1)  # per thread: the main thread keeps its setting
+    except ImportError:
+        pass
+    # The model idles until the first batch arrives: make that one small so it starts early.
+    limit = max(1, batch_size // 4)
     for idx, path in items:
         if stop.is_set():
             return
@@ -247,10 +255,10 @@ def _producer(
                 for frame in reader.frames():
                     images.append(frame.image)
                     times.append(frame.time)
-                    if len(images) == batch_size:
+                    if len(images) == limit:
                         if not put(("batch", idx, _preprocess(loaded, images), times)):
                             return
-                        images, times = [], []
+                        images, times, limit = [], [], batch_size
                 if images and not put(("batch", idx, _preprocess(loaded, images), times)):
                     return
             put(("end", idx))
