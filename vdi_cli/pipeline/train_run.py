@@ -19,25 +19,27 @@ def _annotations(report: Any, failed: dict[str, str]) -> list[Any]:
     return [a for a in report.annotations if a.video_id not in failed]
 
 
+def _newest_checkpoint(db: Any, run_id: int, best_only: bool = False) -> dict[str, Any] | None:
+    where = "run_id = ? and best = 1" if best_only else "run_id = ?"
+    rows = list(db["checkpoints"].rows_where(where, [run_id], order_by="epoch desc", limit=1))
+    return rows[0] if rows else None
+
+
 def latest_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
-    rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch desc",
-                                             limit=1))
-    if not rows:
+    row = _newest_checkpoint(db, run_id)
+    if row is None:
         raise VdiError(f"run {run_id} has no checkpoint to resume from",
                        hint="`vdi runs list --command train` shows the training runs")
-    return rows[0]
+    return row
 
 
 def best_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
-    rows = list(db["checkpoints"].rows_where("run_id = ? and best = 1", [run_id],
-                                             order_by="epoch desc", limit=1))
-    if not rows:
-        rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch desc",
-                                                 limit=1))
-    if not rows:
+    """The flagged best checkpoint of a run (the newest one if none is flagged)."""
+    row = _newest_checkpoint(db, run_id, best_only=True) or _newest_checkpoint(db, run_id)
+    if row is None:
         raise VdiError(f"run {run_id} has no checkpoint",
                        hint="`vdi runs list --command train --status ok` shows finished runs")
-    return rows[0]
+    return row
 
 
 def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None = None,
