@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--towers", default="b32,tiny")
     ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--only-totals", action="store_true",
+                    help="baseline and full VDI only, no warm-up (for the slow full-size head)")
     ap.add_argument("--hidden", type=int, default=64,
                     help="MMN proposal-conv width (MMN: 512; its 8 conv layers on a 16x16 map "
                     "for 48 videos take over a minute per forward on 2 CPU cores)")
@@ -92,9 +94,11 @@ def bench_tower(name, tower, samples, args, load_backbone) -> None:  # noqa: ANN
         "vdi (L_sd only)": Trainer(TrainConfig(**base, objectives=["spatial-dynamic"]),
                                    backbone, hw),
     }
+    if args.only_totals:
+        trainers = {k: trainers[k] for k in ("baseline", "vdi")}
     batch = collate(samples, feats.__getitem__, need_patches=True)
     times: dict[str, list[float]] = {k: [] for k in trainers}
-    for t in trainers.values():  # warm-up
+    for t in trainers.values() if not args.only_totals else ():  # warm-up
         t.step(batch, 1)
     for _ in range(args.repeats):
         for k, t in trainers.items():
