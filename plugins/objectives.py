@@ -146,6 +146,8 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
         config.sequence_options or None, dim=dim)
 
     class SpatialDynamicInjection(nn.Module):
+        needs_patches = True  # the trainer loads patch features only for such objectives
+
         def __init__(self) -> None:
             super().__init__()
             self.config = config

@@ -2,8 +2,10 @@
 
 Objectives are plugins (`register_objectives`): `factory(config, dim=D, patch_count=HW)` returns a
 torch module whose `forward(inputs: ObjectiveInputs)` gives a scalar loss, and whose
-`config.weight` is its lambda in the total loss. Everything here is per *sentence* (Q rows): the
-frames of the sentence's video (or of its moment, see `frame_mask`).
+`config.weight` is its lambda in the total loss. A module that reads `patches` sets the class
+attribute `needs_patches = True` (patch features are then loaded for training). Everything here
+is per *sentence* (Q rows): the frames of the sentence's video (or of its moment, see
+`frame_mask`).
 """
 
 from __future__ import annotations

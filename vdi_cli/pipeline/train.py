@@ -90,8 +90,7 @@ class Trainer:
 
     @property
     def needs_patches(self) -> bool:
-        return "spatial-dynamic" in self.objectives or any(
-            getattr(m, "needs_patches", False) for m in self.objectives.values())
+        return any(getattr(m, "needs_patches", False) for m in self.objectives.values())
 
     @property
     def needs_parsed(self) -> bool:
