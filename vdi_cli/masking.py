@@ -130,3 +130,12 @@ def build_parsed_query(
         masking=strategy,
         placeholder=placeholder if strategy == "placeholder" else "",
     )
+
+
+def masking_key(strategy: str, placeholder: str) -> dict[str, str]:
+    """The masking settings that change a parse (part of every parser's cache key): the
+    placeholder only matters when it is written."""
+    out = {"masking": strategy}
+    if strategy == "placeholder":
+        out["placeholder"] = placeholder
+    return out

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vdi_cli.errors import VdiError
-from vdi_cli.masking import build_parsed_query
+from vdi_cli.masking import build_parsed_query, masking_key
 from vdi_cli.types import ParsedQuery, Token
 
 # The usual name first, then the package-index copy the `spacy` extra installs (works offline).
@@ -72,15 +72,12 @@ class SpacyParser:
     def cache_config(self) -> dict[str, Any]:
         """What decides the output (the key of cached parses): not the batch size."""
         model = self.model_name()
-        out = {
+        return {
             "model": model,
             "model_version": _model_version(model),
             "lemmas": self.config.lemmas,
-            "masking": self.config.masking,
+            **masking_key(self.config.masking, self.config.placeholder),
         }
-        if self.config.masking == "placeholder":
-            out["placeholder"] = self.config.placeholder
-        return out
 
     @property
     def nlp(self) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi_cli.errors import VdiError
-from vdi_cli.masking import build_parsed_query
+from vdi_cli.masking import build_parsed_query, masking_key
 from vdi_cli.types import ParsedQuery, Token
 
 PROCESSORS = "tokenize,pos,lemma,depparse"
@@ -147,11 +147,8 @@ class StanzaParser:
             version = importlib.metadata.version("stanza")
         except importlib.metadata.PackageNotFoundError:
             version = ""
-        out = {"package": self.config.package, "stanza_version": version,
-               "masking": self.config.masking}
-        if self.config.masking == "placeholder":
-            out["placeholder"] = self.config.placeholder
-        return out
+        return {"package": self.config.package, "stanza_version": version,
+                **masking_key(self.config.masking, self.config.placeholder)}
 
     @property
     def nlp(self) -> Any:
