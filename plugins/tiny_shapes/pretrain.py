@@ -80,8 +80,9 @@ def pretrain(steps: int = 700, seed: int = 0, batch_size: int = 256, lr: float =
             model.eval()
             top1 = retrieval_top1(backbone, gallery_frames, gallery_caps)
             model.train()
-            history.append({"step": step, "loss": round(float(loss.detach()), 4), "top1": top1})
-            print(f"step {step}/{steps}  loss {float(loss.detach()):.4f}  text->image top-1 {top1:.2f}  "
+            value = float(loss.detach())
+            history.append({"step": step, "loss": round(value, 4), "top1": top1})
+            print(f"step {step}/{steps}  loss {value:.4f}  text->image top-1 {top1:.2f}  "
                   f"{time.time() - start:.0f}s", file=sys.stderr, flush=True)
     model.eval()
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
