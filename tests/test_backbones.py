@@ -85,6 +85,17 @@ def test_preprocess_resizes_short_side_and_centre_crops(tiny):
     assert torch.allclose(x[0, :, :, 2:30], black.view(3, 1, 1).expand(3, 32, 28), atol=1e-4)
 
 
+def test_preprocess_normalises_like_clip_into_contiguous_nchw(tiny):
+    # no resize at 32 x 32: the output is exactly (x / 255 - mean) / std per channel, NCHW
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    x = tiny.preprocess(img)
+    ref = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255.0
+    ref = (ref - torch.tensor(tiny.mean).view(1, 3, 1, 1)) / torch.tensor(tiny.std).view(1, 3, 1, 1)
+    assert x.dtype == torch.float32 and x.is_contiguous() and x.shape == (2, 3, 32, 32)
+    assert torch.allclose(x, ref, atol=1e-5)
+
+
 def test_random_weights_are_the_same_every_load(tiny):
     again = tiny_backbone()
     assert torch.equal(again.module.visual.proj, tiny.module.visual.proj)
