@@ -49,6 +49,15 @@ def eval_command(
     iou: str = typer.Option("0.3,0.5,0.7", "--iou", help="Comma-separated IoU thresholds m."),
     split: str = typer.Option(None, "--split", help="Split name stored with the metrics "
                               "(default: the annotation file's name)."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="Score a trivial baseline instead: most-frequent (the "
+        "training split's most frequent moment; needs --train) or random."),
+    train: str = typer.Option(None, "--train", help="Training annotations (same --format): "
+                              "the most-frequent baseline's moments, and with --by each "
+                              "group's prior beside a model's score."),
+    by: str = typer.Option(None, "--by", help="Also score R@1 and mIoU per value of this "
+                           "per-query annotation field, e.g. actions (synthetic-shapes)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random baseline."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Score ranked predictions (--predictions) or a trained model (--checkpoint / --run):
@@ -62,13 +71,20 @@ def eval_command(
     recalls = _numbers(recall, int, "--recall")
     ious = _numbers(iou, float, "--iou")
     options = parse_overrides(option)
+    if baseline is not None:
+        if predictions is not None or checkpoint is not None or run_id is not None:
+            raise UsageError("--baseline is a mode of its own",
+                             hint="drop --predictions / --checkpoint / --run")
+        _eval_baseline(baseline, annotations, format_id, train, by, seed, options, recalls,
+                       ious, split, json_out)
+        return
     if predictions is None:
         if checkpoint is None and run_id is None:
             raise UsageError("nothing to evaluate",
                            hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
                            "--video-dir")
         _eval_model(checkpoint, run_id, annotations, format_id, video_dir, options, query_form,
-                    recalls, ious, split, batch_size, json_out)
+                    recalls, ious, split, batch_size, json_out, by, train)
         return
     if checkpoint is not None or run_id is not None:
         raise UsageError("--predictions and --checkpoint/--run are two modes: pick one",
@@ -102,9 +118,76 @@ def eval_command(
     print_table([[f"{values[n]:.2f}" for n in report.metrics.names()]], report.metrics.names())
 
 
+def _groups(annotations: list, windows: list, by: str | None, train: str | None,
+            format_id: str, options: dict, iou: float) -> dict | None:
+    """Per-group scores (and each group's own prior when training annotations are given)."""
+    if by is None:
+        return None
+    from dataclasses import asdict
+
+    from vdi_cli.baselines import group_table, grouped_scores, prior_scores
+    from vdi_cli.datasets import load_dataset
+
+    if not any(by in a.extra for a in annotations):
+        raise VdiError(f"no annotated query has a '{by}' field",
+                       hint="--by takes a per-query field of the annotation file, e.g. actions")
+    scores = grouped_scores(annotations, windows, by, iou)
+    prior = None
+    if train is not None:
+        train_anns = load_dataset(format_id, train, **options).annotations
+        prior = prior_scores(annotations, train_anns, by, iou)
+    header, rows = group_table(scores, prior, iou)
+    return {"by": by, "iou": iou, "header": header, "rows": rows,
+            "groups": [asdict(g) for g in scores],
+            "prior": [asdict(p) for p in prior] if prior is not None else None}
+
+
+def _print_groups(groups: dict | None) -> None:
+    if groups is not None:
+        sys.stdout.write(f"\nper {groups['by']}:\n")
+        print_table(groups["rows"], groups["header"])
+
+
+def _group_iou(ious: tuple) -> float:
+    return 0.5 if 0.5 in ious else ious[0]
+
+
+def _eval_baseline(name: str, annotations: str, format_id: str, train: str | None,
+                   by: str | None, seed: int, options: dict, recalls: tuple, ious: tuple,
+                   split: str | None, json_out: bool) -> None:
+    from vdi_cli.baselines import evaluate_baseline
+    from vdi_cli.pipeline.evaluate import record_metrics
+    from vdi_cli.settings import open_store
+    from vdi_cli.store import run_context
+
+    config = {"mode": "baseline", "baseline": name, "annotations": annotations,
+              "format": format_id, "train": train, "by": by, "seed": seed, "options": options,
+              "recalls": list(recalls), "ious": list(ious), "split": split}
+    db = open_store()
+    with run_context(db, "eval", config, sys.argv[1:]) as run:
+        report, windows, anns = evaluate_baseline(
+            name, annotations, format_id, train=train, by=None, seed=seed, recalls=recalls,
+            ious=ious, dataset_options=options, split=split)
+        groups = _groups(anns, windows, by, train, format_id, options, _group_iou(ious))
+        record_metrics(db, run.id, report.metrics, report.split)
+        run.summary.update(report.to_dict())
+        if groups is not None:
+            run.summary["groups"] = groups["groups"]
+    if json_out:
+        print_json({"run_id": run.id, "baseline": name, **report.to_dict(),
+                    "groups": groups["groups"] if groups else None,
+                    "prior": groups["prior"] if groups else None})
+        return
+    values = report.metrics.percent()
+    print_table([[name] + [f"{values[n]:.2f}" for n in report.metrics.names()]],
+                ["baseline"] + report.metrics.names())
+    _print_groups(groups)
+
+
 def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, format_id: str,
                 video_dir: str | None, options: dict, query_form: str, recalls: tuple,
-                ious: tuple, split: str | None, batch_size: int, json_out: bool) -> None:
+                ious: tuple, split: str | None, batch_size: int, json_out: bool,
+                by: str | None = None, train: str | None = None) -> None:
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
         check_query_forms,
@@ -136,17 +219,26 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
             record_metrics(db, run.id, r.report.metrics, r.report.split)
         stored = store_predictions(db, run.id, results[0].annotations, results[0].predictions)
         run.summary.update({r.form: r.report.to_dict() for r in results})
+        first = results[0]
+        groups = _groups(first.annotations, [[w[:2] for w in p] if p else None
+                                             for p in first.predictions],
+                         by, train, format_id, options, _group_iou(ious))
+        if groups is not None:
+            run.summary["groups"] = groups["groups"]
         run.summary["predictions_stored"] = stored
     missing = results[0].report.missing
     if missing:
         warn(f"{len(missing)} queries have no readable video and count as misses")
     if json_out:
         print_json({"run_id": run.id, "checkpoint": path,
-                    "forms": {r.form: r.report.to_dict() for r in results}})
+                    "forms": {r.form: r.report.to_dict() for r in results},
+                    "groups": groups["groups"] if groups else None,
+                    "prior": groups["prior"] if groups else None})
         return
     names = results[0].report.metrics.names()
     print_table([[r.form] + [f"{r.report.metrics.percent()[n]:.2f}" for n in names]
                  for r in results], ["query"] + names)
+    _print_groups(groups)
 
 
 def register(app: typer.Typer) -> None:
