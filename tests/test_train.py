@@ -184,6 +184,17 @@ def test_eval_model_mode_with_query_forms(home):
     assert splits == {"test_iid", "test_iid/static", "test_iid/dynamic"}
     table = invoke([*args, "--query-form", "q,dynamic"])
     assert table.stdout.splitlines()[2].startswith("q ") and "dynamic" in table.stdout
+    # per action: the groups add up to the whole, and each group's prior comes with it
+    grouped = invoke([*args, "--by", "actions", "--train", home / "data" / "train.json",
+                      "--json"]).json()
+    groups = grouped["groups"]
+    assert sum(g["queries"] for g in groups) == q["queries"]
+    hits = sum(g["recall"] * g["queries"] for g in groups) / q["queries"]
+    assert hits == pytest.approx(q["metrics"]["R@1,IoU=0.5"], abs=0.01)
+    assert [p["group"] for p in grouped["prior"]] == [g["group"] for g in groups]
+    assert "per actions:" in invoke([*args, "--by", "actions"]).stdout
+    unknown = invoke([*args, "--by", "colour"])
+    assert unknown.exit_code == 1 and "no annotated query has a 'colour' field" in unknown.stderr
 
 
 def test_eval_model_mode_errors(home):
