@@ -19,7 +19,7 @@ from vdi_plugins.heads.mmn_loss import (  # noqa: E402
     iou_bce_loss,
     mutual_contrastive_loss,
 )
-from vdi_plugins.heads.mmn_model import avgfeats_weights  # noqa: E402
+from vdi_plugins.heads.mmn_model import avgfeats_weights, frame_delta  # noqa: E402
 
 TINY = {"num_clips": 8, "num_pre_clips": 8, "pool_kernel": 1, "pooling_counts": [2, 2],
         "conv_layers": 2, "conv_kernel": 3, "hidden_size": 16, "joint_size": 8}
@@ -90,6 +90,35 @@ def test_prepool_matches_the_reference_per_video_with_padding():
     with pytest.raises(ValueError, match="prefix"):
         head.prepool(feats, torch.ones(3, 50, dtype=torch.bool).index_fill(1, torch.tensor([0]),
                                                                             False))
+
+
+def test_frame_delta_by_hand_with_padding():
+    # video 0: 4 frames 0, 1, 4, 9 (one dim); video 1: 2 frames then padding
+    x = torch.tensor([[[0.0], [1.0], [4.0], [9.0]], [[2.0], [5.0], [7.0], [7.0]]])
+    d = frame_delta(x, torch.tensor([4, 2]))
+    # central differences inside, one-sided at the ends: x1-x0, x2-x0, x3-x1, x3-x2
+    assert d[0, :, 0].tolist() == [1.0, 4.0, 8.0, 5.0]
+    # 2 valid frames: both ends see x1 - x0 = 3; padding stays 0
+    assert d[1, :, 0].tolist() == [3.0, 3.0, 0.0, 0.0]
+    assert frame_delta(x[:1, :1], torch.tensor([1])).abs().sum() == 0  # one frame: no change
+
+
+def test_temporal_delta_option_appends_the_scaled_change():
+    torch.manual_seed(0)
+    plain, delta = build(), build(temporal_delta=2.0)
+    assert delta.convs[0].weight.shape[1] == 2 * plain.convs[0].weight.shape[1] == 24
+    feats = torch.randn(2, 8, 12)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    a, b = plain.prepool(feats, mask), delta.prepool(feats, mask)
+    torch.testing.assert_close(b[..., :12], a)  # the first half is MMN's input, unchanged
+    x = torch.nn.functional.normalize(feats, dim=-1)
+    lengths = torch.tensor([8, 5])
+    w = avgfeats_weights(lengths, 8, 8)
+    torch.testing.assert_close(b[..., 12:], w @ (2.0 * frame_delta(x, lengths)))
+    # and the head runs end to end with it
+    out = delta(feats, mask, torch.randn(3, 10), torch.tensor([0, 1, 1]))
+    assert out.iou_scores.shape == (3, 8, 8)
 
 
 def test_map2d_cell_is_the_max_over_its_clips():

@@ -47,6 +47,10 @@ class MMNConfig(BaseModel):
         False, description="Keep MMN's 1x1 conv + ReLU before the average pooling (VDI deletes "
         "it to keep CLIP's feature structure).")
     pool_hidden: int = Field(512, ge=1, description="Width of that 1x1 conv (pool_linear only).")
+    temporal_delta: float = Field(
+        0.0, ge=0, description="Beyond the paper (0 = off, as MMN): append s * (x[t+1] - "
+        "x[t-1]) of the L2-normalised frames to each frame, so how the frame changes is an "
+        "input of its own (CLIP image features carry no motion).")
     pooling_counts: list[int] | None = Field(
         None, description=f"Diagonals per pooling group of the sparse 2D map {_P}.")
     conv_layers: int | None = Field(None, ge=1, description=f"Proposal conv layers {_P}.")
@@ -86,6 +90,7 @@ class MMNParams:
     pool_kernel: int
     pool_linear: bool
     pool_hidden: int
+    temporal_delta: float
     pooling_counts: tuple[int, ...]
     conv_layers: int
     conv_kernel: int

@@ -85,6 +85,19 @@ def avgfeats_weights(lengths: torch.Tensor, frames: int, segments: int) -> torch
     return inside.to(torch.float32) / count + single.to(torch.float32)
 
 
+def frame_delta(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] -> x[t+1] - x[t-1] within each video's valid prefix (the ends repeat the end
+    frame: a one-sided difference there; a one-frame video gets 0); padding rows stay 0."""
+    b, t, _ = x.shape
+    idx = torch.arange(t, device=x.device)[None, :]
+    last = (lengths - 1).clamp(min=0)[:, None]
+    nxt = torch.minimum(idx + 1, last).clamp(min=0)
+    prev = torch.minimum((idx - 1).clamp(min=0), last)
+    gather = lambda i: torch.gather(x, 1, i[..., None].expand(b, t, x.shape[-1]))  # noqa: E731
+    valid = (idx < lengths[:, None]).to(x.dtype)[..., None]
+    return (gather(nxt) - gather(prev)) * valid
+
+
 def pooled_map_plan(
     num_clips: int, pooling_counts: Sequence[int]
 ) -> list[tuple[int, int, int, int]]:
@@ -107,8 +120,9 @@ class MMNHead(nn.Module):
         n = p.num_clips
         text_dim = text_dim or video_dim
         self.video_dim, self.text_dim = video_dim, text_dim
-        self.pool_conv = nn.Conv1d(video_dim, p.pool_hidden, 1) if p.pool_linear else None
-        pool_out = p.pool_hidden if p.pool_linear else video_dim
+        frame_dim = video_dim * (2 if p.temporal_delta > 0 else 1)
+        self.pool_conv = nn.Conv1d(frame_dim, p.pool_hidden, 1) if p.pool_linear else None
+        pool_out = p.pool_hidden if p.pool_linear else frame_dim
         self.register_buffer("mask2d", torch.from_numpy(cell_mask(n, p.pooling_counts)),
                              persistent=False)
         self._plan = pooled_map_plan(n, p.pooling_counts)
@@ -157,7 +171,10 @@ class MMNHead(nn.Module):
         if bool((lengths < 1).any()):
             raise ValueError("every video needs at least one frame")
         weights = avgfeats_weights(lengths, t, self.params.num_pre_clips)
-        return weights.to(video_feats.dtype) @ F.normalize(video_feats, dim=-1)
+        x = F.normalize(video_feats, dim=-1)
+        if self.params.temporal_delta > 0:
+            x = torch.cat([x, self.params.temporal_delta * frame_delta(x, lengths)], dim=-1)
+        return weights.to(x.dtype) @ x
 
     def pool(self, segments: torch.Tensor) -> torch.Tensor:
         """[B, P, D] -> [B, D', N] clip features ([1x1 conv + ReLU], AvgPool1d)."""
