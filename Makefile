@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo experiment test lint clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: setup
 	bash examples/demo.sh
+
+# The paper's experiments in miniature (~40 min on 2 cores): examples/experiment-results/.
+experiment: setup
+	$(BIN)/python examples/experiment.py $(EXPERIMENT_ARGS)
 
 # pytest exits 5 when it collected nothing: that fails the suite too.
 test: setup

@@ -1,0 +1,319 @@
+"""The paper's experiments in miniature, on the synthetic world, in one command.
+
+MMN baseline vs VDI vs the ablations of the paper's Table 3 (L_vc probed by Qs / Q / nothing;
+L_sd with a Transformer / an LSTM; both = VDI), each with several seeds, evaluated on
+`test-iid` and `test-novel-word`; the trivial baselines (most frequent training moment, random
+moment); the paper's Fig. 3 analysis (retrieval with Q, Qs and Qd); R@1 per action class against
+each class's own prior. Writes `results.md`, `results.json` and `results.png` to --results.
+
+    .venv/bin/python examples/experiment.py                  # ~40 min on 2 CPU cores
+    .venv/bin/python examples/experiment.py --seeds 0 --configs baseline,vdi --epochs 4  # quick
+
+Every run goes through the `vdi` command line (train, then eval with --json), so this is also
+what a user would type. Finished runs are kept in OUT/runs/*.json and skipped when the command
+is run again (same options): an interrupted experiment resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("test_iid", "test_novel_word")
+METRICS = ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
+# Table 3 of the paper, plus the baseline (no VDI term) and the full method.
+CONFIGS: dict[str, tuple[str, list[str]]] = {
+    "baseline": ("MMN + CLIP (no VDI term)", ["--no-objective"]),
+    "vc-qs": ("L_vc w/ Qs", ["--objective", "visual-context"]),
+    "vc-q": ("L_vc w/ Q", ["--objective", "visual-context", "-O", "visual-context.probe=query"]),
+    "vc-none": ("L_vc w/o Q", ["--objective", "visual-context", "-O",
+                               "visual-context.probe=none"]),
+    "sd-lstm": ("L_sd w/ LSTM", ["--objective", "spatial-dynamic", "-O",
+                                 "spatial-dynamic.sequence_model=lstm"]),
+    "sd-trans": ("L_sd w/ Trans", ["--objective", "spatial-dynamic"]),
+    "vdi": ("VDI (L_vc w/ Qs + L_sd w/ Trans)", []),
+}
+FIG3 = ("baseline", "vdi")  # configurations evaluated with Q, Qs and Qd
+
+
+def vdi(*args: str, env: dict[str, str]) -> dict:
+    """Run `vdi ARGS --json`; progress goes to our stderr, the JSON comes back."""
+    cmd = [str(ROOT / ".venv" / "bin" / "vdi"), *args, "--json"]
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"experiment: `vdi {' '.join(args)}` failed with exit code {done.returncode}")
+    return json.loads(done.stdout)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt(values: list[float]) -> str:
+    m, s = mean_std(values)
+    return f"{m:.2f} ± {s:.2f}" if len(values) > 1 else f"{m:.2f}"
+
+
+def train_args(args: argparse.Namespace, data: Path) -> list[str]:
+    return [
+        "train", "--dataset", "synthetic-shapes", "--annotations", str(data / "train.json"),
+        "--video-dir", str(data / "videos"), "--backbone", "tiny-shapes", "--fps", "2",
+        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+        "-H", "hidden_size=64", "-H", "conv_layers=4",
+        "-H", f"temporal_delta={args.temporal_delta}",
+        "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
+    ]
+
+
+def heads_options(name: str) -> list[str]:
+    """4 attention heads (D = 128 in tiny-shapes) for the decoders the configuration uses."""
+    flags = CONFIGS[name][1]
+    out = []
+    if name == "vdi" or "visual-context" in flags:
+        out += ["-O", "visual-context.heads=4"]
+    if (name == "vdi" or "spatial-dynamic" in flags) and "lstm" not in " ".join(flags):
+        out += ["-O", "spatial-dynamic.sequence_options.heads=4"]
+    return out
+
+
+def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dict[str, str]
+            ) -> dict:
+    start = time.perf_counter()
+    trained = vdi(*train_args(args, data), *CONFIGS[name][1], *heads_options(name),
+                  "--seed", str(seed), env=env)
+    forms = "q,static,dynamic" if name in FIG3 else "q"
+    evals = {}
+    for split in SPLITS:
+        evals[split] = vdi("eval", "--run", str(trained["run_id"]), "--annotations",
+                           str(data / f"{split}.json"), "--format", "synthetic-shapes",
+                           "--video-dir", str(data / "videos"), "--query-form", forms,
+                           "--by", "actions", "--train", str(data / "train.json"), env=env)
+    return {"config": name, "seed": seed, "run_id": trained["run_id"],
+            "seconds": round(time.perf_counter() - start, 1),
+            "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
+            "eval": evals}
+
+
+def baselines(data: Path, env: dict[str, str], seeds: list[int]) -> dict:
+    out: dict = {}
+    for split in SPLITS:
+        common = ["--annotations", str(data / f"{split}.json"), "--format", "synthetic-shapes",
+                  "--by", "actions", "--train", str(data / "train.json")]
+        out[split] = {
+            "most-frequent": vdi("eval", "--baseline", "most-frequent", *common, env=env),
+            "random": [vdi("eval", "--baseline", "random", "--seed", str(s), *common, env=env)
+                       for s in seeds],
+        }
+    return out
+
+
+def aggregate(runs: list[dict], base: dict) -> dict:
+    table: dict = {}
+    for name in CONFIGS:
+        mine = [r for r in runs if r["config"] == name]
+        if not mine:
+            continue
+        table[name] = {}
+        for split in SPLITS:
+            forms = mine[0]["eval"][split]["forms"]
+            table[name][split] = {
+                form: {m: [r["eval"][split]["forms"][form]["metrics"][m] for r in mine]
+                       for m in METRICS}
+                for form in forms
+            }
+    actions: dict = {}
+    for name in CONFIGS:
+        mine = [r for r in runs if r["config"] == name]
+        if not mine:
+            continue
+        actions[name] = {}
+        for split in SPLITS:
+            per: dict[str, list[float]] = {}
+            for r in mine:
+                for g in r["eval"][split]["groups"]:
+                    per.setdefault(g["group"], []).append(g["recall"])
+            prior = {p["group"]: p for p in mine[0]["eval"][split]["prior"]}
+            queries = {g["group"]: g["queries"] for g in mine[0]["eval"][split]["groups"]}
+            actions[name][split] = {a: {"recall": v, "prior": prior[a]["recall"],
+                                        "queries": queries[a]} for a, v in sorted(per.items())}
+    trivial = {split: {
+        "most-frequent": {m: [base[split]["most-frequent"]["metrics"][m]] for m in METRICS},
+        "random": {m: [r["metrics"][m] for r in base[split]["random"]] for m in METRICS},
+    } for split in SPLITS}
+    return {"table": table, "actions": actions, "trivial": trivial}
+
+
+def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str
+             ) -> str:
+    seeds = ", ".join(str(s) for s in args.seeds)
+    lines = [
+        "# The paper's experiments in miniature (synthetic world)",
+        "",
+        f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on this "
+        f"machine). World: seed "
+        f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
+                                          for k, v in meta["splits"].items()) + ". "
+        f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
+        f"temporal_delta {args.temporal_delta:g}, {args.epochs} epochs, batch {args.batch_size} "
+        f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}; seeds {seeds}. Values are "
+        "mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
+        "validation split is used for selection).",
+        "",
+        "## Main table",
+        "",
+        "| method | " + " | ".join(f"{s} {m}" for s in SPLITS for m in METRICS) + " |",
+        "|---|" + "---|" * (len(SPLITS) * len(METRICS)),
+    ]
+    for key, label in (("random", "random moment"), ("most-frequent", "most frequent moment")):
+        cells = [fmt(agg["trivial"][s][key][m]) for s in SPLITS for m in METRICS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for name, (label, _) in CONFIGS.items():
+        if name not in agg["table"]:
+            continue
+        cells = [fmt(agg["table"][name][s]["q"][m]) for s in SPLITS for m in METRICS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Fig. 3: retrieval with the full (Q), static (Qs) and dynamic (Qd) query",
+              "", "R@1,IoU=0.5:", "",
+              "| method | " + " | ".join(f"{s} {f}" for s in SPLITS for f in ("Q", "Qs", "Qd"))
+              + " |", "|---|" + "---|" * 6]
+    for name in FIG3:
+        if name in agg["table"]:
+            cells = [fmt(agg["table"][name][s][f]["R@1,IoU=0.5"]) for s in SPLITS
+                     for f in ("q", "static", "dynamic")]
+            lines.append(f"| {CONFIGS[name][0]} | " + " | ".join(cells) + " |")
+    for name in ("vdi", "baseline"):
+        if name not in agg["actions"]:
+            continue
+        lines += ["", f"## Per action: {CONFIGS[name][0]}, R@1,IoU=0.5 against each class's "
+                  "prior", "",
+                  "The prior is the class's own most frequent training moment scored on its "
+                  "test queries.", "",
+                  "| action | " + " | ".join(f"{s} queries | {s} R@1 | {s} prior"
+                                             for s in SPLITS) + " |",
+                  "|---|" + "---|" * (3 * len(SPLITS))]
+        groups = sorted(set().union(*(agg["actions"][name][s] for s in SPLITS)))
+        for g in groups:
+            cells = []
+            for s in SPLITS:
+                a = agg["actions"][name][s].get(g)
+                cells += ([str(a["queries"]), fmt(a["recall"]), f"{a['prior']:.2f}"] if a
+                          else ["0", "", ""])
+            lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    lines += ["", "## Acceptance checks (test-iid, VDI)", ""]
+    if "vdi" in agg["table"]:
+        r1 = mean_std(agg["table"]["vdi"]["test_iid"]["q"]["R@1,IoU=0.5"])[0]
+        mf = agg["trivial"]["test_iid"]["most-frequent"]["R@1,IoU=0.5"][0]
+        lines.append(f"- R@1,IoU=0.5 {r1:.2f} vs 2 x most frequent moment {2 * mf:.2f}: "
+                     f"{'met' if r1 >= 2 * mf else 'NOT met'}")
+        below = [g for g, a in agg["actions"]["vdi"]["test_iid"].items()
+                 if mean_std(a["recall"])[0] <= a["prior"]]
+        lines.append("- every action above its prior: " + (
+            "met" if not below else "NOT met (at or below: " + ", ".join(below) + ")"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(agg: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in CONFIGS if n in agg["table"]]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.4]})
+    ax = axes[0]
+    width = 0.38
+    for k, split in enumerate(SPLITS):
+        ms = [mean_std(agg["table"][n][split]["q"]["R@1,IoU=0.5"]) for n in names]
+        xs = [i + (k - 0.5) * width for i in range(len(names))]
+        ax.bar(xs, [m for m, _ in ms], width, yerr=[s for _, s in ms], capsize=3, label=split)
+        mf = agg["trivial"][split]["most-frequent"]["R@1,IoU=0.5"][0]
+        ax.axhline(mf, color=f"C{k}", ls="--", lw=1, label=f"most frequent moment ({split})")
+    ax.set_xticks(range(len(names)), [CONFIGS[n][0].replace(" (", "\n(") for n in names],
+                  fontsize=7)
+    ax.set_ylabel("R@1, IoU=0.5")
+    ax.set_title("Table 3 in miniature (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    fig3 = [n for n in FIG3 if n in agg["table"]]
+    for k, form in enumerate(("q", "static", "dynamic")):
+        ms = [mean_std(agg["table"][n]["test_iid"][form]["R@1,IoU=0.5"]) for n in fig3]
+        xs = [i + (k - 1) * 0.27 for i in range(len(fig3))]
+        ax.bar(xs, [m for m, _ in ms], 0.27, yerr=[s for _, s in ms], capsize=3,
+               label={"q": "Q", "static": "Qs", "dynamic": "Qd"}[form])
+    ax.set_xticks(range(len(fig3)), [CONFIGS[n][0].split(" (")[0] for n in fig3], fontsize=8)
+    ax.set_title("Fig. 3: query forms, test-iid")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="experiment-out", help="work folder (VDI_HOME, data)")
+    parser.add_argument("--results", default=str(ROOT / "examples" / "experiment-results"))
+    parser.add_argument("--videos", type=int, default=400)
+    parser.add_argument("--test-videos", type=int, default=100)
+    parser.add_argument("--world-seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--text-lr", type=float, default=1.0, help="text lr / head lr")
+    parser.add_argument("--temporal-delta", type=float, default=5.0)
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        sys.exit(f"experiment: unknown configuration {unknown}; known: {', '.join(CONFIGS)}")
+    command = "python examples/experiment.py " + " ".join(sys.argv[1:])
+    out = Path(args.out).resolve()
+    env = {**os.environ, "VDI_HOME": str(out / "home"), "HF_HUB_OFFLINE": "1",
+           "PYTHONUNBUFFERED": "1"}
+    data = out / "shapes"
+    if not (data / "meta.json").exists():
+        subprocess.run([str(ROOT / ".venv" / "bin" / "vdi"), "datasets", "generate",
+                        "synthetic-shapes", "--out", str(data), "--videos", str(args.videos),
+                        "--test-videos", str(args.test_videos), "--seed", str(args.world_seed)],
+                       env=env, check=True)
+    meta = json.loads((data / "meta.json").read_text())
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
+                                         "temporal_delta")}
+    runs = []
+    for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds
+        for name in configs:
+            path = runs_dir / f"{name}-seed{seed}.json"
+            if path.exists() and json.loads(path.read_text()).get("options") == key:
+                runs.append(json.loads(path.read_text()))
+                continue
+            print(f"\n== {CONFIGS[name][0]}, seed {seed}", file=sys.stderr, flush=True)
+            result = {**run_one(name, seed, args, data, env), "options": key}
+            path.write_text(json.dumps(result, indent=1))
+            runs.append(result)
+    base = baselines(data, env, args.seeds)
+    agg = aggregate(runs, base)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    seconds = sum(r["seconds"] for r in runs)  # training + evaluation, even across resumes
+    (results / "results.json").write_text(json.dumps(
+        {"command": command, "options": key, "world": meta, "aggregate": agg,
+         "runs": [{k: v for k, v in r.items() if k != "eval"} for r in runs]}, indent=1))
+    (results / "results.md").write_text(markdown(agg, args, meta, seconds, command))
+    plot(agg, results / "results.png")
+    print((results / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""examples/experiment.py: aggregation over seeds, the markdown table and its acceptance checks
+(on hand-made run records; the full experiment is a 40-minute job, not a test)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    spec = importlib.util.spec_from_file_location("experiment", ROOT / "examples" /
+                                                  "experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _eval(r1: float, groups: dict[str, float]) -> dict:
+    metrics = {"R@1,IoU=0.5": r1, "R@1,IoU=0.7": r1 / 2, "mIoU": 30.0}
+    return {
+        "forms": {f: {"metrics": metrics} for f in ("q", "static", "dynamic")},
+        "groups": [{"group": g, "queries": 10, "recall": v, "miou": 0.0}
+                   for g, v in groups.items()],
+        "prior": [{"group": g, "queries": 10, "recall": 20.0, "miou": 0.0} for g in groups],
+    }
+
+
+def _run(config: str, seed: int, r1: float, groups: dict[str, float]) -> dict:
+    return {"config": config, "seed": seed, "seconds": 60.0,
+            "eval": {s: _eval(r1, groups) for s in ("test_iid", "test_novel_word")}}
+
+
+def _baselines() -> dict:
+    m = {"R@1,IoU=0.5": 20.0, "R@1,IoU=0.7": 5.0, "mIoU": 25.0}
+    r = {"R@1,IoU=0.5": 4.0, "R@1,IoU=0.7": 1.0, "mIoU": 13.0}
+    return {s: {"most-frequent": {"metrics": m}, "random": [{"metrics": r}, {"metrics": r}]}
+            for s in ("test_iid", "test_novel_word")}
+
+
+def test_aggregate_and_markdown(experiment):
+    runs = [_run("vdi", 0, 40.0, {"left": 30.0, "up": 10.0}),
+            _run("vdi", 1, 44.0, {"left": 34.0, "up": 50.0}),
+            _run("baseline", 0, 22.0, {"left": 20.0, "up": 20.0})]
+    agg = experiment.aggregate(runs, _baselines())
+    assert agg["table"]["vdi"]["test_iid"]["q"]["R@1,IoU=0.5"] == [40.0, 44.0]
+    assert agg["actions"]["vdi"]["test_iid"]["up"] == {"recall": [10.0, 50.0], "prior": 20.0,
+                                                       "queries": 10}
+    args = argparse.Namespace(seeds=[0, 1], epochs=8, batch_size=8, lr=1e-3, text_lr=1.0,
+                              temporal_delta=5.0)
+    meta = {"seed": 0, "splits": {"train": {"videos": 4, "queries": 9}}}
+    md = experiment.markdown(agg, args, meta, 180.0, "python examples/experiment.py")
+    # mean +- sample std: (40, 44) -> 42.00 +- 2.83; one seed prints no std
+    assert "| VDI (L_vc w/ Qs + L_sd w/ Trans) | 42.00 ± 2.83 |" in md
+    assert "| MMN + CLIP (no VDI term) | 22.00 |" in md
+    assert "| most frequent moment | 20.00 |" in md
+    # 42 >= 2 x 20; "up" averages 30 > its prior 20, "left" 32 > 20
+    assert "R@1,IoU=0.5 42.00 vs 2 x most frequent moment 40.00: met" in md
+    assert "every action above its prior: met" in md
+    runs[1]["eval"]["test_iid"]["groups"][1]["recall"] = 20.0  # up: (10 + 20) / 2 = 15 <= 20
+    md = experiment.markdown(experiment.aggregate(runs, _baselines()), args, meta, 180.0, "x")
+    assert "NOT met (at or below: up)" in md
+
+
+def test_every_configuration_maps_to_train_flags(experiment):
+    assert set(experiment.CONFIGS) == {"baseline", "vc-qs", "vc-q", "vc-none", "sd-lstm",
+                                       "sd-trans", "vdi"}
+    assert experiment.heads_options("sd-lstm") == []  # an LSTM has no attention heads
+    assert experiment.heads_options("vdi") == ["-O", "visual-context.heads=4", "-O",
+                                               "spatial-dynamic.sequence_options.heads=4"]
