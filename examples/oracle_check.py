@@ -137,7 +137,7 @@ def main() -> None:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         metrics, _ = evaluate("test_iid")
         print(f"epoch {epoch}/{args.epochs}  loss {total / (len(train) / args.batch_size):.4f}"
               f"  test_iid R@1,IoU=0.5 {metrics['R@1,IoU=0.5']:.2f}  mIoU {metrics['mIoU']:.2f}"
