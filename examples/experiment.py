@@ -118,33 +118,27 @@ def baselines(data: Path, env: dict[str, str], seeds: list[int]) -> dict:
 
 def aggregate(runs: list[dict], base: dict) -> dict:
     table: dict = {}
-    for name in CONFIGS:
-        mine = [r for r in runs if r["config"] == name]
-        if not mine:
-            continue
-        table[name] = {}
-        for split in SPLITS:
-            forms = mine[0]["eval"][split]["forms"]
-            table[name][split] = {
-                form: {m: [r["eval"][split]["forms"][form]["metrics"][m] for r in mine]
-                       for m in METRICS}
-                for form in forms
-            }
     actions: dict = {}
     for name in CONFIGS:
         mine = [r for r in runs if r["config"] == name]
         if not mine:
             continue
-        actions[name] = {}
+        table[name], actions[name] = {}, {}
         for split in SPLITS:
+            first = mine[0]["eval"][split]
+            table[name][split] = {
+                form: {m: [r["eval"][split]["forms"][form]["metrics"][m] for r in mine]
+                       for m in METRICS}
+                for form in first["forms"]
+            }
             per: dict[str, list[float]] = {}
             for r in mine:
                 for g in r["eval"][split]["groups"]:
                     per.setdefault(g["group"], []).append(g["recall"])
-            prior = {p["group"]: p for p in mine[0]["eval"][split]["prior"]}
-            queries = {g["group"]: g["queries"] for g in mine[0]["eval"][split]["groups"]}
-            actions[name][split] = {a: {"recall": v, "prior": prior[a]["recall"],
-                                        "queries": queries[a]} for a, v in sorted(per.items())}
+            prior = {p["group"]: p["recall"] for p in first["prior"]}
+            queries = {g["group"]: g["queries"] for g in first["groups"]}
+            actions[name][split] = {a: {"recall": v, "prior": prior[a], "queries": queries[a]}
+                                    for a, v in sorted(per.items())}
     trivial = {split: {
         "most-frequent": {m: [base[split]["most-frequent"]["metrics"][m]] for m in METRICS},
         "random": {m: [r["metrics"][m] for r in base[split]["random"]] for m in METRICS},
