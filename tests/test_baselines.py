@@ -127,3 +127,10 @@ def test_eval_baseline_command(tmp_path):
                   "mmn-json"])
     assert res.exit_code == 1
     assert "Error:" in res.stderr and "--train" in res.stderr
+    res = invoke(["eval", "--baseline", "oracle", "--annotations", test, "--format", "mmn-json"])
+    assert res.exit_code == 1 and "Error: unknown baseline 'oracle'" in res.stderr
+    assert "Hint: use one of: most-frequent, random" in res.stderr
+    res = invoke(["eval", "--baseline", "random", "--run", "1", "--annotations", test,
+                  "--format", "mmn-json"])
+    assert res.exit_code == 2 and "--baseline is a mode of its own" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -27,6 +27,11 @@ BASELINES = ("most-frequent", "random")
 NO_GROUP = "-"
 
 
+def check_baseline(name: str) -> None:
+    if name not in BASELINES:
+        raise VdiError(f"unknown baseline '{name}'", hint=f"use one of: {', '.join(BASELINES)}")
+
+
 def moment_cell(start: float, end: float, duration: float, n: int = 16) -> tuple[int, int]:
     """The (i, j) grid cell a moment snaps to (0 <= i <= j < n)."""
     if duration <= 0:
@@ -82,17 +87,16 @@ def baseline_windows(name: str, test: Sequence[Annotation], train: Sequence[Anno
                      *, by: str | None = None, n: int = 16, seed: int = 0
                      ) -> list[list[list[float]]]:
     """One ranked list (a single window) per test annotation."""
+    check_baseline(name)
     if name == "most-frequent":
         model = fit_most_frequent(train, n, by)
         return [[model.window(a, by)] for a in test]
-    if name == "random":
-        import numpy as np
+    import numpy as np  # "random"
 
-        rng = np.random.default_rng(seed)
-        draws = np.sort(rng.random((len(test), 2)), axis=1)
-        return [[[float(lo) * a.duration, float(hi) * a.duration]]
-                for a, (lo, hi) in zip(test, draws, strict=True)]
-    raise VdiError(f"unknown baseline '{name}'", hint=f"use one of: {', '.join(BASELINES)}")
+    rng = np.random.default_rng(seed)
+    draws = np.sort(rng.random((len(test), 2)), axis=1)
+    return [[[float(lo) * a.duration, float(hi) * a.duration]]
+            for a, (lo, hi) in zip(test, draws, strict=True)]
 
 
 @dataclass
@@ -106,29 +110,24 @@ class GroupScore:
 def grouped_scores(annotations: Sequence[Annotation],
                    windows: Sequence[Sequence[Sequence[float]] | None], by: str,
                    iou: float = 0.5) -> list[GroupScore]:
-    """R@1,IoU=iou and mIoU (percent) per value of `annotation.extra[by]`, sorted by group."""
-    from vdi_cli.metrics import temporal_iou
+    """R@1,IoU=iou and mIoU (percent) per value of `annotation.extra[by]`, sorted by group:
+    `evaluate_windows` on each group's queries, so the definitions are the overall metrics'."""
+    from vdi_cli.metrics import MIOU, metric_name
+    from vdi_cli.pipeline.evaluate import evaluate_windows
 
     if len(windows) != len(annotations):
         raise ValueError(f"{len(windows)} window lists for {len(annotations)} annotations")
-    per: dict[str, list[float]] = defaultdict(list)
-    for a, w in zip(annotations, windows, strict=True):
-        gt = [max(a.start, 0.0), min(a.end, a.duration)]
-        value = float(temporal_iou(w[0], gt)) if w else 0.0
-        per[group_of(a, by)].append(value)
+    members: dict[str, list[int]] = defaultdict(list)
+    for k, a in enumerate(annotations):
+        members[group_of(a, by)].append(k)
     out = []
-    for g in sorted(per):
-        v = per[g]
-        # float32 IoU as the metrics use, so a window exactly at the threshold counts the same
-        hits = sum(1 for x in v if x >= float(_f32(iou)))
-        out.append(GroupScore(g, len(v), 100.0 * hits / len(v), 100.0 * sum(v) / len(v)))
+    for g in sorted(members):
+        rows = members[g]
+        values = evaluate_windows([annotations[k] for k in rows], [windows[k] for k in rows],
+                                  recalls=(1,), ious=(iou,)).values
+        out.append(GroupScore(g, len(rows), 100.0 * values[metric_name(1, iou)],
+                              100.0 * values[MIOU]))
     return out
-
-
-def _f32(x: float) -> Any:
-    import numpy as np
-
-    return np.float32(x)
 
 
 def group_table(model: list[GroupScore], prior: list[GroupScore] | None = None,
@@ -156,7 +155,7 @@ def evaluate_baseline(
     annotations: str | Any,
     format_id: str,
     *,
-    train: str | Any | None = None,
+    train: Sequence[Annotation] | None = None,
     by: str | None = None,
     seed: int = 0,
     n: int = 16,
@@ -166,21 +165,18 @@ def evaluate_baseline(
     split: str | None = None,
 ) -> tuple[Any, list[list[list[float]]], list[Annotation]]:
     """(EvalReport, windows, annotations) of a trivial baseline on an annotation file;
-    `most-frequent` learns its moment from `train` (same format), per `by` group when given."""
+    `most-frequent` learns its moment from the `train` annotations, per `by` group when given."""
     from pathlib import Path
 
     from vdi_cli.datasets import load_dataset
     from vdi_cli.pipeline.evaluate import EvalReport, evaluate_windows
 
-    if name not in BASELINES:
-        raise VdiError(f"unknown baseline '{name}'", hint=f"use one of: {', '.join(BASELINES)}")
+    check_baseline(name)
     if name == "most-frequent" and train is None:
         raise VdiError("the most-frequent baseline learns its moment from a training split",
                        hint="add --train TRAIN_ANNOTATIONS (same --format)")
     report = load_dataset(format_id, annotations, **(dataset_options or {}))
-    train_anns = (load_dataset(format_id, train, **(dataset_options or {})).annotations
-                  if train is not None else [])
-    windows = baseline_windows(name, report.annotations, train_anns, by=by, n=n, seed=seed)
+    windows = baseline_windows(name, report.annotations, train or (), by=by, n=n, seed=seed)
     metrics = evaluate_windows(report.annotations, windows, recalls, ious)
     out = EvalReport(metrics=metrics, split=split or Path(str(annotations)).stem,
                      num_predictions=len(windows), dataset=report.summary())

@@ -118,24 +118,29 @@ def eval_command(
     print_table([[f"{values[n]:.2f}" for n in report.metrics.names()]], report.metrics.names())
 
 
-def _groups(annotations: list, windows: list, by: str | None, train: str | None,
-            format_id: str, options: dict, iou: float) -> dict | None:
+def _train_annotations(train: str | None, format_id: str, options: dict) -> list | None:
+    """The --train split's annotations, read once for the baseline and the priors."""
+    if train is None:
+        return None
+    from vdi_cli.datasets import load_dataset
+
+    return list(load_dataset(format_id, train, **options).annotations)
+
+
+def _groups(annotations: list, windows: list, by: str | None, train_anns: list | None,
+            iou: float) -> dict | None:
     """Per-group scores (and each group's own prior when training annotations are given)."""
     if by is None:
         return None
     from dataclasses import asdict
 
     from vdi_cli.baselines import group_table, grouped_scores, prior_scores
-    from vdi_cli.datasets import load_dataset
 
     if not any(by in a.extra for a in annotations):
         raise VdiError(f"no annotated query has a '{by}' field",
                        hint="--by takes a per-query field of the annotation file, e.g. actions")
     scores = grouped_scores(annotations, windows, by, iou)
-    prior = None
-    if train is not None:
-        train_anns = load_dataset(format_id, train, **options).annotations
-        prior = prior_scores(annotations, train_anns, by, iou)
+    prior = prior_scores(annotations, train_anns, by, iou) if train_anns is not None else None
     header, rows = group_table(scores, prior, iou)
     return {"by": by, "iou": iou, "header": header, "rows": rows,
             "groups": [asdict(g) for g in scores],
@@ -165,10 +170,11 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
               "recalls": list(recalls), "ious": list(ious), "split": split}
     db = open_store()
     with run_context(db, "eval", config, sys.argv[1:]) as run:
+        train_anns = _train_annotations(train, format_id, options)
         report, windows, anns = evaluate_baseline(
-            name, annotations, format_id, train=train, by=None, seed=seed, recalls=recalls,
+            name, annotations, format_id, train=train_anns, seed=seed, recalls=recalls,
             ious=ious, dataset_options=options, split=split)
-        groups = _groups(anns, windows, by, train, format_id, options, _group_iou(ious))
+        groups = _groups(anns, windows, by, train_anns, _group_iou(ious))
         record_metrics(db, run.id, report.metrics, report.split)
         run.summary.update(report.to_dict())
         if groups is not None:
@@ -222,7 +228,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         first = results[0]
         groups = _groups(first.annotations, [[w[:2] for w in p] if p else None
                                              for p in first.predictions],
-                         by, train, format_id, options, _group_iou(ious))
+                         by, _train_annotations(train, format_id, options) if by else None,
+                         _group_iou(ious))
         if groups is not None:
             run.summary["groups"] = groups["groups"]
         run.summary["predictions_stored"] = stored
