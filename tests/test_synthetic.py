@@ -9,8 +9,8 @@ import pytest
 
 from vdi_cli.datasets import load_dataset
 from vdi_cli.testing import invoke
-from vdi_plugins.synthetic.events import Event, apply, state_at
-from vdi_plugins.synthetic.generate import generate
+from vdi_plugins.synthetic.events import ACTIONS, DROPPED, WORLD_ACTIONS, Event, apply, state_at
+from vdi_plugins.synthetic.generate import generate, plan_video
 from vdi_plugins.synthetic.world import COLOURS, HELD_OUT, ObjectState, background, render, where
 
 
@@ -73,6 +73,15 @@ def test_splits_and_novel_words(world):
         assert len(entry["timestamps"]) == len(entry["sentences"]) == len(entry["actions"])
         for s, e in entry["timestamps"]:
             assert 0 <= s < e <= entry["duration"]
+
+
+def test_the_world_leaves_out_the_dropped_classes_and_says_why(world):
+    _, meta = world
+    assert meta["dropped"] == DROPPED and "spin" in DROPPED and "spin" not in meta["actions"]
+    planned = [e.action for i in range(300)
+               for e in plan_video(np.random.default_rng([1, 0, i]), f"v{i}", "train", 64).events]
+    assert "spin" not in planned
+    assert set(planned) == set(WORLD_ACTIONS) == set(ACTIONS) - set(DROPPED)
 
 
 def test_videos_are_real_mp4s_with_the_planned_frames(world):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vdi_plugins.synthetic.events import Event, sentence, state_at
+from vdi_plugins.synthetic.events import DROPPED, WORLD_ACTIONS, Event, sentence, state_at
 from vdi_plugins.synthetic.world import (
     COLOURS,
     HELD_OUT,
@@ -27,7 +27,7 @@ from vdi_plugins.synthetic.world import (
 )
 
 SPLITS = ("train", "test-iid", "test-novel-word")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: spin dropped from the world (events.DROPPED)
 
 
 @dataclass
@@ -112,8 +112,7 @@ def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> Vid
                 break
             state = state_at(base, mine, cursor)
             last_allowed = k == 2 or cursor + span + 4.0 > duration
-            options = [a for a in ("left", "right", "up", "down", "appear", "grow", "shrink",
-                                   "jump", "spin", "blink", "recolour", "disappear")
+            options = [a for a in WORLD_ACTIONS
                        if _feasible(a, state, size, k == 0, used)
                        and (a not in ("disappear", "recolour") or last_allowed)]
             action = str(rng.choice(options))
@@ -194,7 +193,7 @@ def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = 
     train_vocab = set().union(*(_words(s) for p in plans["train"] for s in p.sentences))
     meta: dict[str, Any] = {"generator": "synthetic-shapes", "version": GENERATOR_VERSION,
                             "seed": seed, "fps": fps, "size": size, "held_out": HELD_OUT,
-                            "splits": {}}
+                            "actions": list(WORLD_ACTIONS), "dropped": DROPPED, "splits": {}}
     total = sum(len(v) for v in plans.values())
     bar = progress(total=total, desc="videos", unit="video") if progress else None
     for split, split_plans in plans.items():
