@@ -1,24 +1,16 @@
 """examples/experiment.py: aggregation over seeds, the markdown table and its acceptance checks
-(on hand-made run records; the full experiment is a 40-minute job, not a test)."""
+(on hand-made run records; the full experiment is an hours-long job, not a test)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def experiment():
-    spec = importlib.util.spec_from_file_location("experiment", ROOT / "examples" /
-                                                  "experiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def experiment(load_example):
+    return load_example("experiment")
 
 
 def _eval(r1: float, groups: dict[str, float]) -> dict:
@@ -52,12 +44,13 @@ def test_aggregate_and_markdown(experiment):
     assert agg["actions"]["vdi"]["test_iid"]["up"] == {"recall": [10.0, 50.0], "prior": 20.0,
                                                        "queries": 10}
     args = argparse.Namespace(seeds=[0, 1], epochs=8, batch_size=8, lr=1e-3, text_lr=1.0,
-                              temporal_delta=5.0)
+                              temporal_delta=5.0, pool_hidden=256)
     meta = {"seed": 0, "splits": {"train": {"videos": 4, "queries": 9}}}
     md = experiment.markdown(agg, args, meta, 180.0, "python examples/experiment.py")
     # mean +- sample std: (40, 44) -> 42.00 +- 2.83; one seed prints no std
     assert "| VDI (L_vc w/ Qs + L_sd w/ Trans) | 42.00 ± 2.83 |" in md
     assert "| MMN + CLIP (no VDI term) | 22.00 |" in md
+    assert "pool_linear (1x1 conv + ReLU, width 256)" in md
     assert "| most frequent moment | 20.00 |" in md
     # 42 >= 2 x 20; "up" averages 30 > its prior 20, "left" 32 > 20
     assert "R@1,IoU=0.5 42.00 vs 2 x most frequent moment 40.00: met" in md
