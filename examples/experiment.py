@@ -6,7 +6,7 @@ L_sd with a Transformer / an LSTM; both = VDI), each with several seeds, evaluat
 moment); the paper's Fig. 3 analysis (retrieval with Q, Qs and Qd); R@1 per action class against
 each class's own prior. Writes `results.md`, `results.json` and `results.png` to --results.
 
-    .venv/bin/python examples/experiment.py                  # ~40 min on 2 CPU cores
+    .venv/bin/python examples/experiment.py                  # ~4 h on 2 CPU cores (resumable)
     .venv/bin/python examples/experiment.py --seeds 0 --configs baseline,vdi --epochs 4  # quick
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
@@ -70,6 +70,8 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
         "-H", "hidden_size=64", "-H", "conv_layers=4",
         "-H", f"temporal_delta={args.temporal_delta}",
+        *(["-H", "pool_linear=true", "-H", f"pool_hidden={args.pool_hidden}"]
+          if args.pool_hidden else []),
         "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
     ]
 
@@ -153,11 +155,13 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         "# The paper's experiments in miniature (synthetic world)",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on this "
-        f"machine). World: seed "
+        f"machine). World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
-        f"temporal_delta {args.temporal_delta:g}, {args.epochs} epochs, batch {args.batch_size} "
+        f"temporal_delta {args.temporal_delta:g}, "
+        + (f"pool_linear (1x1 conv + ReLU, width {args.pool_hidden}), " if args.pool_hidden
+           else "") + f"{args.epochs} epochs, batch {args.batch_size} "
         f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}; seeds {seeds}. Values are "
         "mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
         "validation split is used for selection).",
@@ -254,8 +258,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiment-out", help="work folder (VDI_HOME, data)")
     parser.add_argument("--results", default=str(ROOT / "examples" / "experiment-results"))
-    parser.add_argument("--videos", type=int, default=400)
-    parser.add_argument("--test-videos", type=int, default=100)
+    parser.add_argument("--videos", type=int, default=1000)
+    parser.add_argument("--test-videos", type=int, default=200)
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", default=",".join(CONFIGS))
@@ -264,6 +268,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr", type=float, default=1.0, help="text lr / head lr")
     parser.add_argument("--temporal-delta", type=float, default=5.0)
+    parser.add_argument("--pool-hidden", type=int, default=256,
+                        help="MMN's 1x1 conv + ReLU before clip pooling (pool_linear) of this "
+                        "width; 0 = off")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     configs = [c for c in args.configs.split(",") if c]
@@ -284,7 +291,7 @@ def main() -> None:
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
-                                         "temporal_delta")}
+                                         "temporal_delta", "pool_hidden")}
     runs = []
     for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds
         for name in configs:
