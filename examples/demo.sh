@@ -27,7 +27,9 @@ RUN=$($VDI train --dataset synthetic-shapes --annotations "$DATA/train.json" \
   -H hidden_size=64 -H conv_layers=4 -o freeze_text_epochs=0 -o patience=0 \
   -O visual-context.heads=4 -O spatial-dynamic.sequence_options.heads=4 --json \
   | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')
-$VDI runs show "$RUN" | head -n 8
+# Through a file: under pipefail, `| head` can end the demo when vdi meets the closed pipe.
+$VDI runs show "$RUN" > "$OUT/run.txt"
+head -n 8 "$OUT/run.txt"
 
 for split in test_iid test_novel_word; do
   step "evaluating run $RUN on $split with the full, static and dynamic queries"
