@@ -45,6 +45,10 @@ class SpatialDynamicConfig(BaseModel):
     pairs: Literal["off-diagonal", "all"] = Field(
         "off-diagonal", description="Pairs in the mean: i != j (diagonal terms are 0 anyway and "
         "only dilute the mean), or all Q x Q.")
+    centre: bool = Field(
+        False, description="Beyond the paper: subtract each side's mean over the batch's "
+        "sentences before the cosines, so the direction every sentence shares cannot make all "
+        "cosines ~1 and Eq. 5 ~0 by itself (off: Eq. 5 as written).")
 
 
 def vc_distance(pred: Any, target: Any, reduction: str) -> Any:
@@ -78,10 +82,15 @@ def cosine_matrix(x: Any) -> Any:
     return x @ x.t()
 
 
-def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str) -> Any:
-    """Eq. 5 averaged over the pairs of kept sentences: mean (cos_v - cos_q)^2."""
+def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str,
+                   centre: bool = False) -> Any:
+    """Eq. 5 averaged over the pairs of kept sentences: mean (cos_v - cos_q)^2; with `centre`,
+    the cosines are taken after subtracting each side's mean over the kept sentences."""
     import torch
 
+    if centre:
+        video_dyn = video_dyn - video_dyn[keep].mean(0, keepdim=True)
+        text_dyn = text_dyn - text_dyn[keep].mean(0, keepdim=True)
     ev, eq = cosine_matrix(video_dyn), cosine_matrix(text_dyn)
     pair_mask = keep[:, None] & keep[None, :]
     if pairs == "off-diagonal":
@@ -185,7 +194,8 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             patches = inputs.patches[videos].to(self.fc_patch.weight.dtype)
             video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
             text = self.fc_text(inputs.text_dynamic[keep])
-            loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs)
+            loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs,
+                                  config.centre)
             return loss if loss is not None else zero_loss(inputs.text_dynamic)
 
     return SpatialDynamicInjection()

@@ -53,6 +53,23 @@ def test_sd_consistency_hand_computed():
     assert sd_consistency(video, text, one, "off-diagonal") is None
 
 
+def test_sd_consistency_centred_hand_computed():
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    keep = torch.ones(3, dtype=torch.bool)
+    # centred video rows (1,-2)/3, (-2,1)/3, (1,1)/3: cos01 = -0.8, cos02 = cos12 = -1/sqrt(10);
+    # centred text rows (1,-1)/3 twice, (-2,2)/3: cos01 = 1, cos02 = cos12 = -1
+    expected = (2 * (-0.8 - 1) ** 2 + 4 * (1 - 10 ** -0.5) ** 2) / 6
+    got = sd_consistency(video, text, keep, "off-diagonal", centre=True).item()
+    assert got == pytest.approx(expected)
+    # a direction every sentence shares drives Eq. 5 towards 0 as written, not when centred
+    shared = text + torch.tensor([50.0, 50.0])
+    assert sd_consistency(shared, shared + torch.tensor([[0.0, 0.1], [0.1, 0.0], [0.0, 0.0]]),
+                          keep, "off-diagonal").item() < 1e-5
+    assert sd_consistency(video, shared, keep, "off-diagonal", centre=True).item() == \
+        pytest.approx(expected, rel=1e-5)
+
+
 def _inputs(q=4, requires_grad=True, patches=True):
     torch.manual_seed(0)
     t = lambda: torch.randn(q, D, requires_grad=requires_grad)  # noqa: E731
