@@ -141,8 +141,8 @@ class TextSide:
             texts = sorted({a.query for anns in splits.values() for a in anns})
             feats = torch.cat([self._encode(texts[i:i + 256]) for i in range(0, len(texts), 256)])
             if kind == "clip-standardised":
-                rows = sorted({texts.index(a.query) for a in splits["train"]})
-                ref = feats[rows]
+                row = {t: i for i, t in enumerate(texts)}
+                ref = feats[sorted({row[a.query] for a in splits["train"]})]
                 feats = (feats - ref.mean(0)) / ref.std(0)
             self.table = dict(zip(texts, feats, strict=True))
         self.norm = torch.nn.BatchNorm1d(words.dim, affine=False) if standardise else None
@@ -160,10 +160,10 @@ class TextSide:
 
         if self.kind == "oracle":
             out = torch.stack([self.words.meaning(a) for a in anns])
-        elif self.kind == "bow":
-            out = torch.stack([self.bag(torch.tensor([[self.index[w] for w in
-                                                       a.query.lower().split()]]))[0]
-                               for a in anns])
+        elif self.kind == "bow":  # one EmbeddingBag call: flat word ids + each query's offset
+            ids = [[self.index[w] for w in a.query.lower().split()] for a in anns]
+            offsets = torch.tensor([0] + [len(x) for x in ids[:-1]]).cumsum(0)
+            out = self.bag(torch.tensor([i for x in ids for i in x]), offsets)
         elif self.kind == "tower":
             out = self._encode([a.query for a in anns])
         else:
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
             index[s].setdefault(a.video_id, []).append(a)
     words = Words(128, args.seed + 1)
     backbone = None
-    if args.video == "clip" or args.text != "oracle" and args.text != "bow":
+    if args.video == "clip" or args.text in ("clip", "clip-standardised", "tower"):
         from vdi_cli.backbones import load_backbone
 
         backbone = load_backbone("tiny-shapes")

@@ -44,11 +44,14 @@ def test_oracle_frames_carry_the_event_only_while_it_runs(check):
 
 
 def test_bag_of_words_text_is_the_mean_of_trainable_word_vectors(check):
-    train = [_ann("v", 0, 1, "the red square grows", "grow")]
+    train = [_ann("v", 0, 1, "the red square grows", "grow"),
+             _ann("v", 2, 3, "a blue circle sinks slowly", "down")]
     text = check.TextSide("bow", {"train": train}, check.Words(8, 0), None, standardise=False)
     out = text(train)
     rows = [text.index[w] for w in ("the", "red", "square", "grows")]
     assert torch.allclose(out[0], text.bag.weight[rows].mean(0))
+    rows = [text.index[w] for w in ("a", "blue", "circle", "sinks", "slowly")]
+    assert out.shape == (2, 8) and torch.allclose(out[1], text.bag.weight[rows].mean(0))
     assert text.params and all(p.requires_grad for p in text.params)
 
 
