@@ -40,6 +40,9 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "sd-trans": ("L_sd w/ Trans", ["--objective", "spatial-dynamic"]),
     "vdi": ("VDI (L_vc w/ Qs + L_sd w/ Trans)", []),
 }
+# 2: `-O spatial-dynamic.sequence_options.heads=4` reaches L_sd's Transformer (before, vdi train
+# split the option at its last dot and dropped it: runs of format 1 used 8 heads).
+RUN_FORMAT = 2
 FIG3 = ("baseline", "vdi")  # configurations evaluated with Q, Qs and Qd
 
 
@@ -292,6 +295,7 @@ def main() -> None:
     runs_dir.mkdir(parents=True, exist_ok=True)
     key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
                                          "temporal_delta", "pool_hidden")}
+    key["format"] = RUN_FORMAT
     runs = []
     for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds
         for name in configs:

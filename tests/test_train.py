@@ -73,7 +73,7 @@ def test_checkpoint_reload_gives_identical_predictions(home):
     from vdi_cli.model import load_model
     from vdi_cli.pipeline.train_data import group_by_video
 
-    db, run_id, summary = _train(home, epochs=1, objectives=[])
+    db, run_id, summary = _train(home, epochs=1, objectives=[], objective_options={})
     path = summary["best_checkpoint"]
     from vdi_cli.datasets import load_dataset
     from vdi_cli.pipeline.feature_source import FeatureSource
@@ -156,8 +156,28 @@ def test_train_command_errors(home):
     bad = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
                   "-o", "scope=everywhere"])
     assert bad.exit_code == 1 and "invalid training options: scope" in bad.stderr
+    unused = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
+                     "--objective", "visual-context", "-O", "spatial-dynamic.weight=1"])
+    assert unused.exit_code == 1 and "Traceback" not in unused.stderr
+    assert ("invalid training options: objective options for 'spatial-dynamic', which this run "
+            "does not use (objectives: visual-context)") in unused.stderr
+    assert "Hint:" in unused.stderr
+    malformed = invoke(["train", "--dataset", "mmn-json", "--annotations", "x",
+                        "--video-dir", "y", "-O", "visual-context.=1"])
+    assert malformed.exit_code == 1 and "is not ID.key=value" in malformed.stderr
     with pytest.raises(VdiError, match="no checkpoint to resume"):
         _train(home, epochs=1, resume=999)
+
+
+def test_objective_options_split_at_the_first_dot_and_nest():
+    from vdi_cli.commands.train_cmd import _component_options
+
+    got = _component_options(["visual-context.probe=query", "spatial-dynamic.weight=0.1",
+                              "spatial-dynamic.sequence_options.heads=4",
+                              "spatial-dynamic.sequence_options.layers=2"], "objective")
+    assert got == {"visual-context": {"probe": "query"},
+                   "spatial-dynamic": {"weight": 0.1,
+                                       "sequence_options": {"heads": 4, "layers": 2}}}
 
 
 def test_eval_model_mode_with_query_forms(home):

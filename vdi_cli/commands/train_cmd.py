@@ -13,19 +13,22 @@ Opt = typer.Option
 
 
 def _component_options(items: list[str], what: str) -> dict[str, dict[str, Any]]:
-    """["visual-context.probe=query"] -> {"visual-context": {"probe": "query"}}."""
+    """["visual-context.probe=query", "spatial-dynamic.sequence_options.heads=4"] ->
+    {"visual-context": {"probe": "query"}, "spatial-dynamic": {"sequence_options": {"heads": 4}}}.
+
+    The id ends at the first dot (ids have none); the rest is a key, nested at its dots."""
     from vdi_cli.config import parse_overrides
     from vdi_cli.errors import ConfigError
 
-    out: dict[str, dict[str, Any]] = {}
+    grouped: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        cid, dot, option = key.rpartition(".") if "." in key else ("", "", key)
-        if not sep or not dot or not cid:
+        cid, dot, option = key.partition(".")
+        if not sep or not dot or not cid or not option:
             raise ConfigError(f"{what} option '{item}' is not ID.key=value",
                               hint="e.g. --objective-option visual-context.probe=query")
-        out.setdefault(cid, {}).update(parse_overrides([f"{option}={value}"]))
-    return out
+        grouped.setdefault(cid, []).append(f"{option}={value}")
+    return {cid: parse_overrides(options) for cid, options in grouped.items()}
 
 
 def train(
@@ -82,7 +85,9 @@ def train(
     try:
         config = TrainConfig(**values).resolved()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ConfigError(f"invalid training options: {problems}",
                           hint="`vdi train --help` lists the options") from exc
     db = open_store()

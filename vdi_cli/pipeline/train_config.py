@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4},
@@ -59,6 +59,16 @@ class TrainConfig(BaseModel):
                       "always runs float32.")
     eval_batch_size: int = Field(32, ge=1)
     feature_batch_size: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _options_name_used_objectives(self) -> TrainConfig:
+        """Options for an objective this run does not use would be dropped without a word."""
+        unused = sorted(set(self.objective_options) - set(self.objectives))
+        if unused:
+            used = ", ".join(self.objectives) or "none (--no-objective)"
+            raise ValueError(f"objective options for {', '.join(map(repr, unused))}, which this "
+                             f"run does not use (objectives: {used})")
+        return self
 
     def preset(self) -> str:
         return str(self.head_options.get("preset", "charades"))
