@@ -211,9 +211,19 @@ class HFClipBackbone(LoadedBackbone):
             ) from exc
         return open_clip.tokenize(texts, context_length=length)
 
-    def encode_text(self, tokens: Any) -> Any:
-        out = self.module.text_model(input_ids=tokens.to(self.device))
-        return self.module.text_projection(out.pooler_output).float()
+    def encode_text(self, tokens: Any, pool: str = "eot") -> Any:
+        from vdi_cli.backbones import check_text_pool, mean_to_position
+
+        check_text_pool(pool)
+        tokens = tokens.to(self.device)
+        out = self.module.text_model(input_ids=tokens)
+        if pool == "eot":
+            return self.module.text_projection(out.pooler_output).float()
+        eos = getattr(self.module.config.text_config, "eos_token_id", 2)
+        # where transformers' CLIP pools: the largest id (legacy eos id 2), else the first eos
+        last = (tokens.argmax(-1) if eos == 2 else (tokens == eos).int().argmax(-1))
+        return self.module.text_projection(
+            mean_to_position(out.last_hidden_state, last)).float()
 
     def named_text_parameters(self) -> list[tuple[str, Any]]:
         return [

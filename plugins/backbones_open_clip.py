@@ -276,10 +276,17 @@ class OpenClipBackbone(LoadedBackbone):
             return self._tokenizer(texts)
         return self._tokenizer(texts, context_length=context_length)
 
-    def encode_text(self, tokens: Any) -> Any:
+    def encode_text(self, tokens: Any, pool: str = "eot") -> Any:
+        from vdi_cli.backbones import check_text_pool, mean_to_position
+
+        check_text_pool(pool)
         tokens = tokens.to(self.device)
         model = self.module
         if not self._plain_clip:
+            if pool != "eot":
+                raise VdiError(f"text_pool={pool} needs a plain open_clip CLIP model; "
+                               f"'{self.id}' has a custom text tower",
+                               hint="leave text_pool at eot for this backbone")
             full = getattr(model, "context_length", tokens.shape[1])
             if tokens.shape[1] < full:  # pad after the end token: same result
                 tokens = torch_pad(tokens, full)
@@ -291,9 +298,12 @@ class OpenClipBackbone(LoadedBackbone):
         x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
         mask = model.attn_mask[:n, :n] if model.attn_mask is not None else None
         x = model.ln_final(model.transformer(x, attn_mask=mask))
-        x = text_global_pool(
-            x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
-        )
+        if pool == "mean":  # CLIP's end token has the largest id, as text_global_pool assumes
+            x = mean_to_position(x, tokens.argmax(dim=-1))
+        else:
+            x = text_global_pool(
+                x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
+            )
         proj = model.text_projection
         if proj is not None:
             x = proj(x) if hasattr(proj, "weight") else x @ proj

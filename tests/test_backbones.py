@@ -96,6 +96,28 @@ def test_preprocess_normalises_like_clip_into_contiguous_nchw(tiny):
     assert torch.allclose(x, ref, atol=1e-5)
 
 
+def test_mean_text_pooling_by_hand(tiny):
+    from vdi_cli.errors import VdiError
+
+    texts = ["a person opens the door", "someone runs"]
+    full, short = tiny.tokenize(texts), tiny.tokenize(texts, context_length=16)
+    m = tiny.module
+    with torch.no_grad():
+        x = m.token_embedding(full) + m.positional_embedding
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        ends = full.argmax(-1)  # the end token: start + 5 words + end, start + 2 words + end
+        assert ends.tolist() == [6, 3]
+        want = torch.stack([x[i, : e + 1].mean(0) for i, e in enumerate(ends.tolist())])
+        want = want @ m.text_projection
+        got = tiny.encode_text(full, pool="mean")
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # exact under trimmed padding too, and not CLIP's end-token vector
+    torch.testing.assert_close(tiny.encode_text(short, pool="mean"), got, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, tiny.encode_text(full), atol=1e-3)
+    with pytest.raises(VdiError, match="unknown text pooling 'max'"):
+        tiny.encode_text(full, pool="max")
+
+
 def test_random_weights_are_the_same_every_load(tiny):
     again = tiny_backbone()
     assert torch.equal(again.module.visual.proj, tiny.module.visual.proj)
@@ -237,6 +259,11 @@ def test_hf_clip_tiny_model(hf_folder):
     assert ids.shape == (1, 16) and ids[0, 0].item() == 49406  # CLIP's start token
     e = b.encode_text(ids)
     assert e.shape == (1, 24)
+    with torch.no_grad():  # mean pooling: the final states from the start token to the end token
+        states = model.text_model(input_ids=ids).last_hidden_state[0]
+        end = int(ids[0].argmax())
+        want = model.text_projection(states[: end + 1].mean(0))
+        torch.testing.assert_close(b.encode_text(ids, pool="mean")[0], want)
     e.sum().backward()
     assert model.text_model.embeddings.token_embedding.weight.grad is not None
     assert all(n.startswith(("text_model.", "text_projection.")) for n, _ in

@@ -120,6 +120,30 @@ def test_text_layer_selection_on_open_clip_names():
     assert select_text_parameters(names, None) == [0, 1, 2, 3, 4, 5, 6]
     assert select_text_parameters(names, 1) == [3, 4, 5, 6]
     assert select_text_parameters(names, 0) == []
+    assert select_text_parameters(names, None, "token-embeddings") == [0]
+
+
+def test_token_embeddings_only_and_mean_pooling_train_and_reload(home):
+    import torch
+
+    from vdi_cli.backbones import load_backbone
+    from vdi_cli.checkpoints import load_tensors
+    from vdi_cli.model import load_model
+
+    _, _, summary = _train(home, epochs=1, objectives=[], objective_options={},
+                           text_trainable="token-embeddings", text_pool="mean")
+    path = summary["best_checkpoint"]
+    trained = {k[len("text."):]: v for k, v in load_tensors(path).items()
+               if k.startswith("text.")}
+    pretrained = load_backbone("open_clip:vdi-tiny").text_state_dict()
+    changed = sorted(k for k in pretrained if not torch.equal(trained[k], pretrained[k]))
+    assert changed == ["token_embedding.weight"]  # everything else stayed pretrained
+    model, config = load_model(path)
+    assert config["text_pool"] == "mean" and model.text_pool == "mean"
+    texts = ["a red square slides left", "the blue circle grows"]
+    with torch.no_grad():
+        want = model.backbone.encode_text(model.backbone.tokenize(texts), pool="mean")
+        torch.testing.assert_close(model.encode_texts(texts), want, atol=1e-5, rtol=1e-5)
 
 
 def test_batches_depend_only_on_seed_and_epoch():
@@ -162,6 +186,10 @@ def test_train_command_errors(home):
     assert ("invalid training options: objective options for 'spatial-dynamic', which this run "
             "does not use (objectives: visual-context)") in unused.stderr
     assert "Hint:" in unused.stderr
+    both_text = invoke(["train", "--dataset", "mmn-json", "--annotations", "x",
+                        "--video-dir", "y", "-o", "text_trainable=token-embeddings",
+                        "-o", "train_text_layers=1"])
+    assert both_text.exit_code == 1 and "contradict: choose one" in both_text.stderr
     malformed = invoke(["train", "--dataset", "mmn-json", "--annotations", "x",
                         "--video-dir", "y", "-O", "visual-context.=1"])
     assert malformed.exit_code == 1 and "is not ID.key=value" in malformed.stderr

@@ -61,7 +61,10 @@ class LoadedBackbone:
       encode_pixels(pixels) -> (global [N,D], patches [N,H*W,D]) float32 on `device`, no grad.
       encode_frames(frames uint8 [N,H,W,3]) -> the same from raw RGB frames.
       tokenize(texts, context_length=None) -> LongTensor [B, L] (the model's default L if None).
-      encode_text(tokens) -> [B,D] float32, differentiable (the text tower is trainable).
+      encode_text(tokens, pool="eot") -> [B,D] float32, differentiable (the text tower is
+          trainable). pool "eot": CLIP's sentence vector (the end-of-text token); "mean": the
+          mean of the final token states from the start token to the end token, through the
+          same projection (TEXT_POOLS).
       text_parameters() / named_text_parameters() / text_state_dict() / load_text_state_dict().
 
     Global and patch features are the projected (joint-space) vectors, not L2-normalised: the
@@ -125,7 +128,7 @@ class LoadedBackbone:
     def tokenize(self, texts: Sequence[str], context_length: int | None = None) -> Any:
         raise NotImplementedError
 
-    def encode_text(self, tokens: Any) -> Any:
+    def encode_text(self, tokens: Any, pool: str = "eot") -> Any:
         raise NotImplementedError
 
     def named_text_parameters(self) -> list[tuple[str, Any]]:
@@ -219,6 +222,25 @@ def is_offline() -> bool:
         if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
             return True
     return False
+
+
+TEXT_POOLS = ("eot", "mean")
+
+
+def mean_to_position(states: Any, last: Any) -> Any:
+    """[B, L, W] token states -> [B, W]: the mean of rows 0..last[b] of each sentence (the start
+    token through the end token; padding after it is left out)."""
+    import torch
+
+    keep = torch.arange(states.shape[1], device=states.device)[None, :] <= last[:, None]
+    keep = keep.to(states.dtype)[..., None]
+    return (states * keep).sum(1) / keep.sum(1)
+
+
+def check_text_pool(pool: str) -> None:
+    if pool not in TEXT_POOLS:
+        raise VdiError(f"unknown text pooling '{pool}'",
+                       hint=f"text_pool is one of {', '.join(TEXT_POOLS)}")
 
 
 def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:

@@ -15,7 +15,8 @@ from vdi_cli.errors import VdiError
 
 def trim_tokens(tokens: Any, pad_id: int = 0) -> Any:
     """Drop trailing columns that are padding in every row (exact for CLIP's causal text tower:
-    later positions never affect earlier ones, and pooling reads the end-of-text token)."""
+    later positions never affect earlier ones, and pooling reads, or averages up to, the
+    end-of-text token)."""
     if tokens.ndim != 2 or tokens.shape[1] == 0:
         return tokens
     used = (tokens != pad_id).any(0).nonzero()
@@ -32,13 +33,16 @@ class GroundingModel:
     head_id: str
     head_config: dict[str, Any]
     context_length: int | None = None
+    text_pool: str = "eot"
 
     def encode_texts(self, texts: list[str]) -> Any:
         """[len(texts), D] sentence features through the backbone's text tower (differentiable)."""
         tokens = self.backbone.tokenize(texts, context_length=self.context_length)
         if getattr(self.backbone, "pad_token_id", 0) == 0:
             tokens = trim_tokens(tokens)
-        return self.backbone.encode_text(tokens)
+        if self.text_pool == "eot":  # plugin backbones written before `pool` existed still work
+            return self.backbone.encode_text(tokens)
+        return self.backbone.encode_text(tokens, pool=self.text_pool)
 
     def encode_unique(self, texts: list[str], grad: bool = True) -> Any:
         """Like encode_texts, but each distinct text is encoded once (short dynamic / static
@@ -61,7 +65,7 @@ class GroundingModel:
 
 
 def build_model(backbone: Any, head_id: str, head_options: dict[str, Any] | None,
-                context_length: int | None = None) -> GroundingModel:
+                context_length: int | None = None, text_pool: str = "eot") -> GroundingModel:
     from vdi_cli.registry import get_component
 
     component = get_component("head", head_id)
@@ -69,7 +73,7 @@ def build_model(backbone: Any, head_id: str, head_options: dict[str, Any] | None
     head = component.build(config, video_dim=backbone.embed_dim, text_dim=backbone.embed_dim)
     head.to(backbone.device)
     dumped = config.model_dump() if hasattr(config, "model_dump") else dict(head_options or {})
-    return GroundingModel(backbone, head, head_id, dumped, context_length)
+    return GroundingModel(backbone, head, head_id, dumped, context_length, text_pool)
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None
@@ -91,7 +95,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None
                                  device=device, options=trained.get("options"))
     check_compatible(config, backbone=backbone.id, weights=backbone.weights_id)
     model = build_model(backbone, config["head"]["id"], config["head"]["config"],
-                        config.get("context_length"))
+                        config.get("context_length"), config.get("text_pool", "eot"))
     tensors = load_tensors(folder if folder.is_dir() else folder.parent)
     head_state = subset(tensors, "head.")
     try:

@@ -16,9 +16,13 @@ from vdi_cli.pipeline.train_config import TrainConfig
 _BLOCK = re.compile(r"(?:resblocks|layers)\.(\d+)\.")
 
 
-def select_text_parameters(named: list[tuple[str, Any]], last_k: int | None) -> list[Any]:
+def select_text_parameters(named: list[tuple[str, Any]], last_k: int | None,
+                           trainable: str = "all") -> list[Any]:
     """All text parameters, or only the last k transformer blocks plus what follows them (final
-    norm, projection); embeddings and earlier blocks stay frozen."""
+    norm, projection; embeddings and earlier blocks stay frozen), or (`trainable` =
+    "token-embeddings") only the word-vector table."""
+    if trainable == "token-embeddings":
+        return [p for n, p in named if "token_embedding" in n]
     if last_k is None:
         return [p for _, p in named]
     blocks = [int(m.group(1)) for n, _ in named if (m := _BLOCK.search(n))]
@@ -52,7 +56,7 @@ class Trainer:
         self.config = config = config.resolved()
         torch.manual_seed(config.seed)
         self.model = build_model(backbone, config.head, config.head_options,
-                                 config.context_length)
+                                 config.context_length, config.text_pool)
         self.objectives: dict[str, Any] = {}
         for oid in config.objectives:
             module = get_component("objective", oid).build(
@@ -62,7 +66,8 @@ class Trainer:
         named_text = backbone.named_text_parameters()
         for _, p in named_text:
             p.requires_grad_(False)
-        self.text_params = select_text_parameters(named_text, config.train_text_layers)
+        self.text_params = select_text_parameters(named_text, config.train_text_layers,
+                                                  config.text_trainable)
         head_params = list(self.model.head.parameters())
         for m in self.objectives.values():
             head_params += list(m.parameters())
@@ -235,7 +240,7 @@ def checkpoint_config(trainer: Trainer, sampling: dict[str, Any], epoch: int,
         "backbone": {"id": bb.id, "weights": bb.weights_id, "weights_path": c.weights,
                      "options": c.backbone_options, "embed_dim": bb.embed_dim,
                      "patch_grid": list(bb.patch_grid)},
-        "sampling": sampling, "context_length": c.context_length,
+        "sampling": sampling, "context_length": c.context_length, "text_pool": c.text_pool,
         "head": {"id": c.head, "config": trainer.model.head_config},
         "parser": {"id": c.parser, "options": c.parser_options},
         "objectives": {o: c.objective_options.get(o, {}) for o in c.objectives},

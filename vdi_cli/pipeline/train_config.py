@@ -53,6 +53,13 @@ class TrainConfig(BaseModel):
     context_length: int | None = Field(None, ge=4, description="Text context (CLIP: 77).")
     train_text_layers: int | None = Field(
         None, ge=0, description="Train only the last k text blocks (+ final norm/projection).")
+    text_trainable: Literal["all", "token-embeddings"] = Field(
+        "all", description="Beyond the paper: 'token-embeddings' trains only the word vectors "
+        "of the text tower (its attention, positions, final norm and projection stay "
+        "pretrained).")
+    text_pool: Literal["eot", "mean"] = Field(
+        "eot", description="Sentence vector: CLIP's end-of-text token (paper), or, beyond the "
+        "paper, the mean of the final token states start..end (kept in the checkpoint).")
     seed: int = 25285
     device: str = "cpu"
     amp: bool = Field(True, description="Mixed precision (bfloat16 autocast) on cuda; CPU "
@@ -61,9 +68,12 @@ class TrainConfig(BaseModel):
     feature_batch_size: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _options_name_used_objectives(self) -> TrainConfig:
+    def _consistent(self) -> TrainConfig:
         """Options for an objective this run does not use would be dropped without a word."""
         unused = sorted(set(self.objective_options) - set(self.objectives))
+        if self.text_trainable != "all" and self.train_text_layers is not None:
+            raise ValueError(f"text_trainable={self.text_trainable} and train_text_layers="
+                             f"{self.train_text_layers} contradict: choose one")
         if unused:
             used = ", ".join(self.objectives) or "none (--no-objective)"
             raise ValueError(f"objective options for {', '.join(map(repr, unused))}, which this "
