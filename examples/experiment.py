@@ -76,6 +76,7 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
         *(["-H", "pool_linear=true", "-H", f"pool_hidden={args.pool_hidden}"]
           if args.pool_hidden else []),
         "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
+        "-o", f"text_pool={args.text_pool}", "-o", f"text_trainable={args.text_trainable}",
     ]
 
 
@@ -165,7 +166,8 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         f"temporal_delta {args.temporal_delta:g}, "
         + (f"pool_linear (1x1 conv + ReLU, width {args.pool_hidden}), " if args.pool_hidden
            else "") + f"{args.epochs} epochs, batch {args.batch_size} "
-        f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}; seeds {seeds}. Values are "
+        f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}, text tower: "
+        f"{args.text_trainable} trained, {args.text_pool} pooling; seeds {seeds}. Values are "
         "mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
         "validation split is used for selection).",
         "",
@@ -270,6 +272,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr", type=float, default=1.0, help="text lr / head lr")
+    parser.add_argument("--text-pool", choices=("eot", "mean"), default="mean",
+                        help="sentence vector: CLIP's end token, or the mean of the token states")
+    parser.add_argument("--text-trainable", choices=("all", "token-embeddings"),
+                        default="token-embeddings", help="which text-tower parameters train")
     parser.add_argument("--temporal-delta", type=float, default=5.0)
     parser.add_argument("--pool-hidden", type=int, default=256,
                         help="MMN's 1x1 conv + ReLU before clip pooling (pool_linear) of this "
@@ -294,7 +300,8 @@ def main() -> None:
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
-                                         "temporal_delta", "pool_hidden")}
+                                         "temporal_delta", "pool_hidden", "text_pool",
+                                         "text_trainable")}
     key["format"] = RUN_FORMAT
     runs = []
     for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds
