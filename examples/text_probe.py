@@ -66,19 +66,21 @@ def labels(anns) -> tuple[list[str], list[str]]:
     return [a.extra["actions"] for a in anns], objects
 
 
-def encode(backbone, texts: list[str], batch: int = 256):
+def encode(backbone, texts: list[str], pool: str = "eot", batch: int = 256):
+    """Sentence vectors as the grounding model makes them (`pool`: the checkpoint's text_pool)."""
     import torch
 
     from vdi_cli.model import trim_tokens
 
     with torch.no_grad():
-        return torch.cat([backbone.encode_text(trim_tokens(backbone.tokenize(texts[i:i + batch])))
-                          .float() for i in range(0, len(texts), batch)])
+        return torch.cat([backbone.encode_text(trim_tokens(backbone.tokenize(texts[i:i + batch])),
+                                               pool=pool).float()
+                          for i in range(0, len(texts), batch)])
 
 
-def probe_tower(backbone, train, test) -> dict:
-    x_train = encode(backbone, [a.query for a in train])
-    x_test = encode(backbone, [a.query for a in test])
+def probe_tower(backbone, train, test, pool: str = "eot") -> dict:
+    x_train = encode(backbone, [a.query for a in train], pool)
+    x_test = encode(backbone, [a.query for a in test], pool)
     (act_train, obj_train), (act_test, obj_test) = labels(train), labels(test)
     return {"mean_pairwise_cosine": mean_pairwise_cosine(x_test),
             "action": linear_probe(x_train, act_train, x_test, act_test),
@@ -104,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
     backbone = load_backbone("tiny-shapes")
     results = {"frozen tiny-shapes": probe_tower(backbone, train, test)}
     for checkpoint in args.checkpoints:  # each loads its fine-tuned tower into the backbone
-        load_model(checkpoint, backbone=backbone)
-        results[checkpoint] = probe_tower(backbone, train, test)
+        model, _ = load_model(checkpoint, backbone=backbone)
+        results[checkpoint] = probe_tower(backbone, train, test, model.text_pool)
     print(f"{'text tower':<44} {'cos':>5}  {'action (train/test)':>19}  "
           f"{'object (train/test)':>19}")
     for name, r in results.items():
