@@ -16,7 +16,9 @@ class against each class's own prior:
 --text clip      the frozen `tiny-shapes` text tower; `clip-standardised` also z-scores it
                  with the training queries' statistics.
 --text tower     the `tiny-shapes` text tower fine-tuned with the head (what `vdi train` does),
-                 at --text-lr x the head's lr.
+                 at --text-lr x the head's lr; --text-trainable token-embeddings trains only
+                 its word vectors, --text-pool mean averages its token states (as vdi train's
+                 -o text_trainable / -o text_pool).
 
     .venv/bin/python examples/oracle_check.py --data experiment-out/shapes --epochs 20
     .venv/bin/python examples/oracle_check.py --data experiment-out/shapes --video clip \\
@@ -50,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--text-standardise", action="store_true",
                         help="BatchNorm (no affine) on the sentence vectors before the head")
     parser.add_argument("--text-lr", type=float, default=1.0, help="--text tower: lr ratio")
+    parser.add_argument("--text-pool", choices=("eot", "mean"), default="eot",
+                        help="--text clip*|tower: sentence vector (vdi train's -o text_pool)")
+    parser.add_argument("--text-trainable", choices=("all", "token-embeddings"), default="all",
+                        help="--text tower: what trains (as vdi train's -o text_trainable)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -121,10 +127,11 @@ def clip_frames(source, video_ids, grid: int) -> dict:
 class TextSide:
     """Sentence vectors for a list of annotations, and the parameters to train with the head."""
 
-    def __init__(self, kind: str, splits: dict, words: Words, backbone, standardise: bool):
+    def __init__(self, kind: str, splits: dict, words: Words, backbone, standardise: bool,
+                 pool: str = "eot", trainable: str = "all"):
         import torch
 
-        self.kind, self.words, self.backbone = kind, words, backbone
+        self.kind, self.words, self.backbone, self.pool = kind, words, backbone, pool
         self.params: list = []
         self.table: dict = {}
         if kind == "bow":
@@ -134,9 +141,13 @@ class TextSide:
             self.bag = torch.nn.EmbeddingBag(len(vocab), words.dim, mode="mean")
             self.params = list(self.bag.parameters())
         elif kind == "tower":
-            self.params = [p for _, p in backbone.named_text_parameters()]
-            for p in self.params:
-                p.requires_grad_(True)
+            from vdi_cli.pipeline.train import select_text_parameters
+
+            named = backbone.named_text_parameters()
+            self.params = select_text_parameters(named, None, trainable)
+            chosen = {id(p) for p in self.params}
+            for _, p in named:
+                p.requires_grad_(id(p) in chosen)
         elif kind.startswith("clip"):
             texts = sorted({a.query for anns in splits.values() for a in anns})
             feats = torch.cat([self._encode(texts[i:i + 256]) for i in range(0, len(texts), 256)])
@@ -153,7 +164,8 @@ class TextSide:
         from vdi_cli.model import trim_tokens
 
         with torch.set_grad_enabled(self.kind == "tower" and torch.is_grad_enabled()):
-            return self.backbone.encode_text(trim_tokens(self.backbone.tokenize(texts))).float()
+            tokens = trim_tokens(self.backbone.tokenize(texts))
+            return self.backbone.encode_text(tokens, pool=self.pool).float()
 
     def __call__(self, anns: list):
         import torch
@@ -219,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
             frames_of.update(oracle_frames(samples[s], splits[s], words, args.fps, args.noise,
                                            gen))
     dim = next(iter(frames_of.values())).shape[1]
-    text = TextSide(args.text, splits, words, backbone, args.text_standardise)
+    text = TextSide(args.text, splits, words, backbone, args.text_standardise, args.text_pool,
+                    args.text_trainable)
 
     head_cfg = {"hidden_size": 64, "conv_layers": 4, "temporal_delta": args.temporal_delta}
     if args.pool_hidden:

@@ -81,3 +81,19 @@ def test_one_epoch_on_a_generated_world_scores_every_action(check, tmp_path):
     for recall, prior, queries in per_action.values():
         assert 0 <= recall <= 100 and 0 <= prior <= 100 and queries >= 1
     assert sum(q for *_, q in per_action.values()) == sum(len(v["sentences"]) for v in test_iid)
+
+
+def test_tower_text_side_trains_what_it_is_told_and_pools_as_asked(check):
+    from vdi_cli.backbones import load_backbone
+
+    backbone = load_backbone("tiny-shapes")
+    anns = [_ann("v", 0, 1, "the red square grows", "grow"),
+            _ann("v", 1, 2, "a blue circle slides left slowly", "left")]
+    text = check.TextSide("tower", {"train": anns}, check.Words(128, 0), backbone, False,
+                          pool="mean", trainable="token-embeddings")
+    named = dict(backbone.named_text_parameters())
+    assert text.params == [named["token_embedding.weight"]]
+    assert [n for n, p in named.items() if p.requires_grad] == ["token_embedding.weight"]
+    with torch.no_grad():
+        want = backbone.encode_text(backbone.tokenize([a.query for a in anns]), pool="mean")
+        torch.testing.assert_close(text(anns), want, atol=1e-5, rtol=1e-5)
