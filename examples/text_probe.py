@@ -66,21 +66,18 @@ def labels(anns) -> tuple[list[str], list[str]]:
     return [a.extra["actions"] for a in anns], objects
 
 
-def encode(backbone, texts: list[str], pool: str = "eot", batch: int = 256):
-    """Sentence vectors as the grounding model makes them (`pool`: the checkpoint's text_pool)."""
+def encode(encode_texts, texts: list[str], batch: int = 256):
+    """`encode_texts` (a grounding model's, or the frozen tower's) over texts in batches."""
     import torch
 
-    from vdi_cli.model import trim_tokens
-
     with torch.no_grad():
-        return torch.cat([backbone.encode_text(trim_tokens(backbone.tokenize(texts[i:i + batch])),
-                                               pool=pool).float()
+        return torch.cat([encode_texts(texts[i:i + batch]).float()
                           for i in range(0, len(texts), batch)])
 
 
-def probe_tower(backbone, train, test, pool: str = "eot") -> dict:
-    x_train = encode(backbone, [a.query for a in train], pool)
-    x_test = encode(backbone, [a.query for a in test], pool)
+def probe_tower(encode_texts, train, test) -> dict:
+    x_train = encode(encode_texts, [a.query for a in train])
+    x_test = encode(encode_texts, [a.query for a in test])
     (act_train, obj_train), (act_test, obj_test) = labels(train), labels(test)
     return {"mean_pairwise_cosine": mean_pairwise_cosine(x_test),
             "action": linear_probe(x_train, act_train, x_test, act_test),
@@ -98,16 +95,18 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ["VDI_HOME"] = str(Path(args.home).resolve())
     from vdi_cli.backbones import load_backbone
     from vdi_cli.datasets import load_dataset
-    from vdi_cli.model import load_model
+    from vdi_cli.model import load_model, trim_tokens
 
     data = Path(args.data)
     train = load_dataset("synthetic-shapes", data / "train.json").annotations
     test = load_dataset("synthetic-shapes", data / "test_iid.json").annotations
     backbone = load_backbone("tiny-shapes")
-    results = {"frozen tiny-shapes": probe_tower(backbone, train, test)}
+    frozen = lambda texts: backbone.encode_text(trim_tokens(backbone.tokenize(texts)))  # noqa: E731
+    results = {"frozen tiny-shapes": probe_tower(frozen, train, test)}
     for checkpoint in args.checkpoints:  # each loads its fine-tuned tower into the backbone
         model, _ = load_model(checkpoint, backbone=backbone)
-        results[checkpoint] = probe_tower(backbone, train, test, model.text_pool)
+        # the model's own encoding: its text_pool and context length, as at train time
+        results[checkpoint] = probe_tower(model.encode_texts, train, test)
     print(f"{'text tower':<44} {'cos':>5}  {'action (train/test)':>19}  "
           f"{'object (train/test)':>19}")
     for name, r in results.items():

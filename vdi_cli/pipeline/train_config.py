@@ -69,11 +69,12 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        """Options for an objective this run does not use would be dropped without a word."""
-        unused = sorted(set(self.objective_options) - set(self.objectives))
+        """Two text-tower selections contradict; options for an objective this run does not use
+        would be dropped without a word."""
         if self.text_trainable != "all" and self.train_text_layers is not None:
             raise ValueError(f"text_trainable={self.text_trainable} and train_text_layers="
                              f"{self.train_text_layers} contradict: choose one")
+        unused = sorted(set(self.objective_options) - set(self.objectives))
         if unused:
             used = ", ".join(self.objectives) or "none (--no-objective)"
             raise ValueError(f"objective options for {', '.join(map(repr, unused))}, which this "
