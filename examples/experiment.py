@@ -72,7 +72,7 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
         "--video-dir", str(data / "videos"), "--backbone", "tiny-shapes", "--fps", "2",
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
         "-H", "hidden_size=64", "-H", "conv_layers=4",
-        "-H", f"temporal_delta={args.temporal_delta}",
+        "-H", f"temporal_delta={args.temporal_delta}", "-H", f"span_delta={args.span_delta}",
         *(["-H", "pool_linear=true", "-H", f"pool_hidden={args.pool_hidden}"]
           if args.pool_hidden else []),
         "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
@@ -163,7 +163,7 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
-        f"temporal_delta {args.temporal_delta:g}, "
+        f"temporal_delta {args.temporal_delta:g}, span_delta {args.span_delta:g}, "
         + (f"pool_linear (1x1 conv + ReLU, width {args.pool_hidden}), " if args.pool_hidden
            else "") + f"{args.epochs} epochs, batch {args.batch_size} "
         f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}, text tower: "
@@ -277,6 +277,9 @@ def main() -> None:
     parser.add_argument("--text-trainable", choices=("all", "token-embeddings"),
                         default="token-embeddings", help="which text-tower parameters train")
     parser.add_argument("--temporal-delta", type=float, default=5.0)
+    parser.add_argument("--span-delta", type=float, default=0.0,
+                        help="the head's span_delta: s * (clip j - clip i) beside each 2D-map "
+                        "cell (i, j); 0 = off")
     parser.add_argument("--pool-hidden", type=int, default=256,
                         help="MMN's 1x1 conv + ReLU before clip pooling (pool_linear) of this "
                         "width; 0 = off")
@@ -300,8 +303,8 @@ def main() -> None:
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
-                                         "temporal_delta", "pool_hidden", "text_pool",
-                                         "text_trainable")}
+                                         "temporal_delta", "span_delta", "pool_hidden",
+                                         "text_pool", "text_trainable")}
     key["format"] = RUN_FORMAT
     runs = []
     for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds

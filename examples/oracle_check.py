@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(--video clip / --text clip*|tower); default: the usual one")
     parser.add_argument("--grid", type=int, default=0, help="--video clip: KxK pooled patches")
     parser.add_argument("--temporal-delta", type=float, default=0.0)
+    parser.add_argument("--span-delta", type=float, default=0.0,
+                        help="head's span_delta: s * (clip j - clip i) beside cell (i, j)")
     parser.add_argument("--pool-hidden", type=int, default=0, help="pool_linear width; 0 = off")
     parser.add_argument("--text-standardise", action="store_true",
                         help="BatchNorm (no affine) on the sentence vectors before the head")
@@ -57,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--text-trainable", choices=("all", "token-embeddings"), default="all",
                         help="--text tower: what trains (as vdi train's -o text_trainable)")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--milestones", default="",
+                        help="epochs after which the lr falls x0.1, e.g. 8,13 (vdi train's "
+                        "-o milestones; the charades preset's are 8,13); default: none")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--fps", type=float, default=2.0)
@@ -234,7 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     text = TextSide(args.text, splits, words, backbone, args.text_standardise, args.text_pool,
                     args.text_trainable)
 
-    head_cfg = {"hidden_size": 64, "conv_layers": 4, "temporal_delta": args.temporal_delta}
+    head_cfg = {"hidden_size": 64, "conv_layers": 4, "temporal_delta": args.temporal_delta,
+                "span_delta": args.span_delta}
     if args.pool_hidden:
         head_cfg.update(pool_linear=True, pool_hidden=args.pool_hidden)
     component = get_component("head", "mmn")
@@ -244,6 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
         lr = args.lr * (args.text_lr if args.text == "tower" else 1.0)
         groups.append({"params": text.params, "lr": lr})
     optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-5)
+    milestones = [int(m) for m in args.milestones.split(",") if m.strip()]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
 
     def batch(split, group):
         f = [frames_of[s.video_id] for s in group]
@@ -291,6 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 5.0)
             optimizer.step()
             total += float(loss.detach())
+        scheduler.step()
         metrics, _ = evaluate("test_iid")
         print(f"epoch {epoch}/{args.epochs}  loss {total / (len(train) / args.batch_size):.4f}"
               f"  test_iid R@1,IoU=0.5 {metrics['R@1,IoU=0.5']:.2f}  mIoU {metrics['mIoU']:.2f}"

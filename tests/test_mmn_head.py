@@ -121,6 +121,24 @@ def test_temporal_delta_option_appends_the_scaled_change():
     assert out.iou_scores.shape == (3, 8, 8)
 
 
+def test_span_delta_appends_end_minus_start_on_valid_cells():
+    plain, span = build(), build(span_delta=3.0)
+    assert span.convs[0].weight.shape[1] == 2 * plain.convs[0].weight.shape[1] == 24
+    x = torch.arange(2 * 5 * 8, dtype=torch.float32).reshape(2, 5, 8) ** 1.5
+    m, mask = span.map2d(x), span.mask2d
+    torch.testing.assert_close(m[:, :5], plain.map2d(x))  # MMN's map first, unchanged
+    # by hand: channel 1 of cell (2, 6) is 3 (x6 - x2)
+    assert (m[0, 5 + 1, 2, 6] - 3.0 * (x[0, 1, 6] - x[0, 1, 2])).abs() < 1e-4
+    for i in range(8):
+        for j in range(8):
+            if mask[i, j]:
+                torch.testing.assert_close(m[:, 5:, i, j], 3.0 * (x[:, :, j] - x[:, :, i]))
+            else:
+                assert not m[:, 5:, i, j].any()
+    out = span(torch.randn(2, 8, 12), None, torch.randn(3, 10), torch.tensor([0, 1, 1]))
+    assert out.iou_scores.shape == (3, 8, 8)
+
+
 def test_map2d_cell_is_the_max_over_its_clips():
     head = build()
     x = torch.randn(2, 5, 8)

@@ -51,6 +51,10 @@ class MMNConfig(BaseModel):
         0.0, ge=0, description="Beyond the paper (0 = off, as MMN): append s * (x[t+1] - "
         "x[t-1]) of the L2-normalised frames to each frame, so how the frame changes is an "
         "input of its own (CLIP image features carry no motion).")
+    span_delta: float = Field(
+        0.0, ge=0, description="Beyond the paper (0 = off, as MMN): append s * (clip[j] - "
+        "clip[i]) to cell (i, j) of the 2D map, so a moment's input says how its end differs "
+        "from its start (max pooling over the span keeps no order).")
     pooling_counts: list[int] | None = Field(
         None, description=f"Diagonals per pooling group of the sparse 2D map {_P}.")
     conv_layers: int | None = Field(None, ge=1, description=f"Proposal conv layers {_P}.")
@@ -109,6 +113,7 @@ class MMNParams:
     late_factor: float
     nms_thresh: float
     score_pow: float
+    span_delta: float = 0.0  # last, with a default: params stored before it existed still load
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

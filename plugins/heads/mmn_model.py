@@ -123,6 +123,7 @@ class MMNHead(nn.Module):
         frame_dim = video_dim * (2 if p.temporal_delta > 0 else 1)
         self.pool_conv = nn.Conv1d(frame_dim, p.pool_hidden, 1) if p.pool_linear else None
         pool_out = p.pool_hidden if p.pool_linear else frame_dim
+        map_dim = pool_out * (2 if p.span_delta > 0 else 1)
         self.register_buffer("mask2d", torch.from_numpy(cell_mask(n, p.pooling_counts)),
                              persistent=False)
         self._plan = pooled_map_plan(n, p.pooling_counts)
@@ -135,7 +136,7 @@ class MMNHead(nn.Module):
         k, layers = p.conv_kernel, p.conv_layers
         first_pad = (k - 1) * layers // 2
         self.convs = nn.ModuleList(
-            [nn.Conv2d(pool_out, p.hidden_size, k, padding=first_pad)]
+            [nn.Conv2d(map_dim, p.hidden_size, k, padding=first_pad)]
             + [nn.Conv2d(p.hidden_size, p.hidden_size, k) for _ in range(layers - 1)]
         )
         self.bns = nn.ModuleList([nn.BatchNorm2d(p.hidden_size) for _ in range(layers)])
@@ -186,7 +187,8 @@ class MMNHead(nn.Module):
 
     def map2d(self, clips: torch.Tensor) -> torch.Tensor:
         """[B, D, N] -> sparse 2D map [B, D, N, N]: cell (i, j) = max over clips i..j (valid
-        cells), zeros elsewhere."""
+        cells), zeros elsewhere. With span_delta s > 0, [B, 2D, N, N]: s * (clip j - clip i)
+        follows on the valid cells, since the max keeps no order (moved left or right?)."""
         b, d, n = clips.shape
         parts, x = [clips], clips
         for kernel, stride, _, _ in self._plan:
@@ -194,7 +196,11 @@ class MMNHead(nn.Module):
             parts.append(x)
         out = clips.new_zeros(b, d, n * n)
         out.index_copy_(2, self._flat_cells, torch.cat(parts, dim=2))  # one scatter
-        return out.view(b, d, n, n)
+        out = out.view(b, d, n, n)
+        if self.params.span_delta > 0:
+            span = (clips[:, :, None, :] - clips[:, :, :, None]) * self.mask2d.to(clips.dtype)
+            out = torch.cat([out, self.params.span_delta * span], dim=1)
+        return out
 
     def proposals(self, map2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Proposal conv stack -> (contrastive map, iou map), each [B, J, N, N]."""
