@@ -396,3 +396,14 @@ def test_a_few_training_steps_reduce_the_loss():
         opt.step()
         losses.append(terms["loss"].item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_span_delta_survives_the_checkpoint_config_and_older_configs_load_without_it():
+    component = get_component("head", "mmn")
+    saved = component.make_config({**TINY, "span_delta": 2.0}).model_dump()  # what a run stores
+    first = component.build(component.make_config(saved), video_dim=12, text_dim=10)
+    again = component.build(component.make_config(saved), video_dim=12, text_dim=10)
+    again.load_state_dict(first.state_dict())  # same shapes: 2 x 12 channels into the convs
+    assert again.params.span_delta == 2.0 and again.convs[0].weight.shape[1] == 24
+    older = {k: v for k, v in saved.items() if k != "span_delta"}  # stored before the option
+    assert component.build(component.make_config(older), video_dim=12).params.span_delta == 0.0

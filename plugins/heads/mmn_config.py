@@ -95,6 +95,7 @@ class MMNParams:
     pool_linear: bool
     pool_hidden: int
     temporal_delta: float
+    span_delta: float
     pooling_counts: tuple[int, ...]
     conv_layers: int
     conv_kernel: int
@@ -113,7 +114,6 @@ class MMNParams:
     late_factor: float
     nms_thresh: float
     score_pow: float
-    span_delta: float = 0.0  # last, with a default: params stored before it existed still load
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
