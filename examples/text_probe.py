@@ -95,14 +95,15 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ["VDI_HOME"] = str(Path(args.home).resolve())
     from vdi_cli.backbones import load_backbone
     from vdi_cli.datasets import load_dataset
-    from vdi_cli.model import load_model, trim_tokens
+    from vdi_cli.model import GroundingModel, load_model
 
     data = Path(args.data)
     train = load_dataset("synthetic-shapes", data / "train.json").annotations
     test = load_dataset("synthetic-shapes", data / "test_iid.json").annotations
     backbone = load_backbone("tiny-shapes")
-    frozen = lambda texts: backbone.encode_text(trim_tokens(backbone.tokenize(texts)))  # noqa: E731
-    results = {"frozen tiny-shapes": probe_tower(frozen, train, test)}
+    # the frozen tower read the way a model with the default text options reads it (no head)
+    frozen = GroundingModel(backbone, head=None, head_id="", head_config={})
+    results = {"frozen tiny-shapes": probe_tower(frozen.encode_texts, train, test)}
     for checkpoint in args.checkpoints:  # each loads its fine-tuned tower into the backbone
         model, _ = load_model(checkpoint, backbone=backbone)
         # the model's own encoding: its text_pool and context length, as at train time
