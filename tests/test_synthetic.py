@@ -10,7 +10,7 @@ import pytest
 from vdi_cli.datasets import load_dataset
 from vdi_cli.testing import invoke
 from vdi_plugins.synthetic.events import ACTIONS, DROPPED, WORLD_ACTIONS, Event, apply, state_at
-from vdi_plugins.synthetic.generate import generate, plan_video
+from vdi_plugins.synthetic.generate import MOVE, generate, plan_video, room
 from vdi_plugins.synthetic.world import COLOURS, HELD_OUT, ObjectState, background, render, where
 
 
@@ -82,6 +82,40 @@ def test_the_world_leaves_out_the_dropped_classes_and_says_why(world):
                for e in plan_video(np.random.default_rng([1, 0, i]), f"v{i}", "train", 64).events]
     assert "spin" not in planned
     assert set(planned) == set(WORLD_ACTIONS) == set(ACTIONS) - set(DROPPED)
+
+
+def test_room_is_the_distance_to_the_frame_edge():
+    obj = ObjectState("circle", COLOURS["red"], x=20.0, y=50.0, size=6.0)
+    # edge = radius 6 + margin 2 = 8: left 20 - 8, right 64 - 8 - 20, up 50 - 8, down 64 - 8 - 50
+    assert [room(a, obj, 64) for a in ("left", "right", "up", "down", "jump")] == [
+        12.0, 36.0, 42.0, 6.0, 42.0]
+
+
+def test_moves_go_far_and_stay_in_the_frame():
+    """Version 3: every move covers at least MOVE's lower bound and stays inside the frame."""
+    size, moves = 64, 0
+    for i in range(200):
+        plan = plan_video(np.random.default_rng([5, 0, i]), f"v{i}", "train", size)
+        for ev in plan.events:
+            if ev.action not in MOVE:
+                continue
+            moves += 1
+            low, high = MOVE[ev.action]
+            assert low * size - 1e-6 <= ev.amount <= high * size + 1e-6
+            mine = [e for e in plan.events if e.obj == ev.obj]
+            base = plan.objects[ev.obj][1]
+            before, after = state_at(base, mine, ev.start), state_at(base, mine, ev.end)
+            peak = state_at(base, mine, (ev.start + ev.end) / 2)  # a jump's top
+            axis = "x" if ev.action in ("left", "right") else "y"  # a grow may overhang the other
+            for s in (after, peak):
+                assert s.size <= getattr(s, axis) <= size - s.size
+            shift = abs(after.x - before.x) + abs(after.y - before.y)
+            if ev.action == "jump":
+                assert after.y == pytest.approx(before.y)
+                assert before.y - peak.y == pytest.approx(ev.amount)
+            else:
+                assert shift == pytest.approx(ev.amount)
+    assert moves > 100
 
 
 def test_videos_are_real_mp4s_with_the_planned_frames(world):

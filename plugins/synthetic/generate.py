@@ -27,7 +27,14 @@ from vdi_plugins.synthetic.world import (
 )
 
 SPLITS = ("train", "test-iid", "test-novel-word")
-GENERATOR_VERSION = 2  # 2: spin dropped from the world (events.DROPPED)
+GENERATOR_VERSION = 3  # 2: spin dropped (events.DROPPED); 3: longer moves, larger objects
+# How far a move goes, as a fraction of the frame: at least the first number, at most the second
+# or as far as the object can go inside the frame. Version 2 moved 0.28 (13 px, about 1.5 ViT
+# patches, in the backbone's 48 px frames) and even a perfect text encoder left the moves the
+# weakest classes; version 3 moves 0.36-0.48, so a move crosses 2-3 patches.
+MOVE = {"left": (0.36, 0.48), "right": (0.36, 0.48), "up": (0.36, 0.48), "down": (0.36, 0.48),
+        "jump": (0.3, 0.3)}
+RADIUS = (0.09, 0.13)  # object radius range, fraction of the frame (v2: 0.08-0.11)
 
 
 @dataclass
@@ -67,28 +74,26 @@ def _pick_objects(rng: np.random.Generator, split: str, size: int, count: int
                 shapes[i] = HELD_OUT["shape"][0]
     objects = []
     for colour, shape in zip(colours, shapes, strict=True):
-        r = float(rng.uniform(0.08, 0.11) * size)
-        x = float(rng.uniform(0.25, 0.75) * size)
-        y = float(rng.uniform(0.3, 0.75) * size)
+        r = float(rng.uniform(*RADIUS) * size)
+        x = float(rng.uniform(0.15, 0.85) * size)
+        y = float(rng.uniform(0.2, 0.8) * size)
         objects.append((f"{colour} {shape}", ObjectState(str(shape), COLOURS[str(colour)], x, y,
                                                          r)))
     return objects
 
 
+def room(action: str, state: ObjectState, size: int) -> float:
+    """How far (pixels) the object can move in the direction of `action` and stay in frame."""
+    edge = state.size + 2.0
+    return {"left": state.x - edge, "right": size - edge - state.x, "up": state.y - edge,
+            "down": size - edge - state.y, "jump": state.y - edge}[action]
+
+
 def _feasible(action: str, state: ObjectState, size: int, first: bool, used: set[str]) -> bool:
-    r, margin = state.size, 2.0
     if action == "appear":
         return first
-    if action == "left":
-        return state.x - 0.25 * size >= r + margin
-    if action == "right":
-        return state.x + 0.25 * size <= size - r - margin
-    if action == "up":
-        return state.y - 0.25 * size >= r + margin
-    if action == "down":
-        return state.y + 0.25 * size <= size - r - margin
-    if action == "jump":
-        return state.y - 0.2 * size >= r + margin
+    if action in MOVE:
+        return room(action, state, size) >= MOVE[action][0] * size
     if action == "spin":
         return state.shape in ROTATING_SHAPES
     if action == "grow":
@@ -121,8 +126,12 @@ def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> Vid
                 free = [c for c in vocab["colour"] if c not in used]
                 target = str(rng.choice(free))
                 used.add(target)
-            amount = {"left": 0.28, "right": 0.28, "up": 0.28, "down": 0.28, "jump": 0.2}.get(
-                action, 0.0) * size
+            amount = 0.0
+            if action in MOVE:
+                low, high = MOVE[action]
+                top = min(high * size, room(action, state, size))
+                amount = round(float(rng.uniform(low * size, top)), 2) if top > low * size \
+                    else low * size
             ev = Event(index, action, round(cursor, 2), round(cursor + span, 2), amount, target)
             mine.append(ev)
             cursor += span + float(rng.uniform(0.5, 4.0))
