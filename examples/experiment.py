@@ -6,7 +6,7 @@ L_sd with a Transformer / an LSTM; both = VDI), each with several seeds, evaluat
 moment); the paper's Fig. 3 analysis (retrieval with Q, Qs and Qd); R@1 per action class against
 each class's own prior. Writes `results.md`, `results.json` and `results.png` to --results.
 
-    .venv/bin/python examples/experiment.py                  # ~4 h on 2 CPU cores (resumable)
+    .venv/bin/python examples/experiment.py                  # ~4.5 h on 2 CPU cores (resumable)
     .venv/bin/python examples/experiment.py --seeds 0 --configs baseline,vdi --epochs 4  # quick
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
@@ -77,6 +77,7 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
           if args.pool_hidden else []),
         "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
         "-o", f"text_pool={args.text_pool}", "-o", f"text_trainable={args.text_trainable}",
+        "-o", f"milestones={json.dumps(args.milestones)}",
     ]
 
 
@@ -152,6 +153,16 @@ def aggregate(runs: list[dict], base: dict) -> dict:
     return {"table": table, "actions": actions, "trivial": trivial}
 
 
+def decay_text(milestones: list[int]) -> str:
+    """'lr x0.1 after epochs 8 and 13' for the table's header."""
+    if not milestones:
+        return "no lr decay"
+    if len(milestones) == 1:
+        return f"lr x0.1 after epoch {milestones[0]}"
+    head = ", ".join(map(str, milestones[:-1]))
+    return f"lr x0.1 after epochs {head} and {milestones[-1]}"
+
+
 def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str
              ) -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
@@ -165,10 +176,10 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
         f"temporal_delta {args.temporal_delta:g}, span_delta {args.span_delta:g}, "
         + (f"pool_linear (1x1 conv + ReLU, width {args.pool_hidden}), " if args.pool_hidden
-           else "") + f"{args.epochs} epochs, batch {args.batch_size} "
-        f"videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}, text tower: "
-        f"{args.text_trainable} trained, {args.text_pool} pooling; seeds {seeds}. Values are "
-        "mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
+           else "") + f"{args.epochs} epochs, {decay_text(args.milestones)}, "
+        f"batch {args.batch_size} videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}, "
+        f"text tower: {args.text_trainable} trained, {args.text_pool} pooling; seeds {seeds}. "
+        "Values are mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
         "validation split is used for selection).",
         "",
         "## Main table",
@@ -268,7 +279,9 @@ def main() -> None:
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--milestones", default="14",
+                        help="epochs after which the lr falls x0.1 (comma list; '' = never)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--text-lr", type=float, default=1.0, help="text lr / head lr")
@@ -285,6 +298,10 @@ def main() -> None:
                         "width; 0 = off")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        args.milestones = [int(m) for m in args.milestones.split(",") if m.strip()]
+    except ValueError:
+        sys.exit(f"experiment: --milestones takes epochs like 14 or 8,13, not {args.milestones!r}")
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -302,7 +319,7 @@ def main() -> None:
     meta = json.loads((data / "meta.json").read_text())
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    key = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "text_lr",
+    key = {k: getattr(args, k) for k in ("epochs", "milestones", "batch_size", "lr", "text_lr",
                                          "temporal_delta", "span_delta", "pool_hidden",
                                          "text_pool", "text_trainable")}
     key["format"] = RUN_FORMAT

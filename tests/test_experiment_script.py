@@ -43,7 +43,8 @@ def test_aggregate_and_markdown(experiment):
     assert agg["table"]["vdi"]["test_iid"]["q"]["R@1,IoU=0.5"] == [40.0, 44.0]
     assert agg["actions"]["vdi"]["test_iid"]["up"] == {"recall": [10.0, 50.0], "prior": 20.0,
                                                        "queries": 10}
-    args = argparse.Namespace(seeds=[0, 1], epochs=8, batch_size=8, lr=1e-3, text_lr=1.0,
+    args = argparse.Namespace(seeds=[0, 1], epochs=16, milestones=[14], batch_size=8, lr=1e-3,
+                              text_lr=1.0,
                               temporal_delta=5.0, span_delta=0.0, pool_hidden=256,
                               text_pool="mean",
                               text_trainable="token-embeddings")
@@ -54,6 +55,7 @@ def test_aggregate_and_markdown(experiment):
     assert "| MMN + CLIP (no VDI term) | 22.00 |" in md
     assert "pool_linear (1x1 conv + ReLU, width 256)" in md
     assert "temporal_delta 5, span_delta 0," in md
+    assert "16 epochs, lr x0.1 after epoch 14, batch 8" in md
     assert "text tower: token-embeddings trained, mean pooling" in md
     assert "| most frequent moment | 20.00 |" in md
     # 42 >= 2 x 20; "up" averages 30 > its prior 20, "left" 32 > 20
@@ -73,11 +75,19 @@ def test_every_configuration_maps_to_train_flags(experiment):
 
 
 def test_train_args_carry_the_text_tower_settings(experiment, tmp_path):
-    args = argparse.Namespace(epochs=8, batch_size=8, lr=1e-3, text_lr=1.0, temporal_delta=5.0,
+    args = argparse.Namespace(epochs=8, milestones=[], batch_size=8, lr=1e-3, text_lr=1.0,
+                              temporal_delta=5.0,
                               span_delta=1.0, pool_hidden=0, text_pool="mean",
                               text_trainable="token-embeddings")
     flags = experiment.train_args(args, tmp_path)
     pairs = {flags[i + 1] for i, f in enumerate(flags) if f in ("-o", "-H")}
     assert {"text_pool=mean", "text_trainable=token-embeddings", "text_lr_ratio=1.0",
-            "temporal_delta=5.0", "span_delta=1.0", "freeze_text_epochs=0"} <= pairs
+            "temporal_delta=5.0", "span_delta=1.0", "freeze_text_epochs=0",
+            "milestones=[]"} <= pairs  # [] = never; left out, vdi train would take [8, 13]
     assert "pool_linear=true" not in pairs  # width 0 = MMN's conv off
+
+
+def test_decay_text_names_the_milestones(experiment):
+    assert experiment.decay_text([]) == "no lr decay"
+    assert experiment.decay_text([14]) == "lr x0.1 after epoch 14"
+    assert experiment.decay_text([5, 7, 9]) == "lr x0.1 after epochs 5, 7 and 9"
