@@ -153,6 +153,15 @@ def aggregate(runs: list[dict], base: dict) -> dict:
     return {"table": table, "actions": actions, "trivial": trivial}
 
 
+def parse_milestones(text: str) -> list[int]:
+    """'8,13' -> [8, 13]; '' -> [] (no decay). Anything else ends the script with Error/Hint."""
+    try:
+        return [int(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        sys.exit(f"Error: --milestones takes epoch numbers, not {text!r}\n"
+                 "Hint: e.g. --milestones 14, --milestones 8,13, or --milestones '' for no decay")
+
+
 def decay_text(milestones: list[int]) -> str:
     """'lr x0.1 after epochs 8 and 13' for the table's header."""
     if not milestones:
@@ -298,10 +307,7 @@ def main() -> None:
                         "width; 0 = off")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
-    try:
-        args.milestones = [int(m) for m in args.milestones.split(",") if m.strip()]
-    except ValueError:
-        sys.exit(f"experiment: --milestones takes epochs like 14 or 8,13, not {args.milestones!r}")
+    args.milestones = parse_milestones(args.milestones)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:

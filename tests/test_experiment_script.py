@@ -44,10 +44,8 @@ def test_aggregate_and_markdown(experiment):
     assert agg["actions"]["vdi"]["test_iid"]["up"] == {"recall": [10.0, 50.0], "prior": 20.0,
                                                        "queries": 10}
     args = argparse.Namespace(seeds=[0, 1], epochs=16, milestones=[14], batch_size=8, lr=1e-3,
-                              text_lr=1.0,
-                              temporal_delta=5.0, span_delta=0.0, pool_hidden=256,
-                              text_pool="mean",
-                              text_trainable="token-embeddings")
+                              text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=256,
+                              text_pool="mean", text_trainable="token-embeddings")
     meta = {"seed": 0, "splits": {"train": {"videos": 4, "queries": 9}}}
     md = experiment.markdown(agg, args, meta, 180.0, "python examples/experiment.py")
     # mean +- sample std: (40, 44) -> 42.00 +- 2.83; one seed prints no std
@@ -76,9 +74,8 @@ def test_every_configuration_maps_to_train_flags(experiment):
 
 def test_train_args_carry_the_text_tower_settings(experiment, tmp_path):
     args = argparse.Namespace(epochs=8, milestones=[], batch_size=8, lr=1e-3, text_lr=1.0,
-                              temporal_delta=5.0,
-                              span_delta=1.0, pool_hidden=0, text_pool="mean",
-                              text_trainable="token-embeddings")
+                              temporal_delta=5.0, span_delta=1.0, pool_hidden=0,
+                              text_pool="mean", text_trainable="token-embeddings")
     flags = experiment.train_args(args, tmp_path)
     pairs = {flags[i + 1] for i, f in enumerate(flags) if f in ("-o", "-H")}
     assert {"text_pool=mean", "text_trainable=token-embeddings", "text_lr_ratio=1.0",
@@ -91,3 +88,14 @@ def test_decay_text_names_the_milestones(experiment):
     assert experiment.decay_text([]) == "no lr decay"
     assert experiment.decay_text([14]) == "lr x0.1 after epoch 14"
     assert experiment.decay_text([5, 7, 9]) == "lr x0.1 after epochs 5, 7 and 9"
+
+
+def test_milestones_parse_and_a_bad_value_ends_with_error_and_hint(experiment):
+    assert experiment.parse_milestones("14") == [14]
+    assert experiment.parse_milestones("8, 13") == [8, 13]
+    assert experiment.parse_milestones("") == []
+    with pytest.raises(SystemExit) as stop:
+        experiment.parse_milestones("8;13")
+    message = str(stop.value.code)
+    assert message.startswith("Error: --milestones takes epoch numbers, not '8;13'")
+    assert "\nHint: e.g. --milestones 14" in message
