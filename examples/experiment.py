@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("test_iid", "test_novel_word")
@@ -46,12 +47,19 @@ RUN_FORMAT = 2
 FIG3 = ("baseline", "vdi")  # configurations evaluated with Q, Qs and Qd
 
 
+def fail(message: str, hint: str) -> NoReturn:
+    """End the script the way the vdi commands end on bad input: Error and Hint, no traceback."""
+    sys.exit(f"Error: {message}\nHint: {hint}")
+
+
 def vdi(*args: str, env: dict[str, str]) -> dict:
     """Run `vdi ARGS --json`; progress goes to our stderr, the JSON comes back."""
     cmd = [str(ROOT / ".venv" / "bin" / "vdi"), *args, "--json"]
     done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        sys.exit(f"experiment: `vdi {' '.join(args)}` failed with exit code {done.returncode}")
+        fail(f"`vdi {args[0]}` failed with exit code {done.returncode} (its own message is "
+             "above)", "runs that finished are kept in OUT/runs; fix the cause and run the same "
+             "command again to resume")
     return json.loads(done.stdout)
 
 
@@ -158,8 +166,30 @@ def parse_milestones(text: str) -> list[int]:
     try:
         return [int(m) for m in text.split(",") if m.strip()]
     except ValueError:
-        sys.exit(f"Error: --milestones takes epoch numbers, not {text!r}\n"
-                 "Hint: e.g. --milestones 14, --milestones 8,13, or --milestones '' for no decay")
+        fail(f"--milestones takes epoch numbers, not {text!r}",
+             "e.g. --milestones 14, --milestones 8,13, or --milestones '' for no decay")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; at least one whole number, else Error/Hint."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        fail(f"--seeds takes whole numbers, not {text!r}", "e.g. --seeds 0,1,2 or --seeds 0")
+    return seeds
+
+
+def parse_configs(text: str) -> list[str]:
+    """'baseline,vdi' -> ['baseline', 'vdi'], each a key of CONFIGS, else Error/Hint."""
+    configs = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown or not configs:
+        fail(f"unknown configuration {', '.join(unknown)}" if unknown
+             else "--configs names no configuration",
+             f"choose from {', '.join(CONFIGS)} (comma-separated)")
+    return configs
 
 
 def decay_text(milestones: list[int]) -> str:
@@ -178,8 +208,10 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
     lines = [
         "# The paper's experiments in miniature (synthetic world)",
         "",
-        f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on this "
-        f"machine). World: generator version {meta.get('version')}, seed "
+        f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
+        f"{os.cpu_count()} CPU cores (torch's default threads: the thread count changes float "
+        "sums in their last bits, so the same seeds reproduce these digits with the same "
+        "count). World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
@@ -306,12 +338,9 @@ def main() -> None:
                         help="MMN's 1x1 conv + ReLU before clip pooling (pool_linear) of this "
                         "width; 0 = off")
     args = parser.parse_args()
-    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.seeds = parse_seeds(args.seeds)
     args.milestones = parse_milestones(args.milestones)
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:
-        sys.exit(f"experiment: unknown configuration {unknown}; known: {', '.join(CONFIGS)}")
+    configs = parse_configs(args.configs)
     command = "python examples/experiment.py " + " ".join(sys.argv[1:])
     out = Path(args.out).resolve()
     env = {**os.environ, "VDI_HOME": str(out / "home"), "HF_HUB_OFFLINE": "1",

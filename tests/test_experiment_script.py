@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -55,6 +56,7 @@ def test_aggregate_and_markdown(experiment):
     assert "temporal_delta 5, span_delta 0," in md
     assert "16 epochs, lr x0.1 after epoch 14, batch 8" in md
     assert "text tower: token-embeddings trained, mean pooling" in md
+    assert f"on {os.cpu_count()} CPU cores (torch's default threads" in md
     assert "| most frequent moment | 20.00 |" in md
     # 42 >= 2 x 20; "up" averages 30 > its prior 20, "left" 32 > 20
     assert "R@1,IoU=0.5 42.00 vs 2 x most frequent moment 40.00: met" in md
@@ -99,3 +101,34 @@ def test_milestones_parse_and_a_bad_value_ends_with_error_and_hint(experiment):
     message = str(stop.value.code)
     assert message.startswith("Error: --milestones takes epoch numbers, not '8;13'")
     assert "\nHint: e.g. --milestones 14" in message
+
+
+def test_seeds_and_configs_parse_and_bad_values_end_with_error_and_hint(experiment):
+    assert experiment.parse_seeds("0, 1,2") == [0, 1, 2]
+    assert experiment.parse_configs("baseline,vdi,") == ["baseline", "vdi"]
+    for call, text, start, hint in [
+            (experiment.parse_seeds, "0,one", "Error: --seeds takes whole numbers, not '0,one'",
+             "Hint: e.g. --seeds 0,1,2"),
+            (experiment.parse_seeds, ",", "Error: --seeds takes whole numbers", "Hint: e.g."),
+            (experiment.parse_configs, "vdi,both", "Error: unknown configuration both",
+             "Hint: choose from baseline, vc-qs, vc-q, vc-none, sd-lstm, sd-trans, vdi"),
+            (experiment.parse_configs, "", "Error: --configs names no configuration",
+             "Hint: choose from baseline")]:
+        with pytest.raises(SystemExit) as stop:
+            call(text)
+        message = str(stop.value.code)
+        assert message.startswith(start)
+        assert f"\n{hint}" in message
+
+
+def test_a_failed_vdi_call_ends_with_error_and_hint_after_vdis_own_message(
+        experiment, tmp_path, capfd):
+    env = {**os.environ, "VDI_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    with pytest.raises(SystemExit) as stop:
+        experiment.vdi("eval", "--run", "4242", "--annotations", str(tmp_path / "none.json"),
+                       "--format", "synthetic-shapes", "--video-dir", str(tmp_path), env=env)
+    message = str(stop.value.code)
+    assert message.startswith("Error: `vdi eval` failed with exit code 1")
+    assert "\nHint: runs that finished are kept in OUT/runs" in message
+    # vdi's own explanation reached the terminal
+    assert "Error: no run with id 4242" in capfd.readouterr().err
