@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	bash examples/demo.sh
 
-# The paper's experiments in miniature (~4.5 h on 2 cores, resumable): examples/experiment-results/.
+# The paper's experiments in miniature (~6 h on 2 cores, resumable): examples/experiment-results/.
 experiment: setup
 	$(BIN)/python examples/experiment.py $(EXPERIMENT_ARGS)
 

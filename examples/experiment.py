@@ -6,7 +6,7 @@ L_sd with a Transformer / an LSTM; both = VDI), each with several seeds, evaluat
 moment); the paper's Fig. 3 analysis (retrieval with Q, Qs and Qd); R@1 per action class against
 each class's own prior. Writes `results.md`, `results.json` and `results.png` to --results.
 
-    .venv/bin/python examples/experiment.py                  # ~4.5 h on 2 CPU cores (resumable)
+    .venv/bin/python examples/experiment.py                  # ~6 h on 2 CPU cores (resumable)
     .venv/bin/python examples/experiment.py --seeds 0 --configs baseline,vdi --epochs 4  # quick
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
@@ -315,13 +315,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiment-out", help="work folder (VDI_HOME, data)")
     parser.add_argument("--results", default=str(ROOT / "examples" / "experiment-results"))
-    parser.add_argument("--videos", type=int, default=1000)
+    parser.add_argument("--videos", type=int, default=2000)
     parser.add_argument("--test-videos", type=int, default=200)
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--milestones", default="14",
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--milestones", default="7",
                         help="epochs after which the lr falls x0.1 (comma list; '' = never)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
