@@ -211,7 +211,7 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
         f"{os.cpu_count()} CPU cores (torch's default threads: the thread count changes float "
         "sums in their last bits, so the same seeds reproduce these digits with the same "
-        "count). World: generator version {meta.get('version')}, seed "
+        f"count). World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "

@@ -47,8 +47,9 @@ def test_aggregate_and_markdown(experiment):
     args = argparse.Namespace(seeds=[0, 1], epochs=16, milestones=[14], batch_size=8, lr=1e-3,
                               text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=256,
                               text_pool="mean", text_trainable="token-embeddings")
-    meta = {"seed": 0, "splits": {"train": {"videos": 4, "queries": 9}}}
+    meta = {"seed": 0, "version": 3, "splits": {"train": {"videos": 4, "queries": 9}}}
     md = experiment.markdown(agg, args, meta, 180.0, "python examples/experiment.py")
+    assert "World: generator version 3, seed 0, train 4 videos / 9 queries." in md
     # mean +- sample std: (40, 44) -> 42.00 +- 2.83; one seed prints no std
     assert "| VDI (L_vc w/ Qs + L_sd w/ Trans) | 42.00 ± 2.83 |" in md
     assert "| MMN + CLIP (no VDI term) | 22.00 |" in md
