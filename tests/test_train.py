@@ -67,6 +67,42 @@ def test_training_lowers_the_loss_and_writes_checkpoints_and_metrics(home):
     assert sum(r["best"] for r in rows) == 1
     names = {r["name"] for r in db["metrics"].rows_where("run_id = ?", [run_id])}
     assert {"loss/iou", "loss/visual-context", "R@1,IoU=0.5", "mIoU"} <= names
+    assert summary["torch_threads"] == torch.get_num_threads()
+
+
+def test_prune_checkpoints_keeps_the_best_and_the_newest(tmp_path):
+    from vdi_cli.pipeline.train_run import prune_checkpoints
+
+    db = open_db(tmp_path / "vdi.db")
+    with run_context(db, "train", {}) as mine, run_context(db, "train", {}) as other:
+        pass
+    folder = tmp_path / "runs" / f"run-{mine.id}"
+    outside = tmp_path / "elsewhere" / "epoch-001"
+    for path in (outside, *(folder / f"epoch-{k:03d}" for k in (2, 3, 4))):
+        path.mkdir(parents=True)
+        (path / "model.safetensors").write_text("x")
+    rows = [(1, outside, 0), (2, folder / "epoch-002", 1), (3, folder / "epoch-003", 0),
+            (4, folder / "epoch-004", 0)]
+    db["checkpoints"].insert_all({"run_id": mine.id, "epoch": e, "path": str(p), "best": b}
+                                 for e, p, b in rows)
+    db["checkpoints"].insert({"run_id": other.id, "epoch": 3, "path": str(folder), "best": 0})
+
+    assert prune_checkpoints(db, mine.id, folder, newest_epoch=4) == [1, 3]
+    kept = db["checkpoints"].rows_where("run_id = ?", [mine.id], order_by="epoch")
+    assert [r["epoch"] for r in kept] == [2, 4]
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-002", "epoch-004"]
+    assert outside.is_dir()  # a row pointing outside the run's folder loses its row only
+    assert db["checkpoints"].count_where("run_id = ?", [other.id]) == 1  # other runs untouched
+
+
+def test_keep_best_last_leaves_two_checkpoints_and_resumes(home):
+    db, run_id, summary = _train(home, epochs=3, keep_checkpoints="best-last")
+    rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch"))
+    assert [r["epoch"] for r in rows] == sorted({summary["best_epoch"], 3})
+    on_disk = sorted(p.name for p in (home / "home" / "runs" / f"run-{run_id}").iterdir())
+    assert on_disk == [f"epoch-{r['epoch']:03d}" for r in rows]
+    db, _, resumed = _train(home, epochs=4, resume=run_id, keep_checkpoints="best-last")
+    assert [h["epoch"] for h in resumed["history"]] == [4]
 
 
 def test_checkpoint_reload_gives_identical_predictions(home):
@@ -180,6 +216,10 @@ def test_train_command_errors(home):
     bad = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
                   "-o", "scope=everywhere"])
     assert bad.exit_code == 1 and "invalid training options: scope" in bad.stderr
+    keep = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
+                   "-o", "keep_checkpoints=best"])
+    assert keep.exit_code == 1 and "invalid training options: keep_checkpoints" in keep.stderr
+    assert "'all' or 'best-last'" in keep.stderr
     unused = invoke(["train", "--dataset", "mmn-json", "--annotations", "x", "--video-dir", "y",
                      "--objective", "visual-context", "-O", "spatial-dynamic.weight=1"])
     assert unused.exit_code == 1 and "Traceback" not in unused.stderr

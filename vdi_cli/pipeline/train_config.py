@@ -60,6 +60,9 @@ class TrainConfig(BaseModel):
     text_pool: Literal["eot", "mean"] = Field(
         "eot", description="Sentence vector: CLIP's end-of-text token (paper), or, beyond the "
         "paper, the mean of the final token states start..end (kept in the checkpoint).")
+    keep_checkpoints: Literal["all", "best-last"] = Field(
+        "all", description="Epoch checkpoints kept on disk: every one, or only the best and the "
+        "newest (enough to evaluate and to resume; the others are deleted as training goes).")
     seed: int = 25285
     device: str = "cpu"
     amp: bool = Field(True, description="Mixed precision (bfloat16 autocast) on cuda; CPU "
