@@ -85,7 +85,7 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
           if args.pool_hidden else []),
         "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
         "-o", f"text_pool={args.text_pool}", "-o", f"text_trainable={args.text_trainable}",
-        "-o", f"milestones={json.dumps(args.milestones)}",
+        "-o", f"milestones={json.dumps(args.milestones)}", "-o", "keep_checkpoints=best-last",
     ]
 
 
@@ -114,6 +114,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
                            "--by", "actions", "--train", str(data / "train.json"), env=env)
     return {"config": name, "seed": seed, "run_id": trained["run_id"],
             "seconds": round(time.perf_counter() - start, 1),
+            "torch_threads": trained.get("torch_threads"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
             "eval": evals}
 
@@ -202,14 +203,24 @@ def decay_text(milestones: list[int]) -> str:
     return f"lr x0.1 after epochs {head} and {milestones[-1]}"
 
 
-def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str
-             ) -> str:
+def threads_text(runs: list[dict]) -> str:
+    """The CPU threads torch used, as the runs recorded them (`vdi train` reports
+    torch_threads); runs made before that was recorded used torch's default."""
+    counts = sorted({r["torch_threads"] for r in runs if r.get("torch_threads")})
+    if not counts:
+        return "torch's default threads"
+    return ("/".join(map(str, counts)) + " torch thread" + ("s" if counts[-1] > 1 else "")
+            + (" (the runs differ)" if len(counts) > 1 else ""))
+
+
+def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str,
+             threads: str = "torch's default threads") -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
     lines = [
         "# The paper's experiments in miniature (synthetic world)",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
-        f"{os.cpu_count()} CPU cores (torch's default threads: the thread count changes float "
+        f"{os.cpu_count()} CPU cores ({threads}: the thread count changes float "
         "sums in their last bits, so the same seeds reproduce these digits with the same "
         f"count). World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
@@ -377,7 +388,8 @@ def main() -> None:
     (results / "results.json").write_text(json.dumps(
         {"command": command, "options": key, "world": meta, "aggregate": agg,
          "runs": [{k: v for k, v in r.items() if k != "eval"} for r in runs]}, indent=1))
-    (results / "results.md").write_text(markdown(agg, args, meta, seconds, command))
+    (results / "results.md").write_text(markdown(agg, args, meta, seconds, command,
+                                                         threads_text(runs)))
     plot(agg, results / "results.png")
     print((results / "results.md").read_text())
 

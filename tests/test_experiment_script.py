@@ -67,6 +67,24 @@ def test_aggregate_and_markdown(experiment):
     assert "NOT met (at or below: up)" in md
 
 
+def test_threads_text_reports_what_the_runs_recorded(experiment):
+    assert experiment.threads_text([{"torch_threads": 2}, {"torch_threads": 2}]) == \
+        "2 torch threads"
+    assert experiment.threads_text([{"torch_threads": 1}]) == "1 torch thread"
+    assert experiment.threads_text([{"torch_threads": 4}, {"torch_threads": 2}]) == \
+        "2/4 torch threads (the runs differ)"
+    # runs from before vdi recorded the count (or reused from such runs)
+    assert experiment.threads_text([{"seed": 0}, {"torch_threads": None}]) == \
+        "torch's default threads"
+    args = argparse.Namespace(seeds=[0], epochs=8, milestones=[7], batch_size=8, lr=1e-3,
+                              text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=0,
+                              text_pool="mean", text_trainable="all")
+    meta = {"seed": 0, "version": 3, "splits": {"train": {"videos": 4, "queries": 9}}}
+    agg = experiment.aggregate([_run("vdi", 0, 40.0, {"left": 30.0})], _baselines())
+    md = experiment.markdown(agg, args, meta, 60.0, "cmd", "2 torch threads")
+    assert f"on {os.cpu_count()} CPU cores (2 torch threads: the thread count" in md
+
+
 def test_every_configuration_maps_to_train_flags(experiment):
     assert set(experiment.CONFIGS) == {"baseline", "vc-qs", "vc-q", "vc-none", "sd-lstm",
                                        "sd-trans", "vdi"}
@@ -83,7 +101,8 @@ def test_train_args_carry_the_text_tower_settings(experiment, tmp_path):
     pairs = {flags[i + 1] for i, f in enumerate(flags) if f in ("-o", "-H")}
     assert {"text_pool=mean", "text_trainable=token-embeddings", "text_lr_ratio=1.0",
             "temporal_delta=5.0", "span_delta=1.0", "freeze_text_epochs=0",
-            "milestones=[]"} <= pairs  # [] = never; left out, vdi train would take [8, 13]
+            "milestones=[]", "keep_checkpoints=best-last"} <= pairs
+    # milestones [] = never; left out, vdi train would take [8, 13]
     assert "pool_linear=true" not in pairs  # width 0 = MMN's conv off
 
 
