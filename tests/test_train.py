@@ -87,7 +87,7 @@ def test_prune_checkpoints_keeps_the_best_and_the_newest(tmp_path):
                                  for e, p, b in rows)
     db["checkpoints"].insert({"run_id": other.id, "epoch": 3, "path": str(folder), "best": 0})
 
-    assert prune_checkpoints(db, mine.id, folder, newest_epoch=4) == [1, 3]
+    assert prune_checkpoints(db, mine.id, folder, newest_epoch=4) == ([1, 3], 1)
     kept = db["checkpoints"].rows_where("run_id = ?", [mine.id], order_by="epoch")
     assert [r["epoch"] for r in kept] == [2, 4]
     assert sorted(p.name for p in folder.iterdir()) == ["epoch-002", "epoch-004"]
@@ -321,3 +321,37 @@ def test_training_steps_on_cuda_with_mixed_precision(home):
         pytest.skip("no CUDA device")
     _, _, summary = _train(home, epochs=1, device="cuda")
     assert torch.isfinite(torch.tensor(summary["history"][0]["losses"]["loss"]))
+
+
+def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
+    from vdi_cli.store import start_run
+
+    db, run_id, summary = _train(home, epochs=3)
+    folder = home / "home" / "runs" / f"run-{run_id}"
+    assert len(list(folder.iterdir())) == 3
+    keep = sorted({summary["best_epoch"], 3})
+    gone = [e for e in (1, 2, 3) if e not in keep]
+    running = start_run(db, "train")  # a run whose process is still going (or was killed)
+    with run_context(db, "extract", {}) as extract:
+        pass
+    for args, message in (([run_id, 99999], "Error: no run with id 99999"),
+                          ([extract.id], f"Error: run {extract.id} was made by `vdi extract`"),
+                          ([running], f"Error: run {running} is still running")):
+        bad = invoke(["runs", "prune", *args])
+        assert bad.exit_code == 1 and message in bad.stderr and "Hint:" in bad.stderr
+        assert len(list(folder.iterdir())) == 3  # checked before anything is deleted
+
+    result = invoke(["runs", "prune", run_id, running, "--force", "--json"])
+    assert result.exit_code == 0, result.stderr
+    first, second = result.json()
+    assert first["removed_epochs"] == gone and first["kept_epochs"] == keep
+    assert first["freed_bytes"] > 1_000_000  # a tiny model's weights and optimiser state
+    assert second == {"run_id": running, "removed_epochs": [], "kept_epochs": [],
+                      "freed_bytes": 0}
+    assert sorted(p.name for p in folder.iterdir()) == [f"epoch-{e:03d}" for e in keep]
+    rows = db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch")
+    assert [r["epoch"] for r in rows] == keep
+    again = invoke(["runs", "prune", run_id])
+    assert again.exit_code == 0
+    assert again.stdout.strip() == (f"run {run_id}: removed epochs none (0.0 MB), kept "
+                                    + ", ".join(map(str, keep)))

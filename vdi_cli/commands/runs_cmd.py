@@ -1,4 +1,4 @@
-"""`vdi runs list|show ID`: the run history kept in the SQLite store."""
+"""`vdi runs list|show ID|prune ID...`: the run history kept in the SQLite store."""
 
 from __future__ import annotations
 
@@ -57,6 +57,29 @@ def show_cmd(
             [(m["split"], m["name"], m["epoch"], f"{m['value']:.4f}") for m in row["metrics"]],
             ["split", "metric", "epoch", "value"],
         )
+
+
+@runs_app.command("prune")
+def prune_cmd(
+    run_ids: list[int] = typer.Argument(..., help="Training run ids (see `vdi runs list "
+                                        "--command train`)."),
+    force: bool = typer.Option(False, "--force", help="Prune a run still marked running (its "
+                               "process was killed)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Delete the checkpoints of training runs that are neither the best nor the newest epoch
+    (what `-o keep_checkpoints=best-last` does during training)."""
+    from vdi_cli.pipeline.train_run import prune_runs
+
+    results = prune_runs(open_store(), run_ids, force=force)
+    if json_out:
+        print_json(results)
+        return
+    for r in results:
+        removed = ", ".join(map(str, r["removed_epochs"])) or "none"
+        kept = ", ".join(map(str, r["kept_epochs"])) or "none"
+        typer.echo(f"run {r['run_id']}: removed epochs {removed} "
+                   f"({r['freed_bytes'] / 1e6:.1f} MB), kept {kept}")
 
 
 def register(app: typer.Typer) -> None:

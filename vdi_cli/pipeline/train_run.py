@@ -44,9 +44,16 @@ def best_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
     return row
 
 
-def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int) -> list[int]:
+def _folder_bytes(path: Any) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int
+                      ) -> tuple[list[int], int]:
     """Delete the run's checkpoints that are neither flagged best nor the newest epoch (rows and
-    folders; only folders inside the run's own folder are touched). Returns the epochs removed."""
+    folders; only folders inside the run's own folder are touched).
+
+    Returns the epochs removed and the bytes their folders held."""
     import shutil
     from pathlib import Path
 
@@ -56,11 +63,39 @@ def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int) -> l
     with db.conn:
         db.execute("delete from checkpoints where run_id = ? and best = 0 and epoch != ?",
                    [run_id, newest_epoch])
+    freed = 0
     for row in rows:
         path = Path(row["path"]).resolve()
-        if path.parent == root:
+        if path.parent == root and path.is_dir():
+            freed += _folder_bytes(path)
             shutil.rmtree(path, ignore_errors=True)
-    return sorted(row["epoch"] for row in rows)
+    return sorted(row["epoch"] for row in rows), freed
+
+
+def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[str, Any]]:
+    """`vdi runs prune`: keep_checkpoints=best-last applied afterwards to training runs. Every
+    run is checked before any is touched, so a wrong id deletes nothing."""
+    from vdi_cli.pipeline.train import run_folder
+    from vdi_cli.store import get_run
+
+    runs = [get_run(db, run_id) for run_id in run_ids]
+    for run in runs:
+        if run["command"] != "train":
+            raise VdiError(f"run {run['id']} was made by `vdi {run['command']}`: only training "
+                           "runs have checkpoints",
+                           hint="`vdi runs list --command train` shows them")
+        if run["status"] == "running" and not force:
+            raise VdiError(f"run {run['id']} is still running (or was killed before it could "
+                           "say so)", hint="wait for it to finish; if its process is gone, add "
+                           "--force")
+    out = []
+    for run in runs:
+        epochs = [c["epoch"] for c in run["checkpoints"]]
+        removed, freed = (prune_checkpoints(db, run["id"], run_folder(run["id"]), max(epochs))
+                          if epochs else ([], 0))
+        out.append({"run_id": run["id"], "removed_epochs": removed,
+                    "kept_epochs": sorted(set(epochs) - set(removed)), "freed_bytes": freed})
+    return out
 
 
 def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None = None,
