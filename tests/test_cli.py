@@ -117,6 +117,7 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted():
     with plugin_host(_Commands()):
         result = invoke(["ctrl-c"])
         assert result.exit_code == 130
+        assert result.stderr == "Interrupted.\n"
         runs = invoke(["runs", "list", "--json"]).json()
     assert runs[0]["command"] == "ctrl-c"
     assert runs[0]["status"] == "interrupted"

@@ -355,3 +355,41 @@ def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     assert again.exit_code == 0
     assert again.stdout.strip() == (f"run {run_id}: removed epochs none (0.0 MB), kept "
                                     + ", ".join(map(str, keep)))
+
+
+def test_sigterm_stops_training_like_ctrl_c_and_keeps_its_checkpoints(world, tmp_path):
+    """`kill` (or a closed terminal) mid-training: exit 143, no traceback, the run row says
+    `interrupted` and why instead of staying `running`, finished epochs are kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**__import__("os").environ, "VDI_HOME": str(tmp_path / "home"),
+           "VDI_DB": str(tmp_path / "vdi.db"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vdi_cli", "train", "--dataset", "mmn-json", "--annotations",
+         str(world / "data" / "train.json"), "--video-dir", str(world / "data" / "videos"),
+         "--backbone", "tiny-shapes", "--fps", "2", "--epochs", "1000", "--batch-size", "2",
+         "--no-objective", "-H", "hidden_size=32", "-H", "conv_layers=2", "-o", "patience=0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    db = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (tmp_path / "vdi.db").exists():
+            db = open_db(tmp_path / "vdi.db")
+            if db["checkpoints"].exists() and db["checkpoints"].count >= 2:
+                break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.rstrip().endswith("Stopped by SIGTERM.") and "Traceback" not in err
+    run = db["runs"].get(1)
+    assert (run["command"], run["status"], run["error"]) == ("train", "interrupted",
+                                                             "stopped by SIGTERM")
+    rows = list(db["checkpoints"].rows_where("run_id = 1", order_by="epoch"))
+    assert len(rows) >= 2
+    for row in rows:
+        assert (__import__("pathlib").Path(row["path"]) / "model.safetensors").is_file()

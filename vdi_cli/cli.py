@@ -2,8 +2,8 @@
 
 Commands live one per module in `vdi_cli/commands/` (each exposes `register(app)`), plus whatever
 plugins add through `register_commands`. `main()` maps errors to exit codes: expected errors
-print `Error:` / `Hint:` and exit 1, usage errors exit 2, Ctrl-C exits 130. Set `VDI_DEBUG=1` to
-see the traceback of any error instead.
+print `Error:` / `Hint:` and exit 1, usage errors exit 2, Ctrl-C exits 130, SIGTERM / SIGHUP
+128 + the signal. Set `VDI_DEBUG=1` to see the traceback of any error instead.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import sys
 import typer
 
 from vdi_cli import __version__
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import Stopped, VdiError
 from vdi_cli.settings import set_settings
 
 DEBUG_ENV = "VDI_DEBUG"
+TYPER_INTERRUPT = 130  # typer's commands return this exit code for a KeyboardInterrupt
+_stopped: Stopped | None = None  # the signal that stopped this process, if one did
 
 
 def _version_callback(value: bool) -> None:
@@ -86,6 +88,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         command = typer.main.get_command(build_app())
         result = command.main(args=args, prog_name="vdi", standalone_mode=False)
+        if result == TYPER_INTERRUPT:  # typer turned KeyboardInterrupt (or our Stopped) into it
+            return _interrupted(_stopped or KeyboardInterrupt())
         return result if isinstance(result, int) else 0
     except VdiError as exc:
         if debug:
@@ -96,9 +100,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except (KeyboardInterrupt, typer.Abort):
-        print("Interrupted.", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        return _interrupted(exc)
     except BrokenPipeError:
         return 0
     except Exception as exc:
@@ -116,11 +119,37 @@ def run(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _interrupted(exc: BaseException) -> int:
+    """Ctrl-C: exit 130; SIGTERM / SIGHUP (see `_stop_on_signals`): 128 + the signal."""
+    if isinstance(exc, Stopped):
+        print(f"Stopped by {exc.name}.", file=sys.stderr)
+        return 128 + exc.signum
+    print("Interrupted.", file=sys.stderr)
+    return 130
+
+
 def _is_usage_error(exc: Exception) -> bool:
     """ClickException and subclasses, whether from click or from typer's vendored copy."""
     return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "show")
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does (run row `interrupted`, exit 128 +
+    the signal) instead of killing it mid-write with its run row left `running`. Only the
+    console script installs this: a library caller keeps its own handlers."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        global _stopped
+        _stopped = Stopped(signum)
+        raise _stopped
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _stop_on_signals()
     sys.exit(run())

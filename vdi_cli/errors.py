@@ -41,3 +41,15 @@ class ConfigError(VdiError):
 
 class StoreError(VdiError):
     """The run database cannot be opened or migrated."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a closed terminal, `kill`, a batch system's time limit), raised like
+    Ctrl-C so the run row says `interrupted`, with the signal, instead of staying `running`."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.name}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import Stopped, VdiError
 
 
 def now() -> str:
@@ -99,8 +99,9 @@ def run_context(
     handle = RunHandle(db, start_run(db, command, config, argv, **columns))
     try:
         yield handle
-    except KeyboardInterrupt:
-        finish_run(db, handle.id, "interrupted", "interrupted by the user", handle.summary)
+    except KeyboardInterrupt as exc:
+        reason = str(exc) if isinstance(exc, Stopped) else "interrupted by the user"
+        finish_run(db, handle.id, "interrupted", reason, handle.summary)
         raise
     except VdiError as exc:
         text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
