@@ -11,7 +11,9 @@ each class's own prior. Writes `results.md`, `results.json` and `results.png` to
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
 what a user would type. Finished runs are kept in OUT/runs/*.json and skipped when the command
-is run again (same options): an interrupted experiment resumes where it stopped.
+is run again (same options), and a training run that was stopped part-way is continued from its
+last epoch (`vdi train --resume`): an interrupted experiment resumes where it stopped. Run one
+experiment at a time on an OUT folder.
 """
 
 from __future__ import annotations
@@ -100,11 +102,46 @@ def heads_options(name: str) -> list[str]:
     return out
 
 
+def without_resume(argv: list[str]) -> list[str]:
+    """A run's argv with its `--resume ID` taken out (a resumed run of a resumed run...)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def unfinished_runs(rows: list[dict], argv: list[str]) -> list[int]:
+    """Ids (newest first) of `vdi runs list --json` rows that trained with exactly `argv` and did
+    not finish: stopped by a signal (`interrupted`), killed (left `running`) or failed."""
+    return [r["id"] for r in rows if r.get("command") == "train" and r.get("status") != "ok"
+            and without_resume(r.get("argv") or []) == argv]
+
+
+def resumable(argv: list[str], env: dict[str, str]) -> tuple[int, int] | None:
+    """(run id, epochs done) of the newest unfinished run of `argv` that has a checkpoint."""
+    rows = vdi("runs", "list", "--command", "train", "-n", "100000", env=env)
+    for run_id in unfinished_runs(rows, argv):
+        epochs = [c["epoch"] for c in vdi("runs", "show", str(run_id), env=env)["checkpoints"]]
+        if epochs:
+            return run_id, max(epochs)
+    return None
+
+
 def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dict[str, str]
             ) -> dict:
     start = time.perf_counter()
-    trained = vdi(*train_args(args, data), *CONFIGS[name][1], *heads_options(name),
-                  "--seed", str(seed), env=env)
+    train = [*train_args(args, data), *CONFIGS[name][1], *heads_options(name), "--seed", str(seed)]
+    earlier = resumable([*train, "--json"], env)
+    if earlier:
+        print(f"resuming run {earlier[0]} after epoch {earlier[1]} (a stopped experiment; "
+              "`vdi train --resume` continues the same trajectory)", file=sys.stderr, flush=True)
+        train += ["--resume", str(earlier[0])]
+    trained = vdi(*train, env=env)
     forms = "q,static,dynamic" if name in FIG3 else "q"
     evals = {}
     for split in SPLITS:
@@ -115,6 +152,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
     return {"config": name, "seed": seed, "run_id": trained["run_id"],
             "seconds": round(time.perf_counter() - start, 1),
             "torch_threads": trained.get("torch_threads"),
+            "resumed_from": trained.get("resumed_from"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
             "eval": evals}
 

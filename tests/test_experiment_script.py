@@ -152,3 +152,37 @@ def test_a_failed_vdi_call_ends_with_error_and_hint_after_vdis_own_message(
     assert "\nHint: runs that finished are kept in OUT/runs" in message
     # vdi's own explanation reached the terminal
     assert "Error: no run with id 4242" in capfd.readouterr().err
+
+
+def test_a_stopped_training_run_is_found_for_resume(experiment):
+    argv = ["train", "--epochs", "8", "--seed", "1", "--json"]
+    rows = [  # newest first, as `vdi runs list --json` gives them
+        {"id": 9, "command": "train", "status": "ok", "argv": argv},
+        {"id": 8, "command": "train", "status": "interrupted",
+         "argv": ["train", "--epochs", "8", "--seed", "1", "--json", "--resume", "5"]},
+        {"id": 7, "command": "train", "status": "interrupted",
+         "argv": ["train", "--epochs", "8", "--seed", "2", "--json"]},  # another seed
+        {"id": 6, "command": "eval", "status": "error", "argv": argv},
+        {"id": 5, "command": "train", "status": "running", "argv": argv},  # killed (SIGKILL)
+        {"id": 4, "command": "train", "status": "error", "argv": argv},
+    ]
+    assert experiment.unfinished_runs(rows, argv) == [8, 5, 4]
+    assert experiment.without_resume(["a", "--resume", "3", "b", "--resume", "4"]) == ["a", "b"]
+    assert experiment.unfinished_runs(rows, ["train", "--epochs", "4"]) == []
+
+
+def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoint(
+        experiment, tmp_path):
+    from vdi_cli.store import finish_run, open_db, start_run
+
+    argv = ["train", "--epochs", "8", "--seed", "1", "--json"]
+    db = open_db(tmp_path / "vdi.db")
+    with_checkpoints = start_run(db, "train", {}, argv)
+    finish_run(db, with_checkpoints, "interrupted", "stopped by SIGTERM")
+    db["checkpoints"].insert_all({"run_id": with_checkpoints, "epoch": e, "path": f"/x/{e}",
+                                  "best": int(e == 3)} for e in (2, 3))
+    start_run(db, "train", {}, argv)  # newer, killed before its first epoch ended
+    env = {**os.environ, "VDI_HOME": str(tmp_path / "home"), "VDI_DB": str(tmp_path / "vdi.db"),
+           "HF_HUB_OFFLINE": "1"}
+    assert experiment.resumable(argv, env) == (with_checkpoints, 3)
+    assert experiment.resumable(["train", "--seed", "2", "--json"], env) is None
