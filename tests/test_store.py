@@ -118,3 +118,66 @@ def test_sqlite_file_is_a_real_database(tmp_path):
         pass
     conn = sqlite3.connect(tmp_path / "real.db")
     assert conn.execute("select count(*) from runs").fetchone()[0] == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)  # it has exited and been reaped: no process has this pid now
+
+
+def test_a_running_row_whose_process_was_killed_is_told_apart(tmp_path):
+    import os
+    import socket
+
+    from vdi_cli.store import start_run
+    from vdi_cli.store.runs import process_gone
+
+    db = open_db(tmp_path / "vdi.db")
+    alive = start_run(db, "train", {}, ["train"])
+    killed = start_run(db, "train", {}, ["train"])
+    elsewhere = start_run(db, "train", {}, ["train"])
+    assert db["runs"].get(alive)["pid"] == os.getpid()
+    assert db["runs"].get(alive)["host"] == socket.gethostname()
+    db["runs"].update(killed, {"pid": _dead_pid()})
+    db["runs"].update(elsewhere, {"pid": _dead_pid(), "host": "another-machine"})
+    with run_context(db, "extract", {}):
+        pass
+    gone = {r["id"]: r["process_gone"] for r in list_runs(db)}
+    assert gone == {alive: False, killed: True, elsewhere: False, 4: False}
+    assert process_gone({"status": "ok", "pid": _dead_pid(), "host": socket.gethostname()}) is False
+    assert process_gone({"status": "running", "pid": None, "host": None}) is False  # before m002
+
+    listed = invoke(["--db", tmp_path / "vdi.db", "runs", "list"]).stdout
+    assert f"{killed}   train    running (process gone)" in listed
+    assert f"{alive}   train    running  " in listed
+    shown = invoke(["--db", tmp_path / "vdi.db", "runs", "show", str(killed)]).stdout
+    assert "is gone: killed before it could finish" in shown
+    # a killed training run can be pruned without --force; a live one cannot
+    assert invoke(["--db", tmp_path / "vdi.db", "runs", "prune", str(killed)]).exit_code == 0
+    live = invoke(["--db", tmp_path / "vdi.db", "runs", "prune", str(alive)])
+    assert live.exit_code == 1 and "is still running" in live.stderr
+
+
+def test_m002_adds_process_columns_to_an_existing_database(tmp_path):
+    from vdi_cli.store import migrations
+
+    path = tmp_path / "old.db"
+    import sqlite_utils
+
+    old = sqlite_utils.Database(path)
+    migrations.m001_core_tables(old)
+    old[MIGRATIONS_TABLE].insert({"id": 1, "name": "m001_core_tables", "applied_at": "then"},
+                                 alter=True)
+    old["runs"].insert({"command": "train", "status": "running", "started_at": "then"})
+    old.conn.close()
+
+    db = open_db(path)
+    assert {"pid", "host"} <= set(db["runs"].columns_dict)
+    assert [r["name"] for r in db[MIGRATIONS_TABLE].rows] == ["m001_core_tables",
+                                                             "m002_run_process"]
+    row = list_runs(db)[0]
+    assert (row["pid"], row["host"], row["process_gone"]) == (None, None, False)

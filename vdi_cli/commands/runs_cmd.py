@@ -28,7 +28,8 @@ def list_cmd(
         return
     print_table(
         [
-            (r["id"], r["command"], r["status"], r["started_at"], (r.get("error") or "")[:60])
+            (r["id"], r["command"], r["status"] + (" (process gone)" if r["process_gone"] else ""),
+             r["started_at"], (r.get("error") or "")[:60])
             for r in rows
         ],
         ["id", "command", "status", "started", "error"],
@@ -48,7 +49,10 @@ def show_cmd(
         print_json(row)
         return
     for key in ("id", "command", "status", "started_at", "finished_at", "error", "vdi_version"):
-        typer.echo(f"{key:12} {row.get(key) if row.get(key) is not None else ''}")
+        value = row.get(key) if row.get(key) is not None else ""
+        if key == "status" and row["process_gone"]:
+            value = f"{value} (process {row['pid']} is gone: killed before it could finish)"
+        typer.echo(f"{key:12} {value}")
     typer.echo(f"{'config':12} {json.dumps(row.get('config') or {}, sort_keys=True)}")
     if row.get("summary"):
         typer.echo(f"{'summary':12} {json.dumps(row['summary'], sort_keys=True)}")

@@ -84,10 +84,10 @@ def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[st
             raise VdiError(f"run {run['id']} was made by `vdi {run['command']}`: only training "
                            "runs have checkpoints",
                            hint="`vdi runs list --command train` shows them")
-        if run["status"] == "running" and not force:
-            raise VdiError(f"run {run['id']} is still running (or was killed before it could "
-                           "say so)", hint="wait for it to finish; if its process is gone, add "
-                           "--force")
+        if run["status"] == "running" and not run["process_gone"] and not force:
+            raise VdiError(f"run {run['id']} is still running (or was killed on another "
+                           "machine, or before vdi recorded its process)",
+                           hint="wait for it to finish; if its process is gone, add --force")
     out = []
     for run in runs:
         epochs = [c["epoch"] for c in run["checkpoints"]]

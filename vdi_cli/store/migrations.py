@@ -121,7 +121,14 @@ def m001_core_tables(db: Any) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Any], None]] = [m001_core_tables]
+def m002_run_process(db: Any) -> None:
+    """runs.pid and runs.host: which process a `running` row belongs to, so a run whose process
+    was killed (SIGKILL, the OOM killer, a power cut) can be told from one still going."""
+    db["runs"].add_column("pid", int)
+    db["runs"].add_column("host", str)
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [m001_core_tables, m002_run_process]
 
 
 def applied(db: Any) -> list[str]:

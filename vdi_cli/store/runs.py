@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ def start_run(
         "config": json.dumps(config or {}, sort_keys=True, default=str),
         "plugins": json.dumps(_plugin_versions(), sort_keys=True),
         "vdi_version": __version__,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         **{k: v for k, v in columns.items() if k in ("backbone", "head", "parser")},
     }
     run_id = db["runs"].insert(row).last_pk
@@ -117,8 +121,25 @@ def run_context(
             finish_run(db, handle.id, "ok", None, handle.summary)
 
 
+def process_gone(row: dict[str, Any]) -> bool:
+    """True for a `running` row whose process no longer exists on this host (killed without the
+    chance to finish its row). Unknown (older rows, another host) counts as not gone."""
+    if row.get("status") != "running" or not row.get("pid"):
+        return False
+    if row.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(row["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process has that pid
+        return False
+    return False
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
+    out["process_gone"] = process_gone(row)
     for key in ("argv", "config", "plugins", "summary"):
         if out.get(key):
             try:
