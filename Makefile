@@ -10,9 +10,29 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo experiment test lint clean
 
+# The install takes ~2 GB in the venv plus pip's temporary files: say so before pip fails
+# half-way with "No space left on device" (as a CI run on a full disk once did).
+DISK_NEED_GB ?= 3
+define CHECK_DISK
+import os, shutil, sys, tempfile
+venv, need = os.path.abspath(sys.argv[1]), float(sys.argv[2])
+place = venv
+while not os.path.exists(place):
+    place = os.path.dirname(place)
+for where in dict.fromkeys([place, tempfile.gettempdir()]):
+    free = shutil.disk_usage(where).free / 1e9
+    if free < need:
+        sys.exit(f"Error: {free:.1f} GB free on {where}; installing vdi needs about {need:g} GB "
+                 "(torch CPU, open_clip, spaCy, stanza, and pip's temporary files)\n"
+                 "Hint: free some space there (or set VENV=... / TMPDIR=... to a disk with room) "
+                 "and run make again")
+endef
+export CHECK_DISK
+
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c "$$CHECK_DISK" "$(VENV)" "$(DISK_NEED_GB)"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools $(CONSTRAINTS)
 	$(PIP) install -q $(CONSTRAINTS) -e '.[all,dev]'
