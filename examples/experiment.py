@@ -117,8 +117,10 @@ def without_resume(argv: list[str]) -> list[str]:
 
 def unfinished_runs(rows: list[dict], argv: list[str]) -> list[int]:
     """Ids (newest first) of `vdi runs list --json` rows that trained with exactly `argv` and did
-    not finish: stopped by a signal (`interrupted`), killed (left `running`) or failed."""
+    not finish: stopped by a signal (`interrupted`), killed (`running` with its process gone) or
+    failed. A run whose process may still be going is left alone."""
     return [r["id"] for r in rows if r.get("command") == "train" and r.get("status") != "ok"
+            and (r.get("status") != "running" or r.get("process_gone"))
             and without_resume(r.get("argv") or []) == argv]
 
 

@@ -163,8 +163,11 @@ def test_a_stopped_training_run_is_found_for_resume(experiment):
         {"id": 7, "command": "train", "status": "interrupted",
          "argv": ["train", "--epochs", "8", "--seed", "2", "--json"]},  # another seed
         {"id": 6, "command": "eval", "status": "error", "argv": argv},
-        {"id": 5, "command": "train", "status": "running", "argv": argv},  # killed (SIGKILL)
+        {"id": 5, "command": "train", "status": "running", "argv": argv,
+         "process_gone": True},  # killed (SIGKILL)
         {"id": 4, "command": "train", "status": "error", "argv": argv},
+        {"id": 3, "command": "train", "status": "running", "argv": argv,
+         "process_gone": False},  # may still be going (another experiment on this OUT)
     ]
     assert experiment.unfinished_runs(rows, argv) == [8, 5, 4]
     assert experiment.without_resume(["a", "--resume", "3", "b", "--resume", "4"]) == ["a", "b"]
@@ -174,6 +177,7 @@ def test_a_stopped_training_run_is_found_for_resume(experiment):
 def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoint(
         experiment, tmp_path):
     from vdi_cli.store import finish_run, open_db, start_run
+    from vdi_cli.testing import dead_pid
 
     argv = ["train", "--epochs", "8", "--seed", "1", "--json"]
     db = open_db(tmp_path / "vdi.db")
@@ -181,7 +185,8 @@ def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoin
     finish_run(db, with_checkpoints, "interrupted", "stopped by SIGTERM")
     db["checkpoints"].insert_all({"run_id": with_checkpoints, "epoch": e, "path": f"/x/{e}",
                                   "best": int(e == 3)} for e in (2, 3))
-    start_run(db, "train", {}, argv)  # newer, killed before its first epoch ended
+    killed = start_run(db, "train", {}, argv)  # newer, killed before its first epoch ended
+    db["runs"].update(killed, {"pid": dead_pid()})
     env = {**os.environ, "VDI_HOME": str(tmp_path / "home"), "VDI_DB": str(tmp_path / "vdi.db"),
            "HF_HUB_OFFLINE": "1"}
     assert experiment.resumable(argv, env) == (with_checkpoints, 3)

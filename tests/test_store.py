@@ -9,7 +9,7 @@ import pytest
 from vdi_cli.errors import StoreError, VdiError
 from vdi_cli.store import list_runs, open_db, resolve_db_path, run_context
 from vdi_cli.store.migrations import MIGRATIONS, MIGRATIONS_TABLE
-from vdi_cli.testing import invoke
+from vdi_cli.testing import dead_pid, invoke
 
 
 def test_migrates_an_empty_database_to_the_full_schema(tmp_path):
@@ -120,15 +120,6 @@ def test_sqlite_file_is_a_real_database(tmp_path):
     assert conn.execute("select count(*) from runs").fetchone()[0] == 1
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    return int(proc.stdout)  # it has exited and been reaped: no process has this pid now
-
-
 def test_a_running_row_whose_process_was_killed_is_told_apart(tmp_path):
     import os
     import socket
@@ -142,13 +133,13 @@ def test_a_running_row_whose_process_was_killed_is_told_apart(tmp_path):
     elsewhere = start_run(db, "train", {}, ["train"])
     assert db["runs"].get(alive)["pid"] == os.getpid()
     assert db["runs"].get(alive)["host"] == socket.gethostname()
-    db["runs"].update(killed, {"pid": _dead_pid()})
-    db["runs"].update(elsewhere, {"pid": _dead_pid(), "host": "another-machine"})
+    db["runs"].update(killed, {"pid": dead_pid()})
+    db["runs"].update(elsewhere, {"pid": dead_pid(), "host": "another-machine"})
     with run_context(db, "extract", {}):
         pass
     gone = {r["id"]: r["process_gone"] for r in list_runs(db)}
     assert gone == {alive: False, killed: True, elsewhere: False, 4: False}
-    assert process_gone({"status": "ok", "pid": _dead_pid(), "host": socket.gethostname()}) is False
+    assert process_gone({"status": "ok", "pid": dead_pid(), "host": socket.gethostname()}) is False
     assert process_gone({"status": "running", "pid": None, "host": None}) is False  # before m002
 
     listed = invoke(["--db", tmp_path / "vdi.db", "runs", "list"]).stdout

@@ -63,6 +63,14 @@ def run_vdi(
     )
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped: none has it now (for run rows of a
+    killed process; the kernel does not reuse a pid this soon)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
 @contextlib.contextmanager
 def plugin_host(*objects: Any, selection: str | None = None) -> Iterator[Any]:
     """A fresh plugin host (entry points per `selection`, see VDI_PLUGINS) plus `objects`
