@@ -11,6 +11,7 @@ from vdi_cli.errors import StoreError
 
 DB_ENV = "VDI_DB"
 HOME_ENV = "VDI_HOME"
+BUSY_TIMEOUT_S = 30  # how long a command waits for another one holding the database's write lock
 
 
 def app_dir() -> Path:
@@ -36,6 +37,23 @@ def resolve_db_path(explicit: str | Path | None = None) -> Path:
     return default_db_path()
 
 
+def _use_wal(conn: Any) -> None:
+    """Switch to WAL. Switching a new file needs it to itself, and SQLite answers "locked" at
+    once instead of waiting when another process is doing the same: retry for the busy timeout.
+    """
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def open_db(path: str | Path | None = None, migrate: bool = True) -> Any:
     """Open (creating if needed) the run database and bring its schema up to date."""
     import sqlite_utils
@@ -43,9 +61,9 @@ def open_db(path: str | Path | None = None, migrate: bool = True) -> Any:
     db_path = resolve_db_path(path)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(db_path), timeout=30)
+        conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S)
         db = sqlite_utils.Database(conn)
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         db.execute("PRAGMA foreign_keys=ON")
     except (OSError, sqlite3.OperationalError) as exc:
         raise StoreError(

@@ -1,6 +1,7 @@
 """Append-only schema migrations. Never edit or reorder a migration that has shipped: add one.
 
-Each migration runs once, in order, inside a transaction; `_vdi_migrations` records which ran.
+Each migration runs once, in order; the pending ones run in one transaction that holds the
+write lock (see `migrate`); `_vdi_migrations` records which ran.
 Later issues add their tables or columns by appending a function to MIGRATIONS.
 """
 
@@ -138,18 +139,33 @@ def applied(db: Any) -> list[str]:
 
 
 def migrate(db: Any) -> list[str]:
-    """Apply the pending migrations; returns the names applied now."""
-    if MIGRATIONS_TABLE not in db.table_names():
-        db[MIGRATIONS_TABLE].create({"id": int, "name": str, "applied_at": str}, pk="id")
-    done = set(applied(db))
-    ran = []
-    for fn in MIGRATIONS:
-        if fn.__name__ in done:
-            continue
-        with db.conn:
+    """Apply the pending migrations; returns the names applied now.
+
+    All pending migrations run in one `BEGIN IMMEDIATE` transaction: a second process opening
+    the same new database waits for it (the connection's busy timeout), then finds them applied.
+    (Per-migration deferred transactions let two first opens race: "database is locked" or
+    "table runs already exists".) Nothing is locked when nothing is pending."""
+    names = [fn.__name__ for fn in MIGRATIONS]
+    if set(names) <= set(applied(db)):
+        return []
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if MIGRATIONS_TABLE not in db.table_names():
+            db[MIGRATIONS_TABLE].create({"id": int, "name": str, "applied_at": str}, pk="id")
+        done = set(applied(db))  # again, under the lock: another process may have migrated
+        ran = []
+        for fn in MIGRATIONS:
+            if fn.__name__ in done:
+                continue
             fn(db)
             db[MIGRATIONS_TABLE].insert(
                 {"name": fn.__name__, "applied_at": datetime.now(UTC).isoformat()}
             )
-        ran.append(fn.__name__)
+            ran.append(fn.__name__)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return ran
