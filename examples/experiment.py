@@ -243,18 +243,21 @@ def decay_text(milestones: list[int]) -> str:
     return f"lr x0.1 after epochs {head} and {milestones[-1]}"
 
 
+DEFAULT_THREADS = "torch's default threads"  # runs from before vdi train recorded torch_threads
+
+
 def threads_text(runs: list[dict]) -> str:
     """The CPU threads torch used, as the runs recorded them (`vdi train` reports
     torch_threads); runs made before that was recorded used torch's default."""
     counts = sorted({r["torch_threads"] for r in runs if r.get("torch_threads")})
     if not counts:
-        return "torch's default threads"
+        return DEFAULT_THREADS
     return ("/".join(map(str, counts)) + " torch thread" + ("s" if counts[-1] > 1 else "")
             + (" (the runs differ)" if len(counts) > 1 else ""))
 
 
 def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str,
-             threads: str = "torch's default threads") -> str:
+             threads: str = DEFAULT_THREADS) -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
     lines = [
         "# The paper's experiments in miniature (synthetic world)",

@@ -3,6 +3,9 @@ checkpoints reload to identical predictions, resume continues the same trajector
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -365,7 +368,7 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_its_checkpoints(world, tmp
     import sys
     import time
 
-    env = {**__import__("os").environ, "VDI_HOME": str(tmp_path / "home"),
+    env = {**os.environ, "VDI_HOME": str(tmp_path / "home"),
            "VDI_DB": str(tmp_path / "vdi.db"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vdi_cli", "train", "--dataset", "mmn-json", "--annotations",
@@ -392,4 +395,4 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_its_checkpoints(world, tmp
     rows = list(db["checkpoints"].rows_where("run_id = 1", order_by="epoch"))
     assert len(rows) >= 2
     for row in rows:
-        assert (__import__("pathlib").Path(row["path"]) / "model.safetensors").is_file()
+        assert (Path(row["path"]) / "model.safetensors").is_file()
