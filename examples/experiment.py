@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -134,6 +135,22 @@ def resumable(argv: list[str], env: dict[str, str]) -> tuple[int, int] | None:
     return None
 
 
+def reused_seconds(run_id: int, env: dict[str, str]) -> float:
+    """Seconds the stopped run `run_id` took from its start to its newest checkpoint, plus the
+    same for the run it resumed in turn: the training a resume takes over, so that a resumed
+    run's time counts it (the work after that checkpoint was lost and is not counted)."""
+    show = vdi("runs", "show", str(run_id), env=env)
+    stamps = [datetime.fromisoformat(c["created_at"]) for c in show["checkpoints"]
+              if c.get("created_at")]
+    if not stamps:
+        return 0.0
+    seconds = (max(stamps) - datetime.fromisoformat(show["started_at"])).total_seconds()
+    argv = show.get("argv") or []
+    if "--resume" in argv:
+        seconds += reused_seconds(int(argv[argv.index("--resume") + 1]), env)
+    return round(seconds, 1)
+
+
 def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dict[str, str]
             ) -> dict:
     start = time.perf_counter()
@@ -143,6 +160,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
         print(f"resuming run {earlier[0]} after epoch {earlier[1]} (a stopped experiment; "
               "`vdi train --resume` continues the same trajectory)", file=sys.stderr, flush=True)
         train += ["--resume", str(earlier[0])]
+    reused = reused_seconds(earlier[0], env) if earlier else 0.0
     trained = vdi(*train, env=env)
     forms = "q,static,dynamic" if name in FIG3 else "q"
     evals = {}
@@ -152,7 +170,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
                            "--video-dir", str(data / "videos"), "--query-form", forms,
                            "--by", "actions", "--train", str(data / "train.json"), env=env)
     return {"config": name, "seed": seed, "run_id": trained["run_id"],
-            "seconds": round(time.perf_counter() - start, 1),
+            "seconds": round(time.perf_counter() - start + reused, 1),
+            "reused_seconds": reused,
             "torch_threads": trained.get("torch_threads"),
             "resumed_from": trained.get("resumed_from"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
@@ -427,7 +446,7 @@ def main() -> None:
     agg = aggregate(runs, base)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    seconds = sum(r["seconds"] for r in runs)  # training + evaluation, even across resumes
+    seconds = sum(r["seconds"] for r in runs)  # training + evaluation, resumes included
     (results / "results.json").write_text(json.dumps(
         {"command": command, "options": key, "world": meta, "aggregate": agg,
          "runs": [{k: v for k, v in r.items() if k != "eval"} for r in runs]}, indent=1))

@@ -191,3 +191,26 @@ def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoin
            "HF_HUB_OFFLINE": "1"}
     assert experiment.resumable(argv, env) == (with_checkpoints, 3)
     assert experiment.resumable(["train", "--seed", "2", "--json"], env) is None
+
+
+def test_a_resumed_runs_time_counts_the_training_it_took_over(experiment, tmp_path):
+    """Run 1 trained 100 s to its newest checkpoint and stopped; run 2 resumed it, trained 40 s
+    to its own newest checkpoint and stopped: resuming run 2 takes over 140 s of training."""
+    from vdi_cli.store import finish_run, open_db, start_run
+
+    db = open_db(tmp_path / "vdi.db")
+    first = start_run(db, "train", {}, ["train", "--json"])
+    second = start_run(db, "train", {}, ["train", "--json", "--resume", str(first)])
+    never = start_run(db, "train", {}, ["train", "--json"])  # stopped before a checkpoint
+    for run, start, stamps in ((first, "10:00:00", ["10:00:50", "10:01:40"]),
+                               (second, "11:00:00.500", ["11:00:40.500"])):
+        finish_run(db, run, "interrupted", "stopped by SIGTERM")
+        db["runs"].update(run, {"started_at": f"2026-12-01T{start}+00:00"})
+        db["checkpoints"].insert_all({"run_id": run, "epoch": e, "path": f"/x/{run}/{e}",
+                                      "created_at": f"2026-12-01T{t}+00:00"}
+                                     for e, t in enumerate(stamps, 1))
+    env = {**os.environ, "VDI_HOME": str(tmp_path / "home"), "VDI_DB": str(tmp_path / "vdi.db"),
+           "HF_HUB_OFFLINE": "1"}
+    assert experiment.reused_seconds(first, env) == 100.0
+    assert experiment.reused_seconds(second, env) == 140.0
+    assert experiment.reused_seconds(never, env) == 0.0
