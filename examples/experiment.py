@@ -282,9 +282,9 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         "# The paper's experiments in miniature (synthetic world)",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
-        f"{os.cpu_count()} CPU cores ({threads}: the thread count changes float "
-        "sums in their last bits, so the same seeds reproduce these digits with the same "
-        f"count). World: generator version {meta.get('version')}, seed "
+        f"{os.cpu_count()} CPU cores, {threads}). The thread count changes float sums in "
+        "their last bits, so the same seeds reproduce these digits with the same count. "
+        f"World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
         f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "

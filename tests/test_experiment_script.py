@@ -57,7 +57,7 @@ def test_aggregate_and_markdown(experiment):
     assert "temporal_delta 5, span_delta 0," in md
     assert "16 epochs, lr x0.1 after epoch 14, batch 8" in md
     assert "text tower: token-embeddings trained, mean pooling" in md
-    assert f"on {os.cpu_count()} CPU cores (torch's default threads" in md
+    assert f"on {os.cpu_count()} CPU cores, torch's default threads" in md
     assert "| most frequent moment | 20.00 |" in md
     # 42 >= 2 x 20; "up" averages 30 > its prior 20, "left" 32 > 20
     assert "R@1,IoU=0.5 42.00 vs 2 x most frequent moment 40.00: met" in md
@@ -82,7 +82,7 @@ def test_threads_text_reports_what_the_runs_recorded(experiment):
     meta = {"seed": 0, "version": 3, "splits": {"train": {"videos": 4, "queries": 9}}}
     agg = experiment.aggregate([_run("vdi", 0, 40.0, {"left": 30.0})], _baselines())
     md = experiment.markdown(agg, args, meta, 60.0, "cmd", "2 torch threads")
-    assert f"on {os.cpu_count()} CPU cores (2 torch threads: the thread count" in md
+    assert f"on {os.cpu_count()} CPU cores, 2 torch threads). The thread count" in md
 
 
 def test_every_configuration_maps_to_train_flags(experiment):
