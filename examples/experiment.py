@@ -173,6 +173,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
             "seconds": round(time.perf_counter() - start + reused, 1),
             "reused_seconds": reused,
             "torch_threads": trained.get("torch_threads"),
+            "cpu_capability": trained.get("cpu_capability"),
             "resumed_from": trained.get("resumed_from"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
             "eval": evals}
@@ -265,14 +266,25 @@ def decay_text(milestones: list[int]) -> str:
 DEFAULT_THREADS = "torch's default threads"  # runs from before vdi train recorded torch_threads
 
 
-def threads_text(runs: list[dict]) -> str:
-    """The CPU threads torch used, as the runs recorded them (`vdi train` reports
-    torch_threads); runs made before that was recorded used torch's default."""
-    counts = sorted({r["torch_threads"] for r in runs if r.get("torch_threads")})
+def _recorded(runs: list[dict], key: str) -> list:
+    return sorted({r[key] for r in runs if r.get(key)})
+
+
+def cpu_text(runs: list[dict]) -> str:
+    """How torch computed on the CPU, as the runs recorded it (`vdi train` reports torch_threads
+    and cpu_capability): both change float sums in their last bits. Runs made before the thread
+    count was recorded used torch's default; before the kernel set was, it is not stated."""
+    counts = _recorded(runs, "torch_threads")
     if not counts:
-        return DEFAULT_THREADS
-    return ("/".join(map(str, counts)) + " torch thread" + ("s" if counts[-1] > 1 else "")
-            + (" (the runs differ)" if len(counts) > 1 else ""))
+        text = DEFAULT_THREADS
+    else:
+        text = ("/".join(map(str, counts)) + " torch thread" + ("s" if counts[-1] > 1 else "")
+                + (" (the runs differ)" if len(counts) > 1 else ""))
+    kernels = _recorded(runs, "cpu_capability")
+    if kernels:
+        text += (", " + "/".join(kernels) + " kernels"
+                 + (" (the runs differ)" if len(kernels) > 1 else ""))
+    return text
 
 
 def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str,
@@ -282,8 +294,9 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         "# The paper's experiments in miniature (synthetic world)",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
-        f"{os.cpu_count()} CPU cores, {threads}). The thread count changes float sums in "
-        "their last bits, so the same seeds reproduce these digits with the same count. "
+        f"{os.cpu_count()} CPU cores, {threads}). The thread count and the CPU's kernel set "
+        "(AVX2, AVX-512: torch's ATEN_CPU_CAPABILITY) change float sums in their last bits, so "
+        "the same seeds reproduce these digits with the same ones. "
         f"World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
@@ -451,7 +464,7 @@ def main() -> None:
         {"command": command, "options": key, "world": meta, "aggregate": agg,
          "runs": [{k: v for k, v in r.items() if k != "eval"} for r in runs]}, indent=1))
     (results / "results.md").write_text(markdown(agg, args, meta, seconds, command,
-                                                         threads_text(runs)))
+                                                         cpu_text(runs)))
     plot(agg, results / "results.png")
     print((results / "results.md").read_text())
 

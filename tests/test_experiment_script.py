@@ -67,14 +67,19 @@ def test_aggregate_and_markdown(experiment):
     assert "NOT met (at or below: up)" in md
 
 
-def test_threads_text_reports_what_the_runs_recorded(experiment):
-    assert experiment.threads_text([{"torch_threads": 2}, {"torch_threads": 2}]) == \
+def test_cpu_text_reports_what_the_runs_recorded(experiment):
+    assert experiment.cpu_text([{"torch_threads": 2}, {"torch_threads": 2}]) == \
         "2 torch threads"
-    assert experiment.threads_text([{"torch_threads": 1}]) == "1 torch thread"
-    assert experiment.threads_text([{"torch_threads": 4}, {"torch_threads": 2}]) == \
+    assert experiment.cpu_text([{"torch_threads": 1}]) == "1 torch thread"
+    assert experiment.cpu_text([{"torch_threads": 4}, {"torch_threads": 2}]) == \
         "2/4 torch threads (the runs differ)"
+    assert experiment.cpu_text([{"torch_threads": 2, "cpu_capability": "AVX512"}]) == \
+        "2 torch threads, AVX512 kernels"
+    assert experiment.cpu_text([{"torch_threads": 2, "cpu_capability": "AVX512"},
+                                {"torch_threads": 2, "cpu_capability": "AVX2"}]) == \
+        "2 torch threads, AVX2/AVX512 kernels (the runs differ)"
     # runs from before vdi recorded the count (or reused from such runs)
-    assert experiment.threads_text([{"seed": 0}, {"torch_threads": None}]) == \
+    assert experiment.cpu_text([{"seed": 0}, {"torch_threads": None}]) == \
         "torch's default threads"
     args = argparse.Namespace(seeds=[0], epochs=8, milestones=[7], batch_size=8, lr=1e-3,
                               text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=0,
@@ -82,7 +87,7 @@ def test_threads_text_reports_what_the_runs_recorded(experiment):
     meta = {"seed": 0, "version": 3, "splits": {"train": {"videos": 4, "queries": 9}}}
     agg = experiment.aggregate([_run("vdi", 0, 40.0, {"left": 30.0})], _baselines())
     md = experiment.markdown(agg, args, meta, 60.0, "cmd", "2 torch threads")
-    assert f"on {os.cpu_count()} CPU cores, 2 torch threads). The thread count" in md
+    assert f"on {os.cpu_count()} CPU cores, 2 torch threads). The thread count and" in md
 
 
 def test_every_configuration_maps_to_train_flags(experiment):

@@ -72,6 +72,9 @@ def test_training_lowers_the_loss_and_writes_checkpoints_and_metrics(home):
     names = {r["name"] for r in db["metrics"].rows_where("run_id = ?", [run_id])}
     assert {"loss/iou", "loss/visual-context", "R@1,IoU=0.5", "mIoU"} <= names
     assert summary["torch_threads"] == torch.get_num_threads()
+    assert summary["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert summary["cpu_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "Z VECTOR", "VSX",
+                                         "SVE256"}
 
 
 def test_prune_checkpoints_keeps_the_best_and_the_newest(tmp_path):

@@ -213,6 +213,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         "val_queries": sum(len(s.queries) for s in val_samples),
         "failed_videos": source.failed, "resumed_from": resume,
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dataset": train_report.summary(),
     }
     run.summary.update(summary)
