@@ -288,13 +288,13 @@ def cpu_text(runs: list[dict]) -> str:
 
 
 def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, command: str,
-             threads: str = DEFAULT_THREADS) -> str:
+             cpu: str = DEFAULT_THREADS) -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
     lines = [
         "# The paper's experiments in miniature (synthetic world)",
         "",
         f"Made by `{command}` ({seconds / 60:.0f} min of training and evaluation on "
-        f"{os.cpu_count()} CPU cores, {threads}). The thread count and the CPU's kernel set "
+        f"{os.cpu_count()} CPU cores, {cpu}). The thread count and the CPU's kernel set "
         "(AVX2, AVX-512: torch's ATEN_CPU_CAPABILITY) change float sums in their last bits, so "
         "the same seeds reproduce these digits with the same ones. "
         f"World: generator version {meta.get('version')}, seed "
