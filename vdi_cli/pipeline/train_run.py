@@ -57,12 +57,11 @@ def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int
     import shutil
     from pathlib import Path
 
-    rows = list(db["checkpoints"].rows_where("run_id = ? and best = 0 and epoch != ?",
-                                             [run_id, newest_epoch]))
+    where, params = "run_id = ? and best = 0 and epoch != ?", [run_id, newest_epoch]
+    rows = list(db["checkpoints"].rows_where(where, params))
     root = Path(folder).resolve()
     with db.conn:
-        db.execute("delete from checkpoints where run_id = ? and best = 0 and epoch != ?",
-                   [run_id, newest_epoch])
+        db.execute(f"delete from checkpoints where {where}", params)
     freed = 0
     for row in rows:
         path = Path(row["path"]).resolve()
