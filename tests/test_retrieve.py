@@ -239,6 +239,33 @@ def test_corpus_search_ranks_across_videos(store, tmp_path):
            "--format srt writes the cues of one video")
 
 
+def test_folder_of_32_videos_is_searched_whole_and_twice(store, tmp_path):
+    """More videos than the Retriever keeps in memory (FEATURE_MEMORY = 8): every video is
+    scored, the corpus ranking equals the per-video rankings, and a second search in the same
+    process (some videos from memory, the rest from disk) gives the same moments."""
+    from vdi_cli.pipeline.retrieve import FEATURE_MEMORY, Retriever, expand_inputs
+
+    folder = tmp_path / "library"
+    n = 32
+    assert n > 3 * FEATURE_MEMORY
+    for i in range(n):
+        make_video(folder / f"v{i:02d}.mp4", seconds=3 + i % 5, fps=2, size=(32, 32), seed=i)
+    r = _ok([folder, Q1, "-c", store["checkpoint"], "--json", "-k", "3"])
+    data = r.json()
+    assert sorted(p["vid"] for p in data["predictions"]) == [f"v{i:02d}" for i in range(n)]
+    assert data["failed"] == []
+    best = sorted((p["pred_relevant_windows"][0][2] for p in data["predictions"]), reverse=True)
+    assert [w[3] for w in data["corpus"][0]["pred_relevant_windows"]] == \
+        pytest.approx(best[:3], abs=1e-4)
+    retriever = Retriever(_db(), checkpoint=store["checkpoint"])
+    first = retriever.search(expand_inputs(folder), [Q1], top_k=3)
+    again = retriever.search(expand_inputs(folder), [Q1], top_k=3)
+    assert [v.status for v in first.videos] == ["cached"] * n
+    assert [v.status for v in again.videos].count("memory") == FEATURE_MEMORY
+    assert [[(m.start, m.end, m.score) for m in v.moments[0]] for v in again.videos] == \
+        [[(m.start, m.end, m.score) for m in v.moments[0]] for v in first.videos]
+
+
 def test_training_free_path_prints_its_notice(tmp_path):
     video = make_video(tmp_path / "v.mp4", seconds=12, fps=2, size=(32, 32))
     r = _ok([video, Q1, "--backbone", TINY, "--json", "-k", "3"])

@@ -92,23 +92,33 @@ class RetrieveResult:
         }
 
 
+def _probe(path: Path, test: str) -> bool:
+    """`path.is_dir()` / `is_file()` / `exists()` that answers False for a string no file
+    system could hold (a name too long, a NUL byte) instead of raising: a long query given
+    where a video may stand is not a path."""
+    try:
+        return bool(getattr(path, test)())
+    except (OSError, ValueError):
+        return False
+
+
 def expand_inputs(spec: str | Path, more: Sequence[str | Path] = ()) -> list[VideoInput]:
     """A video file, a folder (its videos) or a quoted glob ('clips/*.mp4'), plus `more` files
     (an unquoted glob the shell expanded). Raises VideoError(missing) / VdiError."""
     text = str(spec)
     path = Path(text).expanduser()
-    if path.is_dir():
+    if _probe(path, "is_dir"):
         files = find_videos(path)
         if not files:
             raise VdiError(f"no video files in folder '{path}'",
                            hint=f"looked for {', '.join(VIDEO_EXTENSIONS)} files")
-    elif _GLOB & set(text) and not path.exists():
+    elif _GLOB & set(text) and not _probe(path, "exists"):
         files = sorted(Path(f) for f in glob.glob(str(path), recursive=True)
                        if Path(f).is_file() and Path(f).suffix.lower() in VIDEO_EXTENSIONS)
         if not files:
             raise VdiError(f"no video file matches '{text}'",
                            hint="check the pattern (quote it so the shell leaves it to vdi)")
-    elif path.is_file():
+    elif _probe(path, "is_file"):
         files = [path]
     else:
         raise VideoError(path, MISSING, "no such video file",
@@ -133,8 +143,8 @@ def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
         return [], []
     videos = [args[0]]
     k = 1
-    while k < len(args) and Path(args[k]).is_file() and \
-            Path(args[k]).suffix.lower() in VIDEO_EXTENSIONS:
+    while k < len(args) and Path(args[k]).suffix.lower() in VIDEO_EXTENSIONS and \
+            _probe(Path(args[k]), "is_file"):
         videos.append(args[k])
         k += 1
     return videos, list(args[k:])
@@ -214,7 +224,7 @@ class Retriever:
                        json_mode=not show_progress or len(ready) < 2)
         try:
             for video, sha, status in ready:
-                feats, times, duration = self._features[sha]
+                feats, times, duration = self._video_features(sha)
                 ranking = rank_video(self.loaded.model.head, feats, times, duration, sent,
                                      span=self.loaded.span, overlap=self.overlap, top_k=top_k,
                                      keep_maps=keep_maps)
@@ -232,13 +242,31 @@ class Retriever:
                           "total": t3 - t0}
         return result
 
+    def _video_features(self, sha: str) -> tuple[Any, Any, float]:
+        """(global features on the device, times, duration) of one extracted video, from the
+        in-memory cache or from disk. Called once per video while scoring, so a search over any
+        number of videos holds at most FEATURE_MEMORY of them (an earlier version loaded them all
+        first and evicted ones the same search still had to score: KeyError past 8 videos)."""
+        import torch
+
+        from vdi_cli.features import load_features
+
+        if sha in self._features:
+            self._features.move_to_end(sha)
+            return self._features[sha]
+        bb = self.loaded.backbone
+        g, _, meta = load_features(self.db, sha, bb.id, bb.weights_id, self.loaded.sampling,
+                                   patches=False, dtype=torch.float32)
+        entry = (g.to(bb.device), meta["times"], float(meta["duration"] or 0.0))
+        self._features[sha] = entry
+        while len(self._features) > FEATURE_MEMORY:
+            self._features.popitem(last=False)
+        return entry
+
     def _features_for(self, videos: Sequence[VideoInput], result: RetrieveResult,
                       show_progress: bool, run_id: int | None, batch_size: int
                       ) -> list[tuple[VideoInput, str, str]]:
         """Extract (or find cached) features; (input, sha256, status) of the usable videos."""
-        import torch
-
-        from vdi_cli.features import load_features
         from vdi_cli.pipeline.extract import extract_features
 
         bb = self.loaded.backbone
@@ -257,17 +285,8 @@ class Retriever:
                                       "reason": out.reason, "error": out.error})
                 continue
             status = out.status
-            if out.sha256 in self._features:
-                self._features.move_to_end(out.sha256)
-                status = "memory" if status == "cached" else status
-            else:
-                g, _, meta = load_features(self.db, out.sha256, bb.id, bb.weights_id,
-                                           self.loaded.sampling, patches=False,
-                                           dtype=torch.float32)
-                self._features[out.sha256] = (g.to(bb.device), meta["times"],
-                                              float(meta["duration"] or 0.0))
-                while len(self._features) > FEATURE_MEMORY:
-                    self._features.popitem(last=False)
+            if out.sha256 in self._features and status == "cached":
+                status = "memory"
             ready.append((video, out.sha256, status))
         if not ready:
             listed = ", ".join(f"{f['vid']} ({f['reason']})" for f in result.failed[:5])
