@@ -6,6 +6,12 @@ container, else frames / rate, else a demux-only scan of the packets; the frame 
 stream's guessed rate, else its average or base rate. Frames without timestamps (raw elementary
 streams) get index / fps.
 
+Damaged files are decoded as far as they can be, as ffmpeg does: a packet that fails to decode
+is skipped and counted, a stream that ends early (a download cut short) ends the frames there.
+After `frames()` the reader's `damage` says what was lost (None for a clean file); the file counts
+as corrupt only when fewer than MIN_DECODED (half) of the frames the container announces could be
+decoded, or when _DECODE_ERROR_LIMIT packets in a row fail.
+
 It is registered with `trylast=True`, so any other `open_video` plugin is asked first.
 """
 
@@ -28,6 +34,7 @@ from vdi_cli.video import (
 )
 
 _DECODE_ERROR_LIMIT = 50  # consecutive undecodable packets before the file counts as corrupt
+MIN_DECODED = 0.5  # fraction of the announced frames a damaged file must still give
 
 
 def _av() -> Any:
@@ -50,6 +57,7 @@ class PyAVReader:
         av = _av()
         self.path = path
         self.sampling = sampling
+        self.damage: dict[str, Any] | None = None
         try:
             self._container = av.open(path)
         except av.error.FFmpegError as exc:
@@ -161,50 +169,82 @@ class PyAVReader:
         sampler = FrameSampler(self.sampling, self.info.duration or None)
         if self.sampling.num_frames is not None and not self.info.duration:
             return
-        index, last_time, failures = 0, None, 0
-        try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    decoded = packet.decode()
-                    failures = 0
-                except av.error.DecoderNotFoundError as exc:
+        index, last_time, failures, lost_packets = 0, None, 0, 0
+        stopped: str | None = None  # why the stream ended early, if it did
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # the container ends early or is damaged
+                stopped = str(exc.strerror or exc)
+                break
+            try:
+                decoded = packet.decode()
+                failures = 0
+            except av.error.DecoderNotFoundError as exc:
+                raise VideoError(
+                    self.path,
+                    UNSUPPORTED_CODEC,
+                    f"no decoder for this video's codec ({exc.strerror or exc})",
+                    hint="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
+                ) from exc
+            except (av.error.FFmpegError, ValueError):
+                failures += 1  # a damaged packet: skip it, like ffmpeg does
+                lost_packets += 1
+                if failures >= _DECODE_ERROR_LIMIT:
                     raise VideoError(
                         self.path,
-                        UNSUPPORTED_CODEC,
-                        f"no decoder for this video's codec ({exc.strerror or exc})",
-                        hint="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
-                    ) from exc
-                except (av.error.InvalidDataError, av.error.ValueError):
-                    failures += 1  # a damaged packet: skip it, like ffmpeg does
-                    if failures >= _DECODE_ERROR_LIMIT:
-                        raise VideoError(
-                            self.path,
-                            CORRUPT,
-                            f"{failures} packets in a row could not be decoded",
-                            hint="the file is damaged; re-encode or re-download it",
-                        ) from None
-                    continue
-                for frame in decoded:
-                    t = (
-                        float(frame.pts * frame.time_base) - start
-                        if frame.pts is not None and frame.time_base
-                        else index / fps
-                    )
-                    last_time = t
-                    for k, picked, picked_t in sampler.push(t, (frame, index)):
-                        yield self._to_frame(k, picked, picked_t)
-                    index += 1
-        except av.error.FFmpegError as exc:
-            raise VideoError(
-                self.path,
-                CORRUPT,
-                f"decoding failed after {index} frames ({exc.strerror or exc})",
-                hint="the file is damaged; re-encode or re-download it",
-            ) from exc
+                        CORRUPT,
+                        f"{failures} packets in a row could not be decoded "
+                        f"(after {index} good frames)",
+                        hint="the file is damaged; re-encode or re-download it",
+                    ) from None
+                continue
+            for frame in decoded:
+                t = (
+                    float(frame.pts * frame.time_base) - start
+                    if frame.pts is not None and frame.time_base
+                    else index / fps
+                )
+                last_time = t
+                for k, picked, picked_t in sampler.push(t, (frame, index)):
+                    yield self._to_frame(k, picked, picked_t)
+                index += 1
+        self._check_damage(index, lost_packets, stopped, last_time)
         if last_time is None:
             return
         for k, picked, picked_t in sampler.finish(last_time + 1.0 / fps):
             yield self._to_frame(k, picked, picked_t)
+
+    def _check_damage(self, decoded: int, lost_packets: int, stopped: str | None,
+                      last_time: float | None) -> None:
+        """Set `damage` when frames were lost; raise when too few are left to use."""
+        fps, duration = self.info.fps or 25.0, self.info.duration
+        if stopped is None and last_time is not None and duration and \
+                last_time + 2.0 / fps < duration:  # demuxing just stopped: a file cut short
+            stopped = f"no data after {last_time:.1f} s of {duration:.1f} s"
+        expected = max(self.info.num_frames, decoded)
+        if not lost_packets and stopped is None and decoded >= expected:
+            return
+        self.damage = {
+            "decoded_frames": decoded, "expected_frames": expected,
+            "lost_frames": expected - decoded, "damaged_packets": lost_packets,
+            "ended_early": stopped,
+            "decoded_until": round(last_time, 3) if last_time is not None else None,
+        }
+        if decoded == 0 and stopped is None and not lost_packets:
+            return  # a stream with no frames: the caller's zero-frames rule applies
+        if decoded < MIN_DECODED * expected:
+            why = f"the stream ends early: {stopped}" if stopped else \
+                f"{lost_packets} damaged packets"
+            raise VideoError(
+                self.path,
+                CORRUPT,
+                f"only {decoded} of {expected} frames could be decoded ({why})",
+                hint="the file is damaged or cut short; re-encode or re-download it",
+            )
 
     @staticmethod
     def _to_frame(k: int, picked: tuple[Any, int], time: float) -> Frame:

@@ -36,6 +36,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vdi_cli.testing import (  # noqa: E402
+    damage_video,
     invoke,
     make_video,
     register_tiny_open_clip,
@@ -89,6 +90,19 @@ def _truncated(name: str, keep: float) -> Callable[[Path, dict[str, Any]], None]
     return make
 
 
+def _damaged(tmp: Path, world: dict[str, Any]) -> None:
+    damage_video(world["video"], tmp / "flip.mp4", packets=[20])
+
+
+def _cut_mkv(keep: float) -> Callable[[Path, dict[str, Any]], None]:
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        full = make_video(tmp / "full.mkv", seconds=20, fps=2, size=(48, 32))
+        data = full.read_bytes()
+        full.unlink()
+        (tmp / "cut.mkv").write_bytes(data[: int(len(data) * keep)])
+    return make
+
+
 def _audio_only(tmp: Path, world: dict[str, Any]) -> None:
     make_video(tmp / "audio.m4a.mp4", seconds=1, audio=True, with_video=False)
 
@@ -134,6 +148,16 @@ ROWS: list[Row] = [
         make=_empty_folder, error=r"no video files in folder"),
     Row("video-folder-named-mp4", "video", (*RET, "{tmp}/clips.mp4", "a red square", *CK),
         make=_folder, error=r"no video files in folder"),
+    Row("video-one-damaged-packet", "video", (*RET, "{tmp}/flip.mp4", "a red square", *CK),
+        make=_damaged, exit=0, error=None,
+        stderr=(r"Warning: .*flip\.mp4: 1 of 40 frames could not be decoded \(1 damaged",)),
+    Row("video-extract-damaged-packet", "video", ("extract", "{tmp}/flip.mp4", "-b", TINY),
+        make=_damaged, exit=0, error=None, stderr=(r"1 of 40 frames could not be decoded",)),
+    Row("video-download-cut-short", "video", (*RET, "{tmp}/cut.mkv", "a red square", *CK),
+        make=_cut_mkv(0.7), exit=0, error=None,
+        stderr=(r"Warning: .*cut\.mkv: \d+ of 40 frames .*the stream ends early",)),
+    Row("video-cut-to-a-stub", "video", (*RET, "{tmp}/cut.mkv", "a red square", *CK),
+        make=_cut_mkv(0.25), error=r"only \d+ of 40 frames could be decoded"),
     Row("video-one-frame", "video", (*RET, "{tmp}/one.mp4", "a red square", *CK, "--json"),
         make=_one_frame, exit=0, error=None),
     # --- queries -------------------------------------------------------------------------------

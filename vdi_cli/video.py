@@ -125,6 +125,10 @@ class VideoReader(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `damage`, a dict set after `frames()` when a damaged file lost frames
+    # (decoded_frames, expected_frames, lost_frames, damaged_packets, ended_early,
+    # decoded_until); None or absent for a clean file.
+
 
 class FrameSampler:
     """Nearest-frame selection over frames arriving in presentation order.
@@ -217,6 +221,11 @@ class _CheckedReader:
                 "the video stream has no decodable frames",
                 hint="check the file with ffprobe; re-encode it or drop it from the list",
             )
+
+    @property
+    def damage(self) -> dict[str, Any] | None:
+        """What a reader that decodes damaged files lost (None: nothing, or not reported)."""
+        return getattr(self._reader, "damage", None)
 
     def close(self) -> None:
         close = getattr(self._reader, "close", None)

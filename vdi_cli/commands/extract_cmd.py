@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, print_json, print_table
+from vdi_cli.output import info, print_json, print_table, warn_damaged
 
 MAX_LISTED = 5
 
@@ -149,6 +149,7 @@ def _print_report(report: Any, run_id: int) -> None:
     )
     for v in report.failures():
         print(f"failed: {v.path or v.name}: {v.reason}: {v.error}", file=sys.stderr)
+    warn_damaged(report.damaged())
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, warn
+from vdi_cli.output import info, warn, warn_damaged
 
 if TYPE_CHECKING:
     from vdi_cli.pipeline.retrieve import RetrieveResult
@@ -96,6 +96,7 @@ def retrieve_command(
         handle.summary["predictions"] = store_predictions(db, handle.id, result)
         for f in result.failed:
             warn(f"{f['path']}: {f['reason']}: {f['error']} (left out)")
+        warn_damaged(result.damaged)
         if len(videos) > 1:
             new = sum(v.status == "extracted" for v in result.videos)
             info(f"searched {len(result.videos)} of {len(videos)} videos ({new} extracted, "

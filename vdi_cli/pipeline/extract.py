@@ -45,6 +45,7 @@ class VideoOutcome:
     reason: str | None = None  # missing | corrupt | zero-frames | audio-only | unsupported-codec
     error: str | None = None
     hint: str | None = None
+    damage: dict[str, Any] | None = None  # frames lost in a damaged file that still decoded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +72,9 @@ class ExtractReport:
     def failures(self) -> list[VideoOutcome]:
         return [v for v in self.videos if v.status == "failed"]
 
+    def damaged(self) -> list[VideoOutcome]:
+        return [v for v in self.videos if v.damage and v.status != "failed"]
+
     def summary(self) -> dict[str, Any]:
         """What the run row records."""
         return {
@@ -86,6 +90,8 @@ class ExtractReport:
                 {"path": v.path, "name": v.name, "reason": v.reason, "error": v.error}
                 for v in self.failures()
             ],
+            "damaged": [{"path": v.path, "name": v.name, **(v.damage or {})}
+                        for v in self.damaged()],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,7 +267,7 @@ def _producer(
                         images, times, limit = [], [], batch_size
                 if images and not put(("batch", idx, _preprocess(loaded, images), times)):
                     return
-            put(("end", idx))
+            put(("end", idx, getattr(reader, "damage", None)))
         except VideoError as exc:
             put(("error", idx, exc))
         except Exception as exc:  # noqa: BLE001 - an odd file must not stop the others
@@ -304,6 +310,7 @@ def _run_pipeline(
                 report.frames_encoded += len(msg[3])
                 bar.update(len(msg[3]))
             elif kind == "end":
+                out.damage = msg[2]
                 _commit(db, report, out, writer, infos[idx], loaded, sampling, root, run_id)
                 writer = None
             elif kind == "error":

@@ -64,6 +64,7 @@ class RetrieveResult:
     model: dict[str, Any]
     videos: list[VideoResult] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    damaged: list[Any] = field(default_factory=list)  # extract's VideoOutcome of damaged files
     corpus: list[list[tuple[str, Moment]]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
@@ -75,7 +76,9 @@ class RetrieveResult:
             "videos": [{"vid": v.vid, "path": v.path, "sha256": v.sha256,
                         "duration": v.duration, "windows": len(v.windows), "status": v.status}
                        for v in self.videos],
-            "failed": self.failed, "timings": {k: round(t, 4) for k, t in self.timings.items()},
+            "failed": self.failed,
+            "damaged": [{"vid": v.name, "path": v.path, **v.damage} for v in self.damaged],
+            "timings": {k: round(t, 4) for k, t in self.timings.items()},
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -273,6 +276,7 @@ class Retriever:
         report = extract_features(self.db, [(v.vid, v.path) for v in videos], loaded=bb,
                                   sampling=self.loaded.sampling, show_progress=show_progress,
                                   run_id=run_id, batch_size=batch_size)
+        result.damaged = report.damaged()
         ready = []
         for video, out in zip(videos, report.videos, strict=True):
             if out.status == "failed" or not out.sha256:
