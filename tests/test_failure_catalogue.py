@@ -18,7 +18,12 @@ and a `make` that builds its input under the row's folder.
 
 Placeholders in a row's arguments: `{tmp}` the row's own folder, `{video}` a good 20 s mp4,
 `{ckpt}` a trained tiny checkpoint folder, `{run}` its training run id, `{data}` a generated
-synthetic dataset (train.json, videos/), `{db}` the row's database file.
+synthetic dataset (train.json, videos/), `{many}` a folder of 12 videos of 20 s, `{db}` the
+row's database file.
+
+Signal rows start the command in a process, wait until it is part-way (`ready`), send the
+signal, check how it ended, then run `then` (the rerun or resume a user would run) and check that
+the result equals an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ class Row:
     process: bool = False  # run in a subprocess
     slow: bool = False
     after: Callable[[Path, dict[str, Any], Any], None] | None = None  # extra checks
+    signal: int | None = None  # sent to the (subprocess) command once `ready(tmp)` is true
+    ready: Callable[[Path], bool] | None = None
+    then: tuple[str, ...] = ()  # a command run afterwards (a rerun, a resume): must exit 0;
+    #                             the disk and database checks apply after it
 
 
 # --- input makers ------------------------------------------------------------------------------
@@ -123,6 +132,75 @@ def _random_bytes(tmp: Path, world: dict[str, Any]) -> None:
     import numpy as np
 
     (tmp / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
+
+
+MANY = 12  # videos of the signal rows' extraction: enough to still be running when signalled
+
+
+def _features_of(home: Path, db: Path) -> dict[str, Any]:
+    """{video file name: global features} of every cached video of a store."""
+    from vdi_cli.features import load_features
+    from vdi_cli.store import open_db
+
+    store = open_db(db)
+    out = {}
+    for row in store.query("select v.sha256, v.path from videos v join features f "
+                           "on f.video_id = v.id"):
+        g, _, _ = load_features(store, row["sha256"], "tiny-shapes", patches=False)
+        out[Path(row["path"]).name] = g
+    return out
+
+
+_REFERENCE: dict[str, Any] = {}
+
+
+def _reference_features(world: dict[str, Any]) -> dict[str, Any]:
+    """The signal rows' videos extracted once, uninterrupted (computed on first use)."""
+    if not _REFERENCE:
+        ref = Path(world["root"]) / "reference"
+        env = {"VDI_HOME": str(ref / "home"), "VDI_DB": str(ref / "vdi.db")}
+        done = run_vdi(["extract", world["many"], "-b", "tiny-shapes", "--fps", "4"], env=env)
+        assert done.returncode == 0, done.stderr
+        _REFERENCE.update(_features_of(ref / "home", ref / "vdi.db"))
+    return _REFERENCE
+
+
+def _extract_completes(first_status: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After an interrupted extract and its rerun: every video cached once, features equal to
+    an uninterrupted run's, the interrupted run's row says how it ended."""
+    def check(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        got = _features_of(tmp / "home", tmp / "vdi.db")
+        ref = _reference_features(world)
+        assert sorted(got) == sorted(ref) and len(got) == MANY
+        assert [name for name in ref if not torch.equal(got[name], ref[name])] == []
+        conn = sqlite3.connect(tmp / "vdi.db")
+        status = conn.execute("select status from runs order by id limit 1").fetchone()[0]
+        assert conn.execute("select count(*) from features").fetchone()[0] == MANY
+        conn.close()
+        assert status == first_status
+    return check
+
+
+def _has_features(n: int) -> Callable[[Path], bool]:
+    return lambda tmp: _rows(tmp / "vdi.db", "features") >= n
+
+
+EXTRACT_MANY = ("extract", "{many}", "-b", "tiny-shapes", "--fps", "4")
+
+
+def _signal_rows() -> list[Row]:
+    import signal
+
+    rows = []
+    for sig, code, says, status in ((signal.SIGINT, 130, r"Interrupted\.", "interrupted"),
+                                    (signal.SIGTERM, 143, r"Stopped by SIGTERM\.",
+                                     "interrupted"),
+                                    (signal.SIGKILL, -9, "", "running")):
+        rows.append(Row(f"signal-{sig.name.lower()}-during-extract-then-rerun", "signal",
+                        EXTRACT_MANY, exit=code, error=None, stderr=(says,) if says else (),
+                        signal=sig, ready=_has_features(2), then=EXTRACT_MANY, slow=True,
+                        after=_extract_completes(status)))
+    return rows
 
 
 RET = ("retrieve",)
@@ -194,6 +272,9 @@ ROWS: list[Row] = [
 ]
 
 
+ROWS += _signal_rows()
+
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")
@@ -221,10 +302,13 @@ def world(tmp_path_factory) -> dict[str, Any]:
         with run_context(db, "train", {}) as run:
             summary = run_training(config, db, run, quiet=True, show_progress=False)
         video = make_video(root / "clip.mp4", seconds=20, fps=2, size=(48, 32))
+        for i in range(MANY):
+            make_video(root / "many" / f"v{i:02d}.mp4", seconds=20, fps=10, size=(64, 48),
+                       seed=i)
         plugins.reset_host()
     return {"root": root, "video": str(video), "ckpt": summary["best_checkpoint"],
             "run": str(run.id), "data": str(root / "data"), "home": root / "home",
-            "db": str(root / "world.db")}
+            "db": str(root / "world.db"), "many": str(root / "many")}
 
 
 def _fill(arg: str, values: dict[str, str]) -> str:
@@ -242,6 +326,11 @@ def _partial_files(*folders: Path) -> list[Path]:
 
 
 def _check_common(row: Row, code: int, stderr: str, tmp: Path, home: Path, db: Path) -> None:
+    _check_output(row, code, stderr)
+    _check_disk(tmp, home, db)
+
+
+def _check_output(row: Row, code: int, stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     assert "this is a bug" not in stderr, stderr
     assert code == row.exit, f"exit {code}, expected {row.exit}\n{stderr}"
@@ -253,6 +342,11 @@ def _check_common(row: Row, code: int, stderr: str, tmp: Path, home: Path, db: P
             assert "Hint: " in stderr, stderr
     for pattern in row.stderr:
         assert re.search(pattern, stderr), (pattern, stderr)
+
+
+def _check_disk(tmp: Path, home: Path, db: Path) -> None:
+    from vdi_cli.store.runs import process_gone
+
     assert not _partial_files(tmp, home), _partial_files(tmp, home)
     if db.exists():
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -260,8 +354,11 @@ def _check_common(row: Row, code: int, stderr: str, tmp: Path, home: Path, db: P
             assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
             tables = {r[0] for r in conn.execute("select name from sqlite_master")}
             if "runs" in tables:
-                for status, error in conn.execute("select status, error from runs"):
-                    assert status in FINISHED, status
+                conn.row_factory = sqlite3.Row
+                for run in map(dict, conn.execute("select * from runs")):
+                    status, error = run["status"], run["error"]
+                    # a SIGKILLed command cannot finish its row: it must read as gone
+                    assert status in FINISHED or process_gone(run), status
                     if status == "error":
                         assert error, "an error row must say what failed"
         finally:
@@ -278,13 +375,21 @@ def run_row(row: Row, world: dict[str, Any], tmp: Path) -> tuple[int, str, str]:
     args = [_fill(a, values) for a in row.args]
     env = {"VDI_HOME": str(home), "VDI_DB": str(db), "VDI_PLUGINS": "",
            **{k: _fill(v, values) for k, v in row.env.items()}}
-    if row.process:
+    if row.signal is not None:
+        code, out, err = _signalled(row, args, env, tmp)
+    elif row.process:
         proc = run_vdi(args, env=env)
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     else:
         result = invoke(args, env=env)
         code, out, err = result.exit_code, result.stdout, result.stderr
-    _check_common(row, code, err, tmp, home, db)
+    _check_output(row, code, err)
+    if row.then:
+        again = run_vdi([_fill(a, values) for a in row.then], env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "Traceback" not in again.stderr
+        out, err = again.stdout, err + again.stderr
+    _check_disk(tmp, home, db)
     for pattern in row.must_exist:
         assert list(tmp.glob(pattern)), f"{pattern} should exist"
     for pattern in row.must_not_exist:
@@ -292,6 +397,40 @@ def run_row(row: Row, world: dict[str, Any], tmp: Path) -> tuple[int, str, str]:
     if row.after is not None:
         row.after(tmp, world, (code, out, err))
     return code, out, err
+
+
+def _signalled(row: Row, args: list[str], env: dict[str, str], tmp: Path
+               ) -> tuple[int, str, str]:
+    """Start the command, wait until `row.ready(tmp)`, send `row.signal`, collect the result."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "vdi_cli", *args], env=full_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not row.ready(tmp):
+        time.sleep(0.2)
+    assert proc.poll() is None, "finished before the signal: " + proc.stderr.read()[-2000:]
+    proc.send_signal(row.signal)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def _rows(db: Path, table: str) -> int:
+    """Rows in a table of a database another process is writing (0 while it does not exist)."""
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute(f"select count(*) from {table}").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _params() -> list[Any]:
