@@ -46,8 +46,22 @@ def register_sequence_models(register: Any) -> None:
 
 @hookspec
 def register_heads(register: Any) -> None:
-    """Register grounding heads: `factory(config)` builds a head with a loss and a `decode` that
-    returns ranked moments in seconds."""
+    """Register grounding heads: `factory(config, video_dim=, text_dim=)` builds a head with a
+    loss and a `decode` that returns ranked moments in seconds.
+
+    A head that `vdi retrieve`, `vdi index` and `vdi search` can use also offers the index
+    contract (the built-in `mmn` and `clip-similarity` do; see their module docstrings):
+
+    - `encode_proposals(video_feats [B, T, D], video_mask [B, T] | None)` -> {space: [B, C, J]}:
+      query-independent vectors of the C valid cells of each window's 2D map (row-major);
+    - `encode_queries(sent_feats [Q, Dt])` -> {space: [Q, J]};
+    - `score_proposals(proposals {space: [..., J]}, queries)` -> float32 array [Q, ...]: the
+      head's exact test-time score, growing with each space's inner product;
+    - `search_vectors(proposals)` / `search_query(queries)` -> float32 [..., d] / [Q, d]: the
+      vectors put in the FAISS index, and `score_bound(ip)`: an upper bound of the score of
+      any proposal whose search inner product is at most `ip` (what an exact search stops on).
+    Retrieval ranks every window through `encode_proposals` + `score_proposals`, so there is
+    one scoring path; a head without them cannot be indexed (`vdi index` says so)."""
 
 
 @hookspec

@@ -7,6 +7,8 @@ Interface (what the training / evaluation / retrieval stages call):
     terms = head.loss(out, MMNTargets(moments, durations), epoch)           # -> dict of tensors
     moments = head.decode(out, durations, nms_thresh=None, top_k=None)      # -> list[list[Moment]]
     ranked = head.rank(out, durations, nms_thresh=None, top_k=None)         # -> RankedMoments
+    props = head.encode_proposals(video_feats, video_mask)  # query-independent, per valid cell
+    scores = head.score_proposals(props, head.encode_queries(sent_feats))   # [Q, *props lead]
 
 - video_feats [B, T, D]: per-frame features (CLIP image embeddings), valid frames first;
   video_mask [B, T] bool, True on valid frames (None: all valid).
@@ -18,6 +20,16 @@ Interface (what the training / evaluation / retrieval stages call):
   "contrastive_weight": w} with total = L_iou + w (L_vid + L_sent), w per MMN's schedule.
 - decode / rank: fused score, valid cells to seconds, greedy NMS (vdi_cli.grounding), ranked.
   `durations` are per video [B]. `rank` keeps float32 arrays (what evaluation uses).
+- The index contract (library search): MMN is a metric-learning head, so a video's proposals in
+  the joint spaces depend on the video alone. `encode_proposals` gives, per valid cell, the
+  L2-normalised iou-space and contrastive-space vectors {"iou", "con"} [B, C, J];
+  `encode_queries` the normalised sentence vectors; `score_proposals` the test-time fused score
+  (0.5 cos_con + 0.5) ** score_pow * sigmoid(10 cos_iou) in float64, cast to float32.
+  `fused_scores` (evaluation, retrieval) goes through the same function, so evaluation,
+  `vdi retrieve` and `vdi search` share one scoring path. `search_vectors` / `search_query`
+  give one unit vector per proposal / sentence whose inner product is the mean of the two
+  cosines, and `score_bound(ip)` an upper bound of the fused score over every proposal with that
+  inner product or less: what lets an exact index stop early.
 
 Structure (mmn.md section 3): L2-normalise frames, average into num_pre_clips segments exactly as
 MMN's `utils.avgfeats`; [1x1 conv + ReLU only with pool_linear]; AvgPool1d -> N clips; sparse
@@ -35,11 +47,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vdi_cli.grounding import RankedMoments, cell_mask, decode_cells, fuse_scores
+from vdi_cli.grounding import RankedMoments, cell_mask, decode_cells
 from vdi_cli.types import Moment
 from vdi_plugins.heads.mmn_config import MMNConfig, MMNParams, resolve
 from vdi_plugins.heads.mmn_loss import (
@@ -275,13 +288,75 @@ class MMNHead(nn.Module):
         return {"loss": l_iou + w * (l_vid + l_sent), "iou": l_iou, "vid": l_vid,
                 "sent": l_sent, "contrastive_weight": w}
 
+    # ---- the index contract -----------------------------------------------------------------
+    def encode_proposals(self, video_feats: torch.Tensor, video_mask: torch.Tensor | None = None
+                         ) -> dict[str, torch.Tensor]:
+        """Query-independent proposal vectors of the valid cells (row-major): {"iou", "con"},
+        each [B, C, J] float32, L2-normalised."""
+        clips = self.pool(self.prepool(video_feats, video_mask))
+        map_con, map_iou = self.proposals(self.map2d(clips))
+        return {"iou": self._cell_vectors(map_iou), "con": self._cell_vectors(map_con)}
+
+    def _cell_vectors(self, video_map: torch.Tensor) -> torch.Tensor:
+        b, j, n, _ = video_map.shape
+        cells = video_map.reshape(b, j, n * n)[:, :, self.mask2d.reshape(-1)]
+        return F.normalize(cells.float(), dim=1).transpose(1, 2).contiguous()
+
+    def encode_queries(self, sent_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sentence vectors in the two joint spaces: {"iou", "con"}, each [Q, J], normalised."""
+        sent_iou, sent_con = self.project_text(sent_feats)
+        return {"iou": F.normalize(sent_iou.float(), dim=-1),
+                "con": F.normalize(sent_con.float(), dim=-1)}
+
+    def fuse(self, cos_iou: np.ndarray, cos_con: np.ndarray, score_pow: float | None = None
+             ) -> np.ndarray:
+        """MMN's test-time score from the two cosines (float64 in, float32 out)."""
+        pw = self.params.score_pow if score_pow is None else score_pow
+        iou = 1.0 / (1.0 + np.exp(-10.0 * cos_iou))
+        base = np.maximum(0.5 * cos_con + 0.5, 0.0)
+        return (np.power(base, pw) * iou).astype(np.float32)
+
+    def score_proposals(self, proposals: Mapping[str, Any], queries: Mapping[str, Any],
+                        score_pow: float | None = None) -> np.ndarray:
+        """Fused scores [Q, *lead] of every sentence against every proposal ([*lead, J])."""
+        cos = {k: _cosines(proposals[k], queries[k]) for k in ("iou", "con")}
+        return self.fuse(cos["iou"], cos["con"], score_pow)
+
+    def search_vectors(self, proposals: Mapping[str, Any]) -> np.ndarray:
+        """[*, 2J] float32 unit vectors: (iou, con) / sqrt 2; inner product = mean cosine."""
+        return _joined(proposals)
+
+    def search_query(self, queries: Mapping[str, Any]) -> np.ndarray:
+        return _joined(queries)
+
+    def score_bound(self, ip: np.ndarray, score_pow: float | None = None) -> np.ndarray:
+        """An upper bound of the fused score of any proposal whose `search_vectors` inner
+        product with the query is at most `ip`: the cosines c (con) and i (iou) satisfy
+        (c + i) / 2 <= ip and both <= 1, and the score grows with both, so on a grid of c the
+        score at (c_{k+1}, 2 ip - c_k) bounds every point between c_k and c_{k+1}."""
+        grid = np.linspace(-1.0, 1.0, 1025)
+        p = np.asarray(ip, dtype=np.float64).reshape(-1, 1) + 1e-5  # float32 search slack
+        i = np.clip(2 * p - grid[None, :-1], -1.0, 1.0)
+        c = np.broadcast_to(grid[None, 1:], i.shape)
+        bound = self.fuse(i, c, score_pow).astype(np.float64).max(1)
+        return bound.reshape(np.shape(ip))
+
     @torch.no_grad()
     def fused_scores(self, outputs: MMNOutputs, score_pow: float | None = None) -> torch.Tensor:
-        """[Q, C] test-time scores on the valid cells (row-major order)."""
-        pw = self.params.score_pow if score_pow is None else score_pow
-        con = outputs.contrastive_scores[:, self.mask2d].float().cpu().numpy()
-        iou = outputs.iou_scores[:, self.mask2d].float().cpu().numpy()
-        return torch.from_numpy(fuse_scores(con, iou, pw))
+        """[Q, C] test-time scores on the valid cells (row-major order): each sentence against
+        its own video's proposals, through `score_proposals`."""
+        props = {"iou": self._cell_vectors(outputs.map_iou),
+                 "con": self._cell_vectors(outputs.map_con)}
+        queries = {"iou": F.normalize(outputs.sent_iou.float(), dim=-1),
+                   "con": F.normalize(outputs.sent_con.float(), dim=-1)}
+        s2v = outputs.sent_to_video.cpu()
+        out = np.zeros((len(s2v), int(self.mask2d.sum())), np.float32)
+        for video in torch.unique(s2v).tolist():
+            rows = (s2v == video).nonzero().squeeze(1)
+            out[rows.numpy()] = self.score_proposals(
+                {k: v[video] for k, v in props.items()}, {k: v[rows] for k, v in queries.items()},
+                score_pow)
+        return torch.from_numpy(out)
 
     def rank(
         self, outputs: MMNOutputs, durations: Any, nms_thresh: float | None = None,
@@ -301,6 +376,20 @@ class MMNHead(nn.Module):
     ) -> list[list[Moment]]:
         """Per sentence, its moments (seconds, fused score) after NMS, best first."""
         return self.rank(outputs, durations, nms_thresh, top_k, score_pow).to_moments()
+
+
+def _cosines(vectors: Any, queries: Any) -> np.ndarray:
+    """[Q, *lead] float64 inner products of unit vectors [*lead, J] with queries [Q, J]."""
+    v = np.asarray(torch.as_tensor(vectors).detach().cpu(), dtype=np.float64)
+    q = np.asarray(torch.as_tensor(queries).detach().cpu(), dtype=np.float64)
+    lead = v.shape[:-1]
+    return (q @ v.reshape(-1, v.shape[-1]).T).reshape(q.shape[0], *lead)
+
+
+def _joined(parts: Mapping[str, Any]) -> np.ndarray:
+    both = [np.asarray(torch.as_tensor(parts[k]).detach().cpu(), dtype=np.float32)
+            for k in ("iou", "con")]
+    return (np.concatenate(both, axis=-1) / np.float32(np.sqrt(2.0))).astype(np.float32)
 
 
 def build_mmn(

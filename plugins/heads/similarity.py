@@ -14,15 +14,23 @@ head never prefers "the whole video" for lack of contrast.
 
 It has MMN's interface (forward / fused_scores / rank / decode, `params.num_clips`,
 `params.nms_thresh`, `mask2d`), so the retrieval code is shared; `loss` refuses: nothing to train.
+
+The score is linear in the normalised sentence: cell score = s . v_cell with v_cell = sum over
+clips of a_cell,k * (mean of the normalised frames of clip k), a_cell,k = 1 / |inside| inside the
+cell and -context / |outside| outside it. So the index contract is exact with one space:
+`encode_proposals` gives {"cell": v_cell} [B, C, D], `score_proposals` the inner products
+(float64, cast to float32), `search_vectors` the same vectors, and `score_bound(ip)` is ip.
 Frames are split into clips by their centres: frame t of L belongs to clip floor((t + 0.5) N / L);
 a clip that receives no frame (L < N) takes the frame whose centre is nearest to its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +84,7 @@ class SimilarityHead(nn.Module):
         self.register_buffer(
             "mask2d", torch.from_numpy(cell_mask(params.num_clips, params.pooling_counts)),
             persistent=False)
+        self._cell_weights: torch.Tensor | None = None
 
     def forward(
         self,
@@ -100,16 +109,71 @@ class SimilarityHead(nn.Module):
         sims = torch.einsum("qd,qtd->qt", s, v[s2v]) * frame_ok[s2v]  # [Q, T]
         weights = clip_weights(lengths, t, n)  # [B, N, T]
         clip_sims = torch.einsum("qnt,qt->qn", weights[s2v], sims)  # [Q, N]
-        prefix = F.pad(clip_sims.cumsum(1), (1, 0))  # [Q, N + 1]
-        i = torch.arange(n, device=v.device)
-        inside_sum = prefix[:, None, 1:] - prefix[:, :n, None]  # [Q, i, j] = sum c_i..c_j
-        inside_n = (i[None, :] - i[:, None] + 1).clamp(min=1).to(torch.float32)  # [i, j]
-        inside = inside_sum / inside_n
-        outside_n = n - inside_n
-        outside = (prefix[:, -1, None, None] - inside_sum) / outside_n.clamp(min=1)
-        outside = torch.where(outside_n > 0, outside, inside)
-        scores = (inside - self.params.context * outside) * self.mask2d.to(inside.dtype)
-        return SimilarityOutputs(scores, sims, clip_sims, s2v)
+        props = self._cells(v, frame_ok, lengths)
+        scores = torch.zeros(len(s2v), n * n)
+        for video in torch.unique(s2v).tolist():
+            rows = (s2v == video).nonzero().squeeze(1)
+            scores[rows.cpu()[:, None], self.mask2d.reshape(-1).cpu().nonzero().squeeze(1)] = \
+                torch.from_numpy(self.score_proposals({"cell": props[video]}, {"cell": s[rows]}))
+        return SimilarityOutputs(scores.reshape(-1, n, n), sims, clip_sims, s2v)
+
+    # ---- the index contract -----------------------------------------------------------------
+    def cell_weights(self) -> torch.Tensor:
+        """[C, N]: a valid cell's score as a combination of clip similarities (inside mean minus
+        context x outside mean; the whole-video cell's outside is its inside)."""
+        if self._cell_weights is not None:
+            return self._cell_weights
+        n, context = self.params.num_clips, self.params.context
+        cells = self.mask2d.nonzero().cpu()
+        out = torch.zeros(len(cells), n, dtype=torch.float64)
+        for row, (i, j) in enumerate(cells.tolist()):
+            inside = torch.zeros(n, dtype=torch.bool)
+            inside[i : j + 1] = True
+            k = int(inside.sum())
+            if k == n:
+                out[row] = (1.0 - context) / n
+            else:
+                out[row, inside] = 1.0 / k
+                out[row, ~inside] = -context / (n - k)
+        self._cell_weights = out
+        return out
+
+    def _cells(self, v: torch.Tensor, frame_ok: torch.Tensor, lengths: torch.Tensor
+               ) -> torch.Tensor:
+        """[B, C, D] cell vectors from normalised frames [B, T, D]."""
+        weights = clip_weights(lengths, v.shape[1], self.params.num_clips)  # [B, N, T]
+        clips = torch.einsum("bnt,btd->bnd", weights.double(), (v * frame_ok[..., None]).double())
+        return torch.einsum("cn,bnd->bcd", self.cell_weights().to(clips.device), clips).float()
+
+    def encode_proposals(self, video_feats: torch.Tensor, video_mask: torch.Tensor | None = None
+                         ) -> dict[str, torch.Tensor]:
+        """{"cell": [B, C, D]}: the cell vectors of each video (valid cells, row-major)."""
+        b, t, _ = video_feats.shape
+        frame_ok = (torch.ones(b, t, dtype=torch.bool, device=video_feats.device)
+                    if video_mask is None else video_mask.to(torch.bool))
+        v = F.normalize(video_feats.float(), dim=-1)
+        return {"cell": self._cells(v, frame_ok, frame_ok.sum(1))}
+
+    def encode_queries(self, sent_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"cell": F.normalize(sent_feats.float(), dim=-1)}
+
+    def score_proposals(self, proposals: Mapping[str, Any], queries: Mapping[str, Any],
+                        score_pow: float | None = None) -> np.ndarray:
+        """[Q, *lead] float32: inner products (in float64) of sentences and cell vectors."""
+        v = np.asarray(torch.as_tensor(proposals["cell"]).detach().cpu(), dtype=np.float64)
+        q = np.asarray(torch.as_tensor(queries["cell"]).detach().cpu(), dtype=np.float64)
+        return (q @ v.reshape(-1, v.shape[-1]).T).reshape(q.shape[0], *v.shape[:-1]).astype(
+            np.float32)
+
+    def search_vectors(self, proposals: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(torch.as_tensor(proposals["cell"]).detach().cpu(), dtype=np.float32)
+
+    def search_query(self, queries: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(torch.as_tensor(queries["cell"]).detach().cpu(), dtype=np.float32)
+
+    def score_bound(self, ip: np.ndarray, score_pow: float | None = None) -> np.ndarray:
+        """The score is the inner product: the bound is `ip` (plus float32 slack)."""
+        return np.asarray(ip, dtype=np.float64) + 1e-5
 
     def adapt(self, frames: int) -> SimilarityHead:
         """This head with at most `frames` clips: clips finer than the frames would only repeat
@@ -131,7 +195,7 @@ class SimilarityHead(nn.Module):
     def fused_scores(self, outputs: SimilarityOutputs, score_pow: float | None = None
                      ) -> torch.Tensor:
         """[Q, C] scores on the valid cells (row-major order), as MMN's."""
-        return outputs.scores[:, self.mask2d].float().cpu()
+        return outputs.scores[:, self.mask2d.cpu()].float().cpu()
 
     def rank(
         self, outputs: SimilarityOutputs, durations: Any, nms_thresh: float | None = None,

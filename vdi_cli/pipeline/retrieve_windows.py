@@ -153,13 +153,39 @@ def torch_threads(count: int | None) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
-def rank_video(
-    head: Any, feats: Any, times: Any, duration: float, sent: Any, *, span: float | None,
-    overlap: float = 0.5, top_k: int | None = 5, keep_maps: bool = False,
-    batch_windows: int | None = None,
-) -> VideoRanking:
-    """Rank moments of one video for Q sentences. `feats` [T, D] torch frame features, `times`
-    [T] seconds, `sent` [Q, D] sentence features (from the model's text tower)."""
+@dataclass
+class VideoProposals:
+    """A video's query-independent half: per window, the head's proposal vectors of its valid
+    cells. `head` is the head as applied to this video (after `adapt`), `cells` its [C, 2]
+    (i, j) valid cells (row-major), `vectors` {space: [W, C, J] float32}."""
+
+    head: Any
+    duration: float
+    times: np.ndarray
+    windows: list[tuple[float, float]]
+    ranges: list[tuple[int, int]]
+    cells: np.ndarray
+    vectors: dict[str, np.ndarray]
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.head.params.num_clips)
+
+    def cell_seconds(self) -> np.ndarray:
+        """[W, C, 2] start/end seconds of every proposal (clipped to the video), as decoded."""
+        from vdi_cli.grounding import cell_windows
+
+        out = np.zeros((len(self.windows), len(self.cells), 2), np.float64)
+        for k, (s, e) in enumerate(self.windows):
+            w = cell_windows(self.cells, self.num_clips, np.array([e - s]))
+            out[k] = np.clip(np.asarray(w, np.float64).reshape(-1, 2) + s, 0.0, self.duration)
+        return out
+
+
+def video_proposals(head: Any, feats: Any, times: Any, duration: float, *, span: float | None,
+                    overlap: float = 0.5, batch_windows: int | None = None) -> VideoProposals:
+    """Encode one video's windows with the head's `encode_proposals` (frame features [T, D]
+    torch, times [T] seconds): what `vdi retrieve` scores and `vdi index` stores."""
     import torch
 
     times = np.asarray(times, dtype=np.float64)
@@ -170,15 +196,8 @@ def rank_video(
     if adapt is not None:
         head = adapt(min(b - a for a, b in ranges))
     batch_windows = batch_windows or windows_per_batch(head)
-    q = int(sent.shape[0])
-    n = int(head.params.num_clips)
-    thresh = float(head.params.nms_thresh)
-    cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.float64)  # [C, 2] row-major
-    cand_w: list[list[np.ndarray]] = [[] for _ in range(q)]
-    cand_s: list[list[np.ndarray]] = [[] for _ in range(q)]
-    side = grid_side(len(windows), n, duration, windows[0][1] - windows[0][0])
-    timeline = np.full((q, len(times)), -np.inf, np.float32) if keep_maps else None
-    grid = np.full((q, side, side), -np.inf, np.float32) if keep_maps else None
+    cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)  # [C, 2] row-major
+    parts: dict[str, list[np.ndarray]] = {}
     device = feats.device
     for b0 in range(0, len(windows), batch_windows):
         part = list(range(b0, min(b0 + batch_windows, len(windows))))
@@ -189,23 +208,46 @@ def rank_video(
             a, b = ranges[k]
             video[row, : b - a] = feats[a:b]
             mask[row, : b - a] = True
-        s2v = torch.arange(len(part), device=device).repeat_interleave(q)
-        lengths = np.array([windows[k][1] - windows[k][0] for k in part])
         small = head_flops(head, int(feats.shape[1]), len(part)) < SMALL_FLOPS
         with torch.no_grad(), torch_threads(1 if small else None):
-            out = head(video, mask, sent.repeat(len(part), 1), s2v)
-            ranked = head.rank(out, lengths, top_k=None)
-            fused = head.fused_scores(out).numpy() if keep_maps else None
-        for row, k in enumerate(part):
-            start = windows[k][0]
-            for qi in range(q):
-                r = row * q + qi
-                c = int(ranked.counts[r])
-                cand_w[qi].append(ranked.windows[r, :c].astype(np.float64) + start)
-                cand_s[qi].append(ranked.scores[r, :c])
-            if keep_maps:
-                _paint(timeline, grid, fused[row * q : (row + 1) * q], cells, n, windows[k],
-                       times, ranges[k], duration, side)
+            props = head.encode_proposals(video, mask)
+        for key, value in props.items():
+            parts.setdefault(key, []).append(value.detach().float().cpu().numpy())
+    vectors = {k: np.concatenate(v) for k, v in parts.items()}
+    return VideoProposals(head, duration, times, windows, ranges, cells, vectors)
+
+
+def rank_scores(vp: VideoProposals, scores: np.ndarray, *, top_k: int | None = 5,
+                keep_maps: bool = False) -> VideoRanking:
+    """Moments of one video from the fused scores [Q, W, C] of its proposals (-inf: a proposal
+    left out, as `vdi search` does with those it did not retrieve): each window's cell NMS,
+    shifted to video time, merged across windows by a greedy NMS that stops at top_k."""
+    head, duration, windows = vp.head, vp.duration, vp.windows
+    q, n = int(scores.shape[0]), vp.num_clips
+    thresh = float(head.params.nms_thresh)
+    pooling = head.params.pooling_counts
+    side = grid_side(len(windows), n, duration, windows[0][1] - windows[0][0])
+    timeline = np.full((q, len(vp.times)), -np.inf, np.float32) if keep_maps else None
+    grid = np.full((q, side, side), -np.inf, np.float32) if keep_maps else None
+    cand_w: list[list[np.ndarray]] = [[] for _ in range(q)]
+    cand_s: list[list[np.ndarray]] = [[] for _ in range(q)]
+    from vdi_cli.grounding import decode_cells
+
+    for k, (start, end) in enumerate(windows):
+        window_scores = np.ascontiguousarray(scores[:, k, :], dtype=np.float32)
+        live = np.isfinite(window_scores).any(1)
+        if not live.any():
+            continue
+        ranked = decode_cells(window_scores, np.full(q, end - start), n, pooling, thresh, None)
+        for qi in range(q):
+            c = int(ranked.counts[qi])
+            keep = np.isfinite(ranked.scores[qi, :c])
+            cand_w[qi].append(ranked.windows[qi, :c][keep].astype(np.float64) + start)
+            cand_s[qi].append(ranked.scores[qi, :c][keep])
+        if keep_maps:
+            cells = vp.cells.astype(np.float64)
+            _paint(timeline, grid, window_scores, cells, n, windows[k], vp.times, vp.ranges[k],
+                   duration, side)
     result = VideoRanking(duration, windows, [])
     for qi in range(q):
         w = np.concatenate(cand_w[qi]) if cand_w[qi] else np.zeros((0, 2))
@@ -215,11 +257,29 @@ def rank_video(
         result.moments.append([Moment(float(w[i, 0]), float(w[i, 1]), float(s[i])) for i in keep])
         result.candidates.append(len(s))
     if keep_maps:
-        result.times = times
+        result.times = vp.times
         result.timeline = np.where(np.isfinite(timeline), timeline, np.nan)
         result.grid = np.where(np.isfinite(grid), grid, np.nan)
         result.grid_seconds = duration / side
     return result
+
+
+def rank_video(
+    head: Any, feats: Any, times: Any, duration: float, sent: Any, *, span: float | None,
+    overlap: float = 0.5, top_k: int | None = 5, keep_maps: bool = False,
+    batch_windows: int | None = None,
+) -> VideoRanking:
+    """Rank moments of one video for Q sentences. `feats` [T, D] torch frame features, `times`
+    [T] seconds, `sent` [Q, D] sentence features (from the model's text tower). The head's two
+    index calls: `encode_proposals` per window, `score_proposals` against the sentences."""
+    import torch
+
+    vp = video_proposals(head, feats, times, duration, span=span, overlap=overlap,
+                         batch_windows=batch_windows)
+    with torch.no_grad():
+        queries = vp.head.encode_queries(sent)
+    scores = vp.head.score_proposals(vp.vectors, queries)  # [Q, W, C]
+    return rank_scores(vp, scores, top_k=top_k, keep_maps=keep_maps)
 
 
 def _paint(timeline: np.ndarray, grid: np.ndarray, fused: np.ndarray, cells: np.ndarray, n: int,
