@@ -205,7 +205,7 @@ def load_features(
     """
     from safetensors import safe_open
 
-    from vdi_cli.backbones import file_sha256
+    from vdi_cli.store.hashes import cached_sha256
 
     text = str(video)
     if re.fullmatch(r"[0-9a-f]{64}", text) and not Path(text).exists():
@@ -219,7 +219,7 @@ def load_features(
     else:
         if not Path(text).is_file():
             raise VdiError(f"no such video file '{text}'", hint="check the path")
-        sha = file_sha256(text)
+        sha = cached_sha256(db, text)
     row = find_feature_row(db, sha, backbone, weights, sampling)
     if row is None or not Path(row["path"]).is_file():
         wanted = Sampling.from_any(sampling).key() if sampling is not None else "any"

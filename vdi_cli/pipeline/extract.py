@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.backbones import DEFAULT_BACKBONE, file_sha256, resolve_backbone
+from vdi_cli.backbones import DEFAULT_BACKBONE, resolve_backbone
 from vdi_cli.features import FeatureWriter, feature_path, features_dir, find_feature_row
+from vdi_cli.store.hashes import cached_sha256
 from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
 
 QUEUE_BATCHES = 2  # batches decoded ahead of the model
@@ -145,7 +146,7 @@ def extract_features(
                                   hint="check the path (or --video-dir for a dataset)"))
             continue
         out.path = str(Path(path).resolve())
-        out.sha256 = file_sha256(out.path)
+        out.sha256 = cached_sha256(db, out.path)
         if out.sha256 in first_by_sha:
             duplicates.append((idx, first_by_sha[out.sha256]))
             continue

@@ -129,7 +129,40 @@ def m002_run_process(db: Any) -> None:
     db["runs"].add_column("host", str)
 
 
-MIGRATIONS: list[Callable[[Any], None]] = [m001_core_tables, m002_run_process]
+def m003_library_indexes(db: Any) -> None:
+    """`vdi index`: one row per library index (its kind, the model it is bound to, the FAISS
+    file beside the database) and one per video in it (its slot in the vector ids, windows,
+    proposal count and the file of its exact proposal vectors)."""
+    db["indexes"].create(
+        {"id": int, "name": str, "kind": str, "options": str, "model": str, "model_key": str,
+         "dim": int, "path": str, "videos": int, "proposals": int, "next_slot": int,
+         "created_at": str, "updated_at": str},
+        pk="id", not_null={"name", "kind", "model_key"},
+    )
+    db["indexes"].create_index(["name"], unique=True)
+    db["index_videos"].create(
+        {"id": int, "index_id": int, "slot": int, "sha256": str, "vid": str, "path": str,
+         "duration": float, "num_clips": int, "windows": str, "proposals": int,
+         "vectors_path": str, "added_at": str},
+        pk="id", foreign_keys=[("index_id", "indexes", "id")],
+    )
+    db["index_videos"].create_index(["index_id", "sha256"], unique=True)
+    db["index_videos"].create_index(["index_id", "slot"], unique=True)
+
+
+def m004_file_hashes(db: Any) -> None:
+    """The content hash of a file keyed by (device, inode, size, mtime_ns), as git's index
+    does: an unchanged file is never read again to find its features."""
+    db["file_hashes"].create(
+        {"device": int, "inode": int, "size": int, "mtime_ns": int, "sha256": str,
+         "path": str, "checked_at": str},
+        pk=("device", "inode"),
+    )
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [
+    m001_core_tables, m002_run_process, m003_library_indexes, m004_file_hashes,
+]
 
 
 def applied(db: Any) -> list[str]:

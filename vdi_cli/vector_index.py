@@ -1,0 +1,197 @@
+"""Proposal vectors in a FAISS index: exact (flat inner product), IVF-PQ or HNSW.
+
+`vdi index` keeps one FAISS index per library index, in a file beside the database. Vector ids
+are 64-bit: the video's slot in the index times 2**32 plus the proposal's position in that
+video (window * cells + cell), so which video and proposal a neighbour is needs no lookup table,
+and removing a video removes an id range.
+
+- `flat`: `IndexFlatIP` behind an id map: exact inner products; with the head's `score_bound`
+  `vdi search` proves its top-K equal to scoring every proposal.
+- `ivfpq`: inverted lists over a coarse k-means (nlist cells, `nprobe` visited) with product-
+  quantised codes (m sub-vectors of 8 bits): ~m bytes a proposal in memory; trained on the
+  first vectors added. Approximate: the candidates are rescored exactly afterwards.
+- `hnsw`: a graph over the full vectors (fast, no training, 4 bytes a dimension in memory);
+  FAISS cannot delete from it, so removed videos are left out of the results instead until
+  `vdi index build` makes the index again.
+
+faiss is imported only here, and only when an index is built, opened or searched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdi_cli.errors import VdiError
+
+KINDS = ("flat", "ivfpq", "hnsw")
+SLOT_BITS = 32
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "flat": {},
+    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 32, "train_size": 200_000},  # 0: chosen from size
+    "hnsw": {"neighbors": 32, "ef_search": 128, "ef_construction": 80},
+}
+
+
+def faiss_module() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:
+        raise VdiError(f"the library index needs faiss ({exc})",
+                       hint="pip install -c constraints.txt 'vdi[index]' (faiss-cpu)") from exc
+    return faiss
+
+
+def proposal_ids(slot: int, count: int, first: int = 0) -> np.ndarray:
+    return (np.int64(slot) << SLOT_BITS) + np.arange(first, first + count, dtype=np.int64)
+
+
+def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(slot, position) of each id."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return ids >> SLOT_BITS, ids & ((1 << SLOT_BITS) - 1)
+
+
+def options_for(kind: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise VdiError(f"unknown index kind '{kind}'", hint=f"use one of {', '.join(KINDS)}")
+    options = dict(DEFAULT_OPTIONS[kind])
+    for key, value in (given or {}).items():
+        if key not in options:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(options), n=1)
+            mean = f" (did you mean '{close[0]}'?)" if close else ""
+            raise VdiError(f"unknown option '{key}' for a {kind} index{mean}",
+                           hint=f"a {kind} index takes: {', '.join(options) or 'no options'}")
+        options[key] = int(value)
+    return options
+
+
+@dataclass
+class VectorIndex:
+    """A FAISS index of one kind, its dimension and options; `faiss` is the FAISS object."""
+
+    kind: str
+    dim: int
+    options: dict[str, Any]
+    faiss: Any = None
+
+    @classmethod
+    def create(cls, kind: str, dim: int, options: dict[str, Any] | None = None) -> VectorIndex:
+        faiss = faiss_module()
+        opts = options_for(kind, options)
+        if kind == "flat":
+            inner = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "hnsw":
+            graph = faiss.IndexHNSWFlat(dim, int(opts["neighbors"]), faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = int(opts["ef_construction"])
+            inner = faiss.IndexIDMap2(graph)
+        else:
+            inner = None  # built when the first vectors arrive (its sizes depend on them)
+        return cls(kind, dim, opts, inner)
+
+    @property
+    def size(self) -> int:
+        return int(self.faiss.ntotal) if self.faiss is not None else 0
+
+    def _make_ivfpq(self, sample: np.ndarray) -> None:
+        faiss = faiss_module()
+        n = len(sample)
+        nlist = int(self.options["nlist"]) or int(min(65536, max(16, 4 * np.sqrt(n))))
+        m = int(self.options["m"]) or _sub_vectors(self.dim)
+        if self.dim % m:
+            raise VdiError(f"ivfpq m={m} does not divide the vector dimension {self.dim}",
+                           hint=f"choose m among the divisors of {self.dim}")
+        if n < 39 * nlist:
+            raise VdiError(
+                f"an ivfpq index needs at least {39 * nlist} proposals to train its {nlist} "
+                f"lists, and the first videos give {n}",
+                hint="build it over more videos, pass -O nlist=SMALLER, or use the exact index "
+                "(--kind flat), which is the right one for a small library")
+        quantizer = faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        take = sample if n <= self.options["train_size"] else \
+            sample[rng.choice(n, int(self.options["train_size"]), replace=False)]
+        index.train(np.ascontiguousarray(take, dtype=np.float32))
+        index.nprobe = int(self.options["nprobe"])
+        self.options.update(nlist=nlist, m=m)
+        self.faiss = index
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if self.faiss is None:
+            self._make_ivfpq(vectors)
+        self.faiss.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove_slot(self, slot: int) -> int:
+        """Remove every vector of a video slot; returns how many (0 for hnsw: left out at
+        search time instead)."""
+        if self.faiss is None or self.kind == "hnsw":
+            return 0
+        faiss = faiss_module()
+        lo = int(slot) << SLOT_BITS
+        return int(self.faiss.remove_ids(faiss.IDSelectorRange(lo, lo + (1 << SLOT_BITS))))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inner products [Q, k], ids [Q, k]; -1 where fewer exist)."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self.faiss is None or not self.size:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        if self.kind == "hnsw":
+            graph = faiss_module().downcast_index(self.faiss.index)
+            graph.hnsw.efSearch = max(int(self.options["ef_search"]), k)
+        return self.faiss.search(q, int(min(k, self.size)))
+
+    def memory_bytes(self) -> int:
+        """What the index holds in memory, as FAISS serialises it (vectors or codes, lists,
+        ids, graph)."""
+        if self.faiss is None:
+            return 0
+        return int(faiss_module().serialize_index(self.faiss).nbytes)
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically: a temporary file beside the target, then a rename."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            if self.faiss is not None:
+                faiss_module().write_index(self.faiss, str(tmp))
+            else:
+                tmp.write_bytes(b"")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: str | Path, kind: str, dim: int, options: dict[str, Any]) -> VectorIndex:
+        path = Path(path)
+        if not path.is_file():
+            raise VdiError(f"the index file '{path}' is missing",
+                           hint="rebuild the index: vdi index build NAME SOURCES... --force")
+        if path.stat().st_size == 0:
+            return cls(kind, dim, dict(options), None)
+        faiss = faiss_module()
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise VdiError(f"the index file '{path}' cannot be read ({str(exc).splitlines()[0]})",
+                           hint="rebuild the index: vdi index build NAME SOURCES... --force"
+                           ) from exc
+        if kind == "ivfpq":
+            faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 32))
+        return cls(kind, dim, dict(options), index)
+
+
+def _sub_vectors(dim: int) -> int:
+    """PQ sub-vectors: about 8 dimensions each (64 bytes for 512), a divisor of dim."""
+    for m in (64, 48, 32, 24, 16, 8, 4, 2, 1):
+        if dim % m == 0 and dim // m >= 4:
+            return m
+    return 1
