@@ -20,7 +20,7 @@ faiss is imported only here, and only when an index is built, opened or searched
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class VectorIndex:
     dim: int
     options: dict[str, Any]
     faiss: Any = None
+    pending: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @classmethod
     def create(cls, kind: str, dim: int, options: dict[str, Any] | None = None) -> VectorIndex:
@@ -110,7 +111,7 @@ class VectorIndex:
         if n < 39 * nlist:
             raise VdiError(
                 f"an ivfpq index needs at least {39 * nlist} proposals to train its {nlist} "
-                f"lists, and the first videos give {n}",
+                f"lists, and its first videos give {n}",
                 hint="build it over more videos, pass -O nlist=SMALLER, or use the exact index "
                 "(--kind flat), which is the right one for a small library")
         quantizer = faiss.IndexFlatIP(self.dim)
@@ -124,10 +125,22 @@ class VectorIndex:
         self.faiss = index
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors with their ids. An untrained ivfpq index keeps them until `flush`
+        (called by `save`), so its lists are trained on all the vectors of the first build."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.faiss is None:
+            self.pending.append((vectors, ids))
+            return
+        self.faiss.add_with_ids(vectors, ids)
+
+    def flush(self) -> None:
+        if self.faiss is None and self.pending:
+            vectors = np.concatenate([v for v, _ in self.pending])
+            ids = np.concatenate([i for _, i in self.pending])
             self._make_ivfpq(vectors)
-        self.faiss.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+            self.pending = []
+            self.faiss.add_with_ids(vectors, ids)
 
     def remove_slot(self, slot: int) -> int:
         """Remove every vector of a video slot; returns how many (0 for hnsw: left out at
@@ -157,6 +170,7 @@ class VectorIndex:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file beside the target, then a rename."""
+        self.flush()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -227,7 +227,7 @@ class Retriever:
                        json_mode=not show_progress or len(ready) < 2)
         try:
             for video, sha, status in ready:
-                feats, times, duration = self._video_features(sha)
+                feats, times, duration = self.video_features(sha)
                 ranking = rank_video(self.loaded.model.head, feats, times, duration, sent,
                                      span=self.loaded.span, overlap=self.overlap, top_k=top_k,
                                      keep_maps=keep_maps)
@@ -245,7 +245,7 @@ class Retriever:
                           "total": t3 - t0}
         return result
 
-    def _video_features(self, sha: str) -> tuple[Any, Any, float]:
+    def video_features(self, sha: str) -> tuple[Any, Any, float]:
         """(global features on the device, times, duration) of one extracted video, from the
         in-memory cache or from disk. Called once per video while scoring, so a search over any
         number of videos holds at most FEATURE_MEMORY of them (an earlier version loaded them all
@@ -265,6 +265,14 @@ class Retriever:
         while len(self._features) > FEATURE_MEMORY:
             self._features.popitem(last=False)
         return entry
+
+    def prepare(self, videos: Sequence[VideoInput], *, show_progress: bool = False,
+                run_id: int | None = None, batch_size: int = 32
+                ) -> tuple[list[tuple[VideoInput, str, str]], RetrieveResult]:
+        """Extract or find the features of `videos` with this model's backbone and sampling:
+        ((input, sha256, status) of the usable ones, a result holding `failed` / `damaged`)."""
+        result = RetrieveResult([], self.describe(), run_id=run_id)
+        return self._features_for(videos, result, show_progress, run_id, batch_size), result
 
     def _features_for(self, videos: Sequence[VideoInput], result: RetrieveResult,
                       show_progress: bool, run_id: int | None, batch_size: int

@@ -1,0 +1,237 @@
+"""`vdi index` + `vdi search` on a 50-video library of real mp4 files: the exact index gives
+the same moments as `vdi retrieve` over the folder, adding and removing videos needs no
+rebuild, approximate indexes find most of them, and bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+from vdi_cli.testing import invoke, make_video, register_tiny_open_clip  # noqa: E402
+
+TINY = "open_clip:vdi-tiny"
+SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
+QUERIES = ["a red square moves to the right", "the blue circle appears", "a green shape jumps"]
+LIBRARY = 50
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A trained tiny checkpoint (2 epochs) and a library of 50 videos of 3-45 s (the longer
+    ones span several windows)."""
+    from vdi_cli import plugins
+    from vdi_cli.pipeline.train_config import TrainConfig
+    from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.store import open_db, run_context
+    from vdi_plugins.synthetic.generate import generate
+
+    root = tmp_path_factory.mktemp("library")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDI_HOME", str(root / "home"))
+        mp.setenv("VDI_DB", str(root / "vdi.db"))
+        mp.setenv("VDI_PLUGINS", "")
+        plugins.reset_host()
+        register_tiny_open_clip()
+        generate(root / "data", videos=6, seed=5, test_videos=0, fps=2, size=32)
+        config = TrainConfig(
+            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
+            video_dir=str(root / "data" / "videos"), backbone=TINY, fps=1, epochs=2,
+            batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
+            objectives=[])
+        db = open_db()
+        with run_context(db, "train", {}) as run:
+            summary = run_training(config, db, run, quiet=True, show_progress=False)
+        for i in range(LIBRARY):
+            make_video(root / "lib" / f"clip{i:02d}.mp4", seconds=3 + (i * 7) % 43, fps=2,
+                       size=(32, 32), seed=100 + i)
+        plugins.reset_host()
+    return {"root": root, "checkpoint": summary["best_checkpoint"]}
+
+
+@pytest.fixture
+def store(world, monkeypatch, tmp_path):
+    """A fresh database per test, sharing the world's feature cache folder."""
+    monkeypatch.setenv("VDI_HOME", str(world["root"] / "home"))
+    monkeypatch.setenv("VDI_DB", str(tmp_path / "vdi.db"))
+    register_tiny_open_clip()
+    return world
+
+
+def _ok(args):
+    r = invoke([str(a) for a in args])
+    assert r.exit_code == 0, r.stderr
+    return r
+
+
+def _corpus(data):
+    return [[(w[0], round(w[1], 4), round(w[2], 4), w[3]) for w in c["pred_relevant_windows"]]
+            for c in data["corpus"]]
+
+
+def test_exact_index_search_equals_retrieve_over_the_folder(store):
+    lib, ckpt = store["root"] / "lib", store["checkpoint"]
+    built = _ok(["index", "build", "lib", lib, "-c", ckpt, "--json"]).json()
+    assert (built["videos"], len(built["added"]), built["failed"]) == (LIBRARY, LIBRARY, [])
+    assert built["proposals"] == sum(a["proposals"] for a in built["added"])
+    assert built["kind"] == "flat"
+    retrieved = _ok(["retrieve", lib, *QUERIES, "-c", ckpt, "-k", "5", "--json"]).json()
+    searched = _ok(["search", *QUERIES, "--index", "lib", "-k", "5", "--json"]).json()
+    assert _corpus(searched) == _corpus(retrieved)
+    assert all(len(c) == 5 for c in _corpus(searched))
+    # the table names the videos and the run row records how the search closed
+    table = _ok(["search", QUERIES[0], "-k", "3"]).stdout
+    assert "clip" in table and "rank" in table
+    from vdi_cli.store import list_runs, open_db
+
+    run = list_runs(open_db(), command="search", limit=1)[0]
+    assert run["status"] == "ok" and run["summary"]["proven"] == [True]
+    # a second build of the same name is refused; --force replaces it
+    again = invoke(["index", "build", "lib", lib, "-c", ckpt])
+    assert again.exit_code == 1 and "an index named 'lib' exists" in again.stderr
+    _ok(["index", "build", "lib", lib / "clip00.mp4", "-c", ckpt, "--force"])
+    assert _ok(["index", "list", "--json"]).json()[0]["videos"] == 1
+
+
+def test_add_and_remove_update_the_index_without_a_rebuild(store, tmp_path):
+    lib, ckpt = store["root"] / "lib", store["checkpoint"]
+    half = tmp_path / "half"
+    half.mkdir()
+    for f in sorted(lib.glob("*.mp4"))[:30]:
+        shutil.copy(f, half / f.name)
+    _ok(["index", "build", "lib", half, "-c", ckpt])
+    added = _ok(["index", "add", "lib", lib, "--json"]).json()
+    assert (len(added["added"]), len(added["skipped"]), added["videos"]) == (20, 30, LIBRARY)
+    full = _ok(["retrieve", lib, *QUERIES, "-c", ckpt, "-k", "5", "--json"]).json()
+    assert _corpus(_ok(["search", *QUERIES, "-k", "5", "--json"]).json()) == _corpus(full)
+    best = {w[0] for c in full["corpus"] for w in c["pred_relevant_windows"]}
+    removed = _ok(["index", "remove", "lib", *sorted(best), "--json"]).json()
+    assert removed["videos"] == LIBRARY - len(best)
+    rest = tmp_path / "rest"
+    rest.mkdir()
+    for f in lib.glob("*.mp4"):
+        if f.stem not in best:
+            shutil.copy(f, rest / f.name)
+    expected = _ok(["retrieve", rest, *QUERIES, "-c", ckpt, "-k", "5", "--json"]).json()
+    assert _corpus(_ok(["search", *QUERIES, "-k", "5", "--json"]).json()) == _corpus(expected)
+    from vdi_cli.store import open_db
+    from vdi_cli.store.indexes import get_index, index_dir
+
+    db = open_db()
+    files = sorted(p.name for p in index_dir(db, "lib").glob("*.faiss"))
+    assert files == [Path(get_index(db, "lib")["path"]).name]  # the old generations are gone
+    unknown = invoke(["index", "remove", "lib", "nothing-like-it"])
+    assert unknown.exit_code == 1 and "not in index 'lib': nothing-like-it" in unknown.stderr
+
+
+@pytest.mark.parametrize("kind,options", [("hnsw", []), ("ivfpq", ["-O", "nlist=16", "-O", "m=8"])])
+def test_approximate_indexes_find_most_of_the_exact_moments(store, kind, options):
+    lib, ckpt = store["root"] / "lib", store["checkpoint"]
+    _ok(["index", "build", "exact", lib, "-c", ckpt])
+    _ok(["index", "build", kind, lib, "-c", ckpt, "--kind", kind, *options])
+    exact = _corpus(_ok(["search", *QUERIES, "-i", "exact", "-k", "10", "--json"]).json())
+    approx = _corpus(_ok(["search", *QUERIES, "-i", kind, "-k", "10", "--json",
+                          "--candidates", "1500"]).json())
+    # recall by score (the library has many near-equal moments): how many of the approximate
+    # top 10 score at least the exact 10th, and none can score above the exact best
+    for a, e in zip(approx, exact, strict=True):
+        assert max(m[3] for m in a) <= e[0][3] + 1e-6
+    hits = sum(sum(m[3] >= e[-1][3] - 1e-6 for m in a) for a, e in zip(approx, exact,
+                                                                        strict=True))
+    assert hits / sum(map(len, exact)) >= 0.8
+    shown = _ok(["index", "show", kind, "--json"]).json()
+    assert shown["kind"] == kind and shown["videos"] == LIBRARY and shown["faiss_bytes"] > 0
+
+
+def test_training_free_index_equals_training_free_retrieve(store):
+    lib = store["root"] / "lib"
+    free = ["--training-free", "--backbone", TINY]
+    _ok(["index", "build", "free", lib, *free])
+    retrieved = _ok(["retrieve", lib, *QUERIES[:2], *free, "-k", "5", "--json"]).json()
+    searched = _ok(["search", *QUERIES[:2], "-k", "5", "--json"]).json()
+    assert searched["head"] == "clip-similarity"
+    assert _corpus(searched) == _corpus(retrieved)
+
+
+def test_errors(store, tmp_path, monkeypatch):
+    lib, ckpt = store["root"] / "lib", store["checkpoint"]
+    none = invoke(["search", "a red square"])
+    assert none.exit_code == 1 and "Error: no index in this database" in none.stderr
+    assert "vdi index build" in none.stderr
+    _ok(["index", "build", "lib", lib / "clip01.mp4", "-c", ckpt])
+    for args, message in (
+        (["search", "x", "-i", "lbi"], "no index named 'lbi' (did you mean 'lib'?)"),
+        (["search", " ", "-i", "lib"], "query 1 is empty"),
+        (["search", "x", "-i", "lib", "-k", "0"], "--top-k must be at least 1"),
+        (["index", "build", "bad name", lib], "'bad name' is not a valid index name"),
+        (["index", "build", "x", lib, "-c", ckpt, "--kind", "annoy"], "unknown index kind"),
+        (["index", "build", "x", lib, "-c", ckpt, "--kind", "hnsw", "-O", "neighbours=8"],
+         "unknown option 'neighbours' for a hnsw index (did you mean 'neighbors'?)"),
+        (["index", "build", "x", lib / "clip01.mp4", "-c", ckpt, "--kind", "ivfpq"],
+         "an ivfpq index needs at least"),
+        (["index", "add", "nope", lib], "no index named 'nope'"),
+    ):
+        r = invoke(args)
+        assert r.exit_code == 1, (args, r.stderr)
+        assert f"Error: {message}" in r.stderr and "Hint: " in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert [i["name"] for i in _ok(["index", "list", "--json"]).json()] == ["lib"]
+    # a build that fails part-way leaves no index and no files behind
+    from vdi_cli import vector_index
+    from vdi_cli.store import open_db
+    from vdi_cli.store.indexes import index_dir
+
+    def broken(self, vectors, ids):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(vector_index.VectorIndex, "add", broken)
+    r = invoke(["index", "build", "full", lib, "-c", ckpt])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert [i["name"] for i in _ok(["index", "list", "--json"]).json()] == ["lib"]
+    assert not index_dir(open_db(), "full").exists()
+
+
+def test_a_head_without_the_index_contract_is_refused():
+    from vdi_cli.errors import VdiError
+    from vdi_cli.pipeline.index import check_indexable
+
+    class Plain:
+        def encode_proposals(self, *a):  # only one of the calls
+            return {}
+
+    with pytest.raises(VdiError, match="the head 'plain' cannot be indexed: it has no "
+                       "encode_queries, score_proposals"):
+        check_indexable(Plain(), "plain")
+
+
+def test_score_bound_bounds_every_score_with_that_inner_product():
+    """MMN's bound is what makes the exact search exact: for random unit vectors, no proposal's
+    fused score exceeds the bound of its own search inner product."""
+    import numpy as np
+
+    from vdi_plugins.heads.mmn_model import build_mmn
+
+    head = build_mmn({"preset": "charades", "hidden_size": 8, "joint_size": 16,
+                      "conv_layers": 1}, video_dim=16, text_dim=16)
+    rng = np.random.default_rng(0)
+
+    def unit(*shape):
+        x = rng.normal(size=shape)
+        return torch.from_numpy(x / np.linalg.norm(x, axis=-1, keepdims=True)).float()
+
+    props = {"iou": unit(4000, 16), "con": unit(4000, 16)}
+    queries = {"iou": unit(1, 16), "con": unit(1, 16)}
+    scores = head.score_proposals(props, queries)[0]
+    ips = head.search_vectors(props) @ head.search_query(queries)[0]
+    assert np.all(scores <= head.score_bound(ips) + 1e-7)
+    assert np.all(head.score_bound(np.sort(ips)) == np.maximum.accumulate(
+        head.score_bound(np.sort(ips))))  # grows with the inner product
+    # tight at the extremes: both cosines 1 gives the best score exactly
+    assert head.score_bound(np.array([1.0]))[0] == pytest.approx(
+        float(head.fuse(np.array([1.0]), np.array([1.0]))[0]), abs=1e-4)
+    assert json.dumps(head.search_query(queries).tolist())  # plain floats

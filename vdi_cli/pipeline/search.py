@@ -1,0 +1,168 @@
+"""`vdi search` as a library: moments across an indexed library, in two stages.
+
+1. Nearest neighbours: the sentence's `search_query` against the FAISS index of the proposals'
+   `search_vectors` gives the M best candidates by inner product.
+2. Exact rescoring: each candidate's stored proposal vectors get the head's own
+   `score_proposals`, then per video the same cell NMS and window merge as `vdi retrieve`
+   (`rank_scores`, the proposals not retrieved left out), then the moments are ranked across
+   the library.
+
+With the exact (flat) index the search proves its answer: the head's `score_bound` of the M-th
+inner product bounds the score of every proposal not retrieved; once that bound is below the
+K-th moment's score, no proposal left out could enter the top K or suppress one in it (NMS only
+lets a higher score suppress a lower one), so the top K equals scoring every window of every
+video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is repeated. An
+approximate index (ivfpq, hnsw) searches once with M = `candidates` and is measured by its
+recall (benchmarks/bench_search.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vdi_cli.errors import VdiError
+from vdi_cli.pipeline.index import load_vectors, open_retriever
+from vdi_cli.pipeline.retrieve import RetrieveResult, VideoResult, check_queries
+from vdi_cli.pipeline.retrieve_windows import VideoProposals, rank_scores, window_frames
+from vdi_cli.store.indexes import get_index, index_videos
+from vdi_cli.types import Moment
+from vdi_cli.vector_index import split_ids
+
+FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
+APPROX_CANDIDATES = 2048
+
+
+@dataclass
+class SearchStats:
+    rounds: list[int] = field(default_factory=list)  # M of each round, per query
+    proven: list[bool] = field(default_factory=list)  # the exact bound closed the search
+
+
+class LibrarySearcher:
+    """An opened index and the model it is bound to; `search` can be called many times."""
+
+    def __init__(self, db: Any, name: str, *, device: str = "cpu",
+                 notify: Callable[[str], None] | None = None) -> None:
+        self.db = db
+        self.index = get_index(db, name)
+        if not self.index["path"]:
+            raise VdiError(f"index '{name}' holds no video yet",
+                           hint=f"vdi index add {name} SOURCES...")
+        self.retriever = open_retriever(db, self.index["model"], device=device, notify=notify)
+        self.head = self.retriever.loaded.model.head
+        self.vectors = load_vectors(db, self.index)
+        self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
+        self._cache: dict[int, tuple[VideoProposals, dict[str, np.ndarray]]] = {}
+
+    def _video(self, slot: int) -> tuple[VideoProposals, dict[str, np.ndarray]]:
+        """A video's ranking frame (windows, cells, the head as applied to it) and its
+        memory-mapped exact vectors."""
+        if slot not in self._cache:
+            row = self.videos[slot]
+            head = self.head
+            adapt = getattr(head, "adapt", None)
+            if adapt is not None:
+                head = adapt(int(row["num_clips"]))
+            prefix = row["vectors_path"]
+            folder = Path(prefix).parent
+            spaces = sorted(p.name[len(Path(prefix).name):-4]
+                            for p in folder.glob(f"{Path(prefix).name}*.npy"))
+            arrays = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in spaces}
+            times = np.asarray(arrays.pop("times"))
+            windows = [tuple(w) for w in row["windows"]]
+            cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
+            vp = VideoProposals(head, float(row["duration"]), times, windows,
+                                window_frames(times, windows) if len(times) else [],
+                                cells, {})
+            self._cache[slot] = (vp, arrays)
+        return self._cache[slot]
+
+    def search(self, queries: Sequence[str], *, top_k: int = 5, keep_maps: bool = False,
+               candidates: int | None = None, run_id: int | None = None) -> RetrieveResult:
+        import time
+
+        import torch
+
+        if top_k < 1:
+            raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
+        queries = check_queries(queries)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            sent = self.retriever.encode(queries)
+            qvec = self.head.encode_queries(sent)
+        search_q = self.head.search_query(qvec)
+        t1 = time.perf_counter()
+        model = {**self.retriever.describe(), "index": self.index["name"],
+                 "index_kind": self.index["kind"]}
+        result = RetrieveResult(list(queries), model, run_id=run_id)
+        per_video: dict[int, list[list[Moment]]] = {}
+        stats = SearchStats()
+        for qi in range(len(queries)):
+            one = {k: v[qi : qi + 1] for k, v in qvec.items()}
+            pool, rounds, proven = self._one(search_q[qi : qi + 1], one, top_k, candidates)
+            stats.rounds.append(rounds)
+            stats.proven.append(proven)
+            result.corpus.append([(self.videos[slot]["vid"], m) for slot, m in pool])
+            for slot, m in pool:
+                per_video.setdefault(slot, [[] for _ in queries])[qi].append(m)
+        t2 = time.perf_counter()
+        for slot, moments in per_video.items():
+            row = self.videos[slot]
+            vp, arrays = self._video(slot)
+            ranking = None
+            if keep_maps:  # the plot shows every window: score the whole video exactly
+                scores = self.head.score_proposals(
+                    {k: np.asarray(v).reshape(len(vp.windows), len(vp.cells), -1)
+                     for k, v in arrays.items()}, qvec)
+                ranking = rank_scores(vp, scores, top_k=top_k, keep_maps=True)
+            else:
+                from vdi_cli.pipeline.retrieve_windows import VideoRanking
+
+                ranking = VideoRanking(vp.duration, vp.windows, [])
+            ranking.moments = moments
+            result.videos.append(VideoResult(row["vid"], row["path"], row["sha256"],
+                                             vp.duration, "index", ranking))
+        result.timings = {"text": t1 - t0, "search": t2 - t1,
+                          "total": time.perf_counter() - t0}
+        self.stats = stats
+        return result
+
+    def _one(self, qv: np.ndarray, one: dict[str, Any], top_k: int, candidates: int | None
+             ) -> tuple[list[tuple[int, Moment]], int, bool]:
+        total = self.vectors.size
+        exact = self.index["kind"] == "flat" and candidates is None
+        m = min(total, candidates or (max(FIRST_CANDIDATES, 64 * top_k) if exact
+                                      else max(APPROX_CANDIDATES, 64 * top_k)))
+        while True:
+            ips, ids = self.vectors.search(qv, m)
+            pool = self._rank(ips[0], ids[0], one, top_k)
+            if not exact or m >= total:
+                return pool, m, exact
+            kth = pool[top_k - 1][1].score if len(pool) >= top_k else -np.inf
+            if float(self.head.score_bound(np.array([ips[0, -1]]))[0]) < kth:
+                return pool, m, True
+            m = min(total, m * 4)
+
+    def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
+              ) -> list[tuple[int, Moment]]:
+        keep = ids >= 0
+        slots, positions = split_ids(ids[keep])
+        pool: list[tuple[int, Moment]] = []
+        for slot in np.unique(slots).tolist():
+            if slot not in self.videos:  # removed from an index that cannot delete (hnsw)
+                continue
+            vp, arrays = self._video(slot)
+            pos = np.sort(positions[slots == slot])
+            cand = {k: np.asarray(v[pos]) for k, v in arrays.items()}
+            scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
+            scores[0, pos] = self.head.score_proposals(cand, one)[0]
+            ranking = rank_scores(vp, scores.reshape(1, len(vp.windows), len(vp.cells)),
+                                  top_k=top_k)
+            pool += [(slot, m) for m in ranking.moments[0]]
+        pool.sort(key=lambda p: -p[1].score)
+        return pool[:top_k]
