@@ -283,6 +283,32 @@ def test_training_free_path_prints_its_notice(tmp_path):
     assert max(w[1] for w in fast["predictions"][0]["pred_relevant_windows"]) > 8.0
 
 
+def test_honest_defaults_name_the_model_and_flag_toy_weights(store, tmp_path, monkeypatch):
+    """Without a checkpoint the default is CLIP ViT-B/32 with OpenAI's weights: offline and not
+    cached, an error naming --weights and the offline demo; tiny-shapes only when asked, with a
+    notice; a random-weights backbone is flagged; the latest run is named with its data."""
+    video = make_video(tmp_path / "v.mp4", seconds=6, fps=2, size=(32, 32))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))  # nothing is cached
+    monkeypatch.setenv("VDI_DB", str(tmp_path / "fresh.db"))  # no training run in it
+    r = invoke(["retrieve", video, Q1])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert "on backbone clip-vit-b32" in r.stderr
+    assert "Error: pretrained weights 'openai' for ViT-B-32 are not in the cache" in r.stderr
+    hint = next(line for line in r.stderr.splitlines() if line.startswith("Hint: "))
+    assert "--weights" in hint and "--backbone tiny-shapes" in hint and "make demo" in hint
+    shapes = _ok([video, Q1, "--backbone", "tiny-shapes", "-k", "1"])
+    assert "Notice: tiny-shapes knows only the synthetic shapes world" in shapes.stderr
+    rand = _ok([video, Q1, "--backbone", TINY, "-k", "1"])
+    assert f"Warning: backbone {TINY} has random weights (random:0)" in rand.stderr
+    quiet = invoke(["-q", "retrieve", str(video), Q1, "--backbone", TINY, "-k", "1"])
+    assert "has random weights" in quiet.stderr and "Notice:" not in quiet.stderr
+    monkeypatch.setenv("VDI_DB", str(store["root"] / "vdi.db"))
+    latest = _ok([video, Q1, "-k", "1"])
+    assert (f"Notice: using the latest training run {store['run']} ({store['checkpoint']}): "
+            f"backbone {TINY}, trained on mmn-json {store['root'] / 'data' / 'train.json'}"
+            in latest.stderr)
+
+
 def test_bad_input_errors(store, tmp_path):
     ck = store["checkpoint"]
     video = store["root"] / "clip.mp4"

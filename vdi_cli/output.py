@@ -25,6 +25,14 @@ def debug(message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def notice(line: str) -> None:
+    """A model notice: "Warning: ..." lines always print, the others as `info`."""
+    if line.startswith("Warning: "):
+        print(line, file=sys.stderr)
+    else:
+        info(line)
+
+
 def warn(message: str) -> None:
     print(f"Warning: {message}", file=sys.stderr)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, warn, warn_damaged
+from vdi_cli.output import info, notice, warn, warn_damaged
 
 if TYPE_CHECKING:
     from vdi_cli.pipeline.retrieve import RetrieveResult
@@ -86,7 +86,7 @@ def retrieve_command(
         retriever = Retriever(db, checkpoint=checkpoint, run=run, training_free=training_free,
                               backbone=backbone, weights=weights, fps=fps, window=window,
                               overlap=overlap, head_options=parse_overrides(head_option),
-                              device=settings.device, notify=info)
+                              device=settings.device, notify=notice)
         model = retriever.describe()
         handle.update(backbone=model["backbone"], head=model["head"])
         result = retriever.search(videos, texts, top_k=top_k, keep_maps=plot is not None,

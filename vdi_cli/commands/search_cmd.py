@@ -10,7 +10,7 @@ import sys
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info
+from vdi_cli.output import info, notice
 
 Opt = typer.Option
 
@@ -55,7 +55,7 @@ def search_command(
                                hint="vdi index build NAME SOURCES... makes one" if not names
                                else "choose one with --index NAME")
             index = names[0]
-        searcher = LibrarySearcher(db, index, device=get_settings().device, notify=info)
+        searcher = LibrarySearcher(db, index, device=get_settings().device, notify=notice)
         result = searcher.search(texts, top_k=top_k, keep_maps=plot is not None,
                                  candidates=candidates, run_id=handle.id)
         if fmt in ("srt", "vtt") and len(result.videos) > 1:

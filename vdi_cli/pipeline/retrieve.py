@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi_cli.errors import VdiError
-from vdi_cli.pipeline.retrieve_model import choose_model, load_retrieval_model
+from vdi_cli.pipeline.retrieve_model import choose_model, load_retrieval_model, model_warnings
 from vdi_cli.pipeline.retrieve_windows import VideoRanking, rank_video
 from vdi_cli.types import Moment
 from vdi_cli.video import MISSING, VIDEO_EXTENSIONS, VideoError, find_videos
@@ -189,6 +189,9 @@ class Retriever:
         self.loaded = load_retrieval_model(self.choice, backbone=backbone, weights=weights,
                                            fps=fps, window=window, head_options=head_options,
                                            device=device, loaded=loaded_backbone)
+        self.warnings = model_warnings(self.loaded)
+        for line in self.warnings if notify is not None else []:
+            notify(line)
         self._features: OrderedDict[str, tuple[Any, Any, float]] = OrderedDict()
         self._texts: dict[str, Any] = {}
 

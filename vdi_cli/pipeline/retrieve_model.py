@@ -1,10 +1,14 @@
 """Which model `vdi retrieve` runs, chosen before anything heavy is loaded.
 
 In order: `--checkpoint PATH`; `--run ID` (that training run's best checkpoint); `--training-free`;
-else the best checkpoint of the latest successful `train` run in the store; else (no training run
-at all) the training-free `clip-similarity` head on `--backbone` (default `tiny-shapes`), with a
-notice saying so. A checkpoint fixes the backbone, its weights and the frame sampling, so the
-features always match training: a different `--backbone`, `--weights` or `--fps` is an error,
+else the best checkpoint of the latest successful `train` run in the store (stderr says which
+run, its backbone and its training data); else (no training run at all) the training-free
+`clip-similarity` head on `--backbone`, by default CLIP ViT-B/32 with OpenAI's weights (fetched
+on first use as open_clip does; offline and not cached, an error that names `--weights FILE` and
+the offline demo), with a notice saying so. `tiny-shapes` is used only when asked for, with a
+notice that it knows only the synthetic shapes world; a backbone with random weights is flagged:
+its moments mean nothing. A checkpoint fixes the backbone, its weights and the frame sampling,
+so the features always match training: a different `--backbone`, `--weights` or `--fps` is an error,
 not a silent switch.
 """
 
@@ -16,7 +20,10 @@ from typing import Any
 
 from vdi_cli.errors import VdiError
 
-DEFAULT_FREE_BACKBONE = "tiny-shapes"
+DEFAULT_FREE_BACKBONE = "clip-vit-b32"
+SYNTHETIC_BACKBONES = ("tiny-shapes",)
+OFFLINE_DEMO = ("for an offline try, --backbone tiny-shapes (pretrained on the synthetic shapes "
+                "world only) or `make demo`")
 FREE_HEAD = "clip-similarity"
 DEFAULT_FREE_SPAN = 60.0  # seconds per window for the training-free head
 DEFAULT_SPAN = 60.0  # for a checkpoint that does not record its training durations
@@ -99,6 +106,14 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
                 f"training-free {FREE_HEAD} head (CLIP text-frame similarity) on backbone {bb}"))
         choice = _from_run(db, int(latest[0]["id"]), "latest")
     choice.config = read_config(choice.checkpoint or "")
+    if choice.source == "latest":
+        train = choice.config.get("train") or {}
+        data = train.get("annotations") or "?"
+        choice.notice = (f"Notice: using the latest training run {choice.train_run} "
+                         f"({choice.checkpoint}): backbone "
+                         f"{(choice.config.get('backbone') or {}).get('id', '?')}, trained on "
+                         f"{train.get('dataset') or '?'} {data}; --checkpoint, --run or "
+                         "--training-free choose another model")
     if backbone is not None:
         try:
             check_compatible(choice.config, backbone=backbone)
@@ -137,7 +152,12 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
         from vdi_cli.model import build_model
 
         if loaded is None:
-            loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
+            try:
+                loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
+            except VdiError as exc:
+                if backbone is None:  # the default was chosen for the user: say what else works
+                    raise VdiError(exc.message, hint=f"{exc.hint}; {OFFLINE_DEMO}") from None
+                raise
         model = build_model(loaded, FREE_HEAD, head_options)
         model.head.eval()
         span, span_source = (window, "--window") if window else (DEFAULT_FREE_SPAN, "default")
@@ -170,3 +190,17 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
         span, span_source = None, "num_frames sampling"
     return RetrievalModel(model, choice, sampling, span, span_source,
                           dict(config["head"].get("config") or {}))
+
+
+def model_warnings(loaded: RetrievalModel) -> list[str]:
+    """What a user must know before trusting the moments: a backbone with random weights, or
+    one that knows only the synthetic shapes world."""
+    bb = loaded.backbone
+    out = []
+    if str(bb.weights_id).startswith("random"):
+        out.append(f"Warning: backbone {bb.id} has random weights ({bb.weights_id}): its "
+                   "moments mean nothing; pass --weights FILE or a pretrained backbone")
+    if bb.id in SYNTHETIC_BACKBONES:
+        out.append(f"Notice: {bb.id} knows only the synthetic shapes world (its image-text "
+                   "pretraining); on other videos its moments mean nothing")
+    return out
