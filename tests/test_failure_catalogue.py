@@ -170,6 +170,123 @@ ROWS: list[Row] = [
 ]
 
 
+
+# --- OPTIONS: option keys and values, early checks, plugins ------------------------------------
+
+TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1", "--batch-size", "2")
+# A tripwire: weights that do not exist. Were the bad option noticed only after the backbone is
+# resolved or loaded, the error would name these weights instead of the option.
+NO_WEIGHTS = ("--weights", "{tmp}/absent.safetensors")
+FREE = ("--training-free", "--backbone", TINY, *NO_WEIGHTS)
+EXTRACT = ("extract", "{video}", "--backbone", TINY)
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+        return conn.execute(f"select count(*) from {table}").fetchone()[0] if table in tables \
+            else 0
+    finally:
+        conn.close()
+
+
+def _nothing_loaded(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """The error came before any feature was extracted (no features rows, no feature files)."""
+    assert _count(tmp / "vdi.db", "features") == 0
+    assert not list((tmp / "home").rglob("*.safetensors"))
+
+
+def _before_the_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """Checked while reading the arguments: no run row (the model loads only inside a run)."""
+    _nothing_loaded(tmp, world, result)
+    assert _count(tmp / "vdi.db", "runs") == 0
+
+
+ROWS_OPTIONS: list[Row] = [
+    # --- unknown option keys: refused with a did-you-mean and the listing command -------------
+    Row("option-train-unknown-head-key", "options", (*TRAIN, *NO_WEIGHTS, "-H", "hiden_size=64"),
+        error=r"unknown option 'hiden_size' for head 'mmn' \(did you mean 'hidden_size'\?\)",
+        stderr=(r"Hint: `vdi heads show mmn` lists its options",), after=_before_the_run),
+    Row("option-train-unknown-training-key", "options", (*TRAIN, *NO_WEIGHTS, "-o", "patiense=0"),
+        error=r"unknown training option 'patiense' \(did you mean 'patience'\?\)",
+        stderr=(r"`vdi train --list-options`",), after=_before_the_run),
+    Row("option-train-unknown-objective-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-O", "visual-context.prob=query"),
+        error=r"unknown option 'prob' for objective 'visual-context' \(did you mean 'probe'\?\)",
+        stderr=(r"`vdi objectives show visual-context`",), after=_before_the_run),
+    Row("option-train-unknown-sequence-model-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-O", "spatial-dynamic.sequence_options.hedas=4"),
+        error=r"unknown option 'hedas' for sequence-model 'transformer' "
+        r"\(did you mean 'heads'\?\)", after=_before_the_run),
+    Row("option-train-unknown-parser-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "--parser-option", "maskin=placeholder"),
+        error=r"unknown option 'maskin' for parser 'spacy' \(did you mean 'masking'\?\)",
+        after=_before_the_run),
+    Row("option-train-unknown-backbone-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-o", "backbone_options.cache=x"),
+        error=r"unknown option 'cache' for backbone 'open-clip' \(did you mean 'cache_dir'\?\)",
+        after=_before_the_run),
+    Row("option-train-two-unknown-keys", "options",
+        (*TRAIN, *NO_WEIGHTS, "-H", "hiden_size=64", "-H", "zzz=1"),
+        error=r"unknown options for head 'mmn': 'hiden_size' \(did you mean 'hidden_size'\?\), "
+        r"'zzz'$", after=_before_the_run),
+    # --- values checked before a model loads --------------------------------------------------
+    Row("option-train-bad-head-value", "options", (*TRAIN, *NO_WEIGHTS, "-H", "num_clips=1"),
+        error=r"invalid options for head 'mmn': num_clips", after=_before_the_run),
+    Row("option-train-unknown-select-metric", "options",
+        (*TRAIN, *NO_WEIGHTS, "-o", "select_metric=R@1,IoU=0.55"),
+        error=r"unknown validation metric 'R@1,IoU=0\.55' \(did you mean 'R@1,IoU=0\.5'\?\)",
+        after=_before_the_run),
+    Row("option-train-batch-size-zero", "options", (*TRAIN, *NO_WEIGHTS, "--batch-size", "0"),
+        error=r"batch_size", after=_before_the_run),
+    Row("option-retrieve-unknown-head-key", "options",
+        (*RET, "{video}", "a red square", *FREE, "-H", "num_clip=8"),
+        error=r"unknown option 'num_clip' for head 'clip-similarity' "
+        r"\(did you mean 'num_clips'\?\)", after=_nothing_loaded),
+    Row("option-retrieve-bad-head-value", "options",
+        (*RET, "{video}", "a red square", *FREE, "-H", "num_clips=1"),
+        error=r"invalid options for head 'clip-similarity': num_clips", after=_nothing_loaded),
+    Row("option-extract-unknown-backbone-key", "options", (*EXTRACT, *NO_WEIGHTS, "-o", "foo=1"),
+        error=r"unknown option 'foo' for backbone 'open-clip'",
+        stderr=(r"`vdi backbones show open-clip`",), after=_before_the_run),
+    Row("option-extract-unknown-dataset-key", "options",
+        ("extract", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, *NO_WEIGHTS, "--dataset-option", "foo=1"),
+        error=r"unknown option 'foo' for dataset 'mmn-json'", after=_before_the_run),
+    Row("option-eval-unknown-dataset-key", "options",
+        ("eval", "--predictions", "{tmp}/p.jsonl", "--annotations", "{data}/train.json",
+         "--format", "mmn-json", "-o", "durations=x.csv"),
+        make=_write("p.jsonl", ""), error=r"unknown option 'durations' for dataset 'mmn-json'",
+        after=_before_the_run),
+    Row("option-eval-unknown-dataset-key-suggests", "options",
+        ("eval", "--baseline", "random", "--annotations", "{data}/train.json",
+         "--format", "charades-sta", "-o", "duration=x.csv"),
+        error=r"unknown option 'duration' for dataset 'charades-sta' "
+        r"\(did you mean 'durations'\?\)", after=_before_the_run),
+    Row("option-parse-unknown-parser-key", "options",
+        ("parse", "a red square", "-o", "maskin=placeholder"),
+        error=r"unknown option 'maskin' for parser 'spacy' \(did you mean 'masking'\?\)",
+        stderr=(r"`vdi parsers show spacy`",)),
+    Row("option-parse-unknown-dataset-key", "options",
+        ("parse", "--dataset", "mmn-json", "--annotations", "{data}/train.json",
+         "--dataset-option", "foo=1"), error=r"unknown option 'foo' for dataset 'mmn-json'"),
+    Row("option-datasets-check-unknown-key", "options",
+        ("datasets", "check", "mmn-json", "{data}/train.json", "-o", "foo=1"),
+        error=r"unknown option 'foo' for dataset 'mmn-json'",
+        stderr=(r"`vdi datasets show mmn-json`",)),
+    Row("option-runs-unknown-status", "options", ("runs", "list", "--status", "okk"),
+        exit=2, error=r"unknown --status 'okk' \(did you mean 'ok'\?\)",
+        stderr=(r"Hint: --status is one of ok, error, interrupted, running",)),
+]
+
+
+ROWS += ROWS_OPTIONS
+
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

@@ -256,21 +256,19 @@ def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:
     return arch, tag or None
 
 
-def resolve_backbone(
-    backbone_id: str,
-    weights: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> BackboneSpec:
-    """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
-    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+def backbone_component(backbone_id: str, options: dict[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, Any]]:
+    """(registry component, config values) of `backbone_id`: `open_clip:ARCH@TAG` and
+    `hf-clip:MODEL` are the `open-clip` / `hf-clip` components with the id's parts as values.
+    Nothing is built, so `component.make_config(values)` checks the options cheaply."""
     from vdi_cli.registry import get_component
 
     values = dict(options or {})
     if backbone_id.startswith(OPEN_CLIP_PREFIX):
         arch, tag = parse_open_clip_id(backbone_id)
         values.update(arch=arch, pretrained=tag)
-        component = get_component("backbone", "open-clip")
-    elif backbone_id.startswith(HF_CLIP_PREFIX):
+        return get_component("backbone", "open-clip"), values
+    if backbone_id.startswith(HF_CLIP_PREFIX):
         model = backbone_id[len(HF_CLIP_PREFIX) :]
         if not model:
             raise VdiError(
@@ -279,9 +277,18 @@ def resolve_backbone(
                 "hf-clip:openai/clip-vit-base-patch32",
             )
         values.update(model=model)
-        component = get_component("backbone", "hf-clip")
-    else:
-        component = get_component("backbone", backbone_id)
+        return get_component("backbone", "hf-clip"), values
+    return get_component("backbone", backbone_id), values
+
+
+def resolve_backbone(
+    backbone_id: str,
+    weights: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> BackboneSpec:
+    """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
+    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+    component, values = backbone_component(backbone_id, options)
     return component.build(values or None, weights=weights, backbone_id=backbone_id)
 
 

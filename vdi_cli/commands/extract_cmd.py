@@ -87,6 +87,8 @@ def extract_command(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Extract per-frame global and patch features (cached: a second run is free)."""
+    from vdi_cli.backbones import check_device
+    from vdi_cli.checks import check_backbone
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
     from vdi_cli.settings import get_settings, open_store
@@ -95,12 +97,13 @@ def extract_command(
 
     if dtype not in ("float16", "float32"):
         raise typer.BadParameter("--dtype must be float16 or float32")
+    sampling = Sampling(fps=fps, num_frames=num_frames)
+    device = check_device(device or get_settings().device)
+    options = parse_overrides(option)
+    check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
     items, source = _inputs(
         paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
     )
-    sampling = Sampling(fps=fps, num_frames=num_frames)
-    device = device or get_settings().device
-    options = parse_overrides(option)
     config = {
         "backbone": backbone, "weights": weights, "sampling": sampling.to_dict(),
         "batch_size": batch_size, "device": device, "precision": precision, "dtype": dtype,
