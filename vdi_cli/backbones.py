@@ -184,18 +184,47 @@ def use_half(device: str, precision: str) -> bool:
     return is_cuda
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+DEVICE_HINT = "--device takes cpu, cuda, cuda:N, mps or xpu"
+
+
 def check_device(device: str) -> str:
-    """Fail early, with a hint, for a device this torch cannot use."""
+    """Fail early, with a hint, for a device this torch cannot use: a string torch does not
+    parse (`banana`), a type vdi does not run on (`meta`), an accelerator this machine or torch
+    build lacks, or a CUDA index past the last GPU. Costs importing torch, no model: commands
+    call it before loading one (torch's own error came only after the weights were loaded)."""
     import torch
 
+    from vdi_cli.config import did_you_mean
+
     d = str(device)
-    if d.startswith("cuda") and not torch.cuda.is_available():
-        raise VdiError(
-            f"device '{d}' requested but this torch has no CUDA device",
-            hint="use --device cpu, or install a CUDA build of torch",
-        )
-    if d == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise VdiError("device 'mps' is not available here", hint="use --device cpu")
+    try:
+        parsed = torch.device(d)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        guess = did_you_mean(d.partition(":")[0].strip().lower(), DEVICE_TYPES)
+        raise VdiError(f"unknown device '{d}'{guess}", hint=DEVICE_HINT) from exc
+    if parsed.type not in DEVICE_TYPES:
+        raise VdiError(f"device '{d}' is not one vdi runs on", hint=DEVICE_HINT)
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VdiError(
+                f"device '{d}' requested but this torch has no CUDA device",
+                hint="use --device cpu, or install a CUDA build of torch",
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            last = f" to cuda:{count - 1}" if count > 1 else ""
+            raise VdiError(
+                f"device '{d}' does not exist: this machine has {count} CUDA "
+                f"device{'s' * (count != 1)} (cuda:0{last})",
+                hint="pick an index below the device count, or use --device cuda",
+            )
+    if parsed.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise VdiError(f"device '{d}' is not available here", hint="use --device cpu")
+    if parsed.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise VdiError(f"device '{d}' is not available here", hint="use --device cpu")
     return d
 
 
