@@ -206,6 +206,92 @@ def _before_the_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert _count(tmp / "vdi.db", "runs") == 0
 
 
+def _site(*plugins: tuple[str, str, str]) -> Callable[[Path, dict[str, Any]], None]:
+    """Installed-looking third-party distributions under {tmp}/site: (name, module, body)."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        import textwrap
+
+        root = tmp / "site"
+        root.mkdir()
+        for name, module, body in plugins:
+            (root / f"{module}.py").write_text(textwrap.dedent(body), encoding="utf-8")
+            info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+            info.mkdir()
+            (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\n"
+                                           "Version: 1.0\n", encoding="utf-8")
+            (info / "entry_points.txt").write_text(f"[vdi]\n{module} = {module}\n",
+                                                  encoding="utf-8")
+    return make
+
+
+def _path_env(**extra: str) -> dict[str, str]:
+    """{tmp}/site ahead of this checkout's own path (the subprocess must run this vdi)."""
+    import os
+
+    rest = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": "{tmp}/site" + (os.pathsep + rest if rest else ""), **extra}
+
+
+BROKEN = ("broken-vdi-plugin", "broken_vdi_plugin", "raise ImportError('needs libfoo')\n")
+RAISES_IN_HOOK = ("hook-raises", "hook_raises", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("early-head", "hook_raises:build")
+        raise RuntimeError("registry down")
+    """)
+BAD_ID = ("bad-id-plugin", "bad_id_plugin", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("Bad_Head", "bad_id_plugin:build")
+        register("fine-head", "bad_id_plugin:build")
+    """)
+# "aaa-" sorts before "vdi": the built-in must keep the id even so.
+SPACY_TWIN = ("aaa-spacy", "aaa_spacy", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_query_parsers(register):
+        register("spacy", "aaa_spacy:build", description="a third-party spacy")
+        register("aaa-parser", "aaa_spacy:build", description="its own parser")
+    """)
+GOOD = ("good-vdi-plugin", "good_vdi_plugin", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("good-head", "good_vdi_plugin:build")
+    """)
+
+
+def _listed(**want: Any) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        items = {c["id"]: c for c in json.loads(result[1])}
+        for cid, fields in want.items():
+            cid = cid.replace("_", "-")
+            if fields is None:
+                assert cid not in items, cid
+            else:
+                assert items[cid] == {**items[cid], **fields}, items[cid]
+    return after
+
+
+def _plugins_json(**status: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        infos = {i["name"]: i for i in json.loads(result[1])}
+        for name, want in status.items():
+            assert want in json.dumps(infos[name]), infos[name]
+    return after
+
+
+def _no_conflict_warning(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert "registered by two plugins" not in result[2]
+    _listed(spacy={"plugin": "aaa_spacy"})(tmp, world, result)
+
+
 ROWS_OPTIONS: list[Row] = [
     # --- unknown option keys: refused with a did-you-mean and the listing command -------------
     Row("option-train-unknown-head-key", "options", (*TRAIN, *NO_WEIGHTS, "-H", "hiden_size=64"),
@@ -311,7 +397,59 @@ ROWS_OPTIONS: list[Row] = [
     Row("option-runs-unknown-status", "options", ("runs", "list", "--status", "okk"),
         exit=2, error=r"unknown --status 'okk' \(did you mean 'ok'\?\)",
         stderr=(r"Hint: --status is one of ok, error, interrupted, running",)),
+    # --- plugins ------------------------------------------------------------------------------
+    Row("plugin-raises-at-import", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(BROKEN, GOOD), process=True,
+        env=_path_env(VDI_PLUGINS="broken-vdi-plugin,good-vdi-plugin"),
+        stderr=(r"Warning: plugin 'broken_vdi_plugin' \(broken-vdi-plugin 1\.0\) failed to "
+                r"load: ImportError: needs libfoo",),
+        after=_listed(mmn={"plugin": "heads"}, good_head={"plugin": "good_vdi_plugin"})),
+    Row("plugin-raises-at-import-listed", "plugin", ("plugins", "--json"), exit=0, error=None,
+        make=_site(BROKEN, GOOD), process=True,
+        env=_path_env(VDI_PLUGINS="broken-vdi-plugin,good-vdi-plugin"),
+        after=_plugins_json(broken_vdi_plugin='"error": "ImportError: needs libfoo"',
+                            good_vdi_plugin='"status": "loaded"')),
+    Row("plugin-raises-in-register-hook", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(RAISES_IN_HOOK), process=True, env=_path_env(VDI_PLUGINS="hook-raises"),
+        stderr=(r"Warning: plugin 'hook_raises' failed in register_heads: RuntimeError: "
+                r"registry down",),
+        after=_listed(mmn={"plugin": "heads"}, early_head={"plugin": "hook_raises"})),
+    Row("plugin-raises-in-register-hook-listed", "plugin", ("plugins", "--json"), exit=0,
+        error=None, make=_site(RAISES_IN_HOOK), process=True,
+        env=_path_env(VDI_PLUGINS="hook-raises"),
+        after=_plugins_json(hook_raises="register_heads: RuntimeError: registry down")),
+    Row("plugin-id-not-kebab-case", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(BAD_ID), process=True, env=_path_env(VDI_PLUGINS="bad-id-plugin"),
+        stderr=(r"registered head id 'Bad_Head', which is not kebab-case; it is left out",),
+        after=_listed(fine_head={"plugin": "bad_id_plugin"}, Bad_Head=None)),
+    Row("plugin-duplicate-id-listing-works", "plugin", ("parsers", "--json"), exit=0,
+        error=None, make=_site(SPACY_TWIN), process=True, env=_path_env(VDI_PLUGINS="aaa-spacy"),
+        stderr=(r"Warning: parser id 'spacy' is registered by two plugins: 'parsers' \(vdi\) "
+                r"and 'aaa_spacy' \(aaa-spacy\); 'parsers' keeps it",
+                r"VDI_PREFER=aaa_spacy"),
+        after=_listed(spacy={"plugin": "parsers", "also_registered_by": [
+            {"plugin": "aaa_spacy", "distribution": "aaa-spacy"}]},
+            aaa_parser={"plugin": "aaa_spacy"})),
+    Row("plugin-duplicate-id-vdi-plugins-lists-it", "plugin", ("plugins",), exit=0, error=None,
+        make=_site(SPACY_TWIN), process=True, env=_path_env(VDI_PLUGINS="aaa-spacy"),
+        after=lambda tmp, world, r: _assert_all(
+            ("id conflicts", "parser", "spacy", "parsers (vdi)", "aaa_spacy (aaa-spacy)",
+             "registered first"), r[1])),
+    Row("plugin-duplicate-id-chosen-by-vdi-prefer", "plugin", ("parsers", "--json"), exit=0,
+        error=None, make=_site(SPACY_TWIN), process=True,
+        env=_path_env(VDI_PLUGINS="aaa-spacy", VDI_PREFER="aaa-spacy"),
+        after=_no_conflict_warning),
+    Row("plugin-selection-names-no-plugin", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(GOOD), process=True, env=_path_env(VDI_PLUGINS="good-vdi-plugn"),
+        stderr=(r"Warning: VDI_PLUGINS names 'good-vdi-plugn', which matches no installed "
+                r"plugin \(did you mean 'good-vdi-plugin'\?\)",),
+        after=_listed(good_head=None)),
 ]
+
+
+def _assert_all(needles: tuple[str, ...], text: str) -> None:
+    for needle in needles:
+        assert needle in text, (needle, text)
 
 
 ROWS += ROWS_OPTIONS
