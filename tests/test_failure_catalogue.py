@@ -206,6 +206,11 @@ def _before_the_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert _count(tmp / "vdi.db", "runs") == 0
 
 
+def _no_others_claimed(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert "the others were extracted" not in result[2]
+    assert "Hint: no video has features" in result[2]
+
+
 def _site(*plugins: tuple[str, str, str]) -> Callable[[Path, dict[str, Any]], None]:
     """Installed-looking third-party distributions under {tmp}/site: (name, module, body)."""
     def make(tmp: Path, world: dict[str, Any]) -> None:
@@ -397,6 +402,9 @@ ROWS_OPTIONS: list[Row] = [
     Row("option-runs-unknown-status", "options", ("runs", "list", "--status", "okk"),
         exit=2, error=r"unknown --status 'okk' \(did you mean 'ok'\?\)",
         stderr=(r"Hint: --status is one of ok, error, interrupted, running",)),
+    Row("option-extract-one-of-one-failed", "video", ("extract", "{tmp}/nope.mp4",
+                                                       "--backbone", TINY),
+        error=r"1 of 1 video could not be read", after=_no_others_claimed),
     # --- plugins ------------------------------------------------------------------------------
     Row("plugin-raises-at-import", "plugin", ("heads", "--json"), exit=0, error=None,
         make=_site(BROKEN, GOOD), process=True,

@@ -125,10 +125,14 @@ def extract_command(
         if failed:
             listed = ", ".join(f"{v.name} ({v.reason})" for v in failed[:MAX_LISTED])
             more = f" and {len(failed) - MAX_LISTED} more" if len(failed) > MAX_LISTED else ""
+            total, others = len(report.videos), len(report.videos) - len(failed)
+            done = ("no video has features" if not others else
+                    "the other video has its features" if others == 1 else
+                    f"the other {others} videos have their features")
             raise VdiError(
-                f"{len(failed)} of {len(report.videos)} videos could not be read: {listed}{more}",
-                hint=f"the others were extracted; `vdi runs show {run.id}` lists every failure "
-                "with its reason",
+                f"{len(failed)} of {total} video{'s' * (total != 1)} could not be read: "
+                f"{listed}{more}",
+                hint=f"{done}; `vdi runs show {run.id}` lists every failure with its reason",
             )
 
 
