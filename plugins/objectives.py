@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from vdi_cli.hookspecs import hookimpl
 
@@ -49,6 +49,16 @@ class SpatialDynamicConfig(BaseModel):
         False, description="Beyond the paper: subtract each side's mean over the batch's "
         "sentences before the cosines, so the direction every sentence shares cannot make all "
         "cosines ~1 and Eq. 5 ~0 by itself (off: Eq. 5 as written).")
+
+    @model_validator(mode="after")
+    def _sequence_options(self) -> SpatialDynamicConfig:
+        """The sequence model and its options are checked here, with the objective's, so a
+        typo (`-O spatial-dynamic.sequence_options.hedas=4`) fails before any model loads
+        instead of being dropped (or failing) when the branch is built."""
+        from vdi_cli.registry import get_component
+
+        get_component("sequence-model", self.sequence_model).make_config(self.sequence_options)
+        return self
 
 
 def vc_distance(pred: Any, target: Any, reduction: str) -> Any:

@@ -295,3 +295,24 @@ def test_cuda_half_precision_matches_cpu():
     cos_p = torch.nn.functional.cosine_similarity(p_cpu, p_gpu.cpu(), dim=-1)
     assert cos_g.min() > 0.999 and cos_p.min() > 0.995
     assert torch.allclose(g_cpu, g_gpu.cpu(), atol=5e-2, rtol=5e-2)
+
+
+def test_check_device_refuses_what_torch_cannot_use_before_any_model():
+    """`--device banana` was torch's RuntimeError after the weights had loaded (11-17 s)."""
+    from vdi_cli.backbones import check_device
+
+    assert check_device("cpu") == "cpu" and check_device("cpu:0") == "cpu:0"
+    cases = {
+        "banana": "unknown device 'banana'$",
+        "cdua": r"unknown device 'cdua' \(did you mean 'cuda'\?\)",
+        "CPU": r"did you mean 'cpu'",
+        "meta": "device 'meta' is not one vdi runs on",
+        "cuda:99": "cuda:99",  # no CUDA here, or fewer than 100 GPUs
+    }
+    for device, pattern in cases.items():
+        with pytest.raises(VdiError, match=pattern) as exc:
+            check_device(device)
+        assert exc.value.hint
+    if torch.cuda.is_available():
+        with pytest.raises(VdiError, match="does not exist: this machine has"):
+            check_device(f"cuda:{torch.cuda.device_count()}")

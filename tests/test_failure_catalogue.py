@@ -275,6 +275,298 @@ ROWS: list[Row] = [
 ROWS += _signal_rows()
 
 
+# --- OPTIONS: option keys and values, early checks, plugins ------------------------------------
+
+TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1", "--batch-size", "2")
+# A tripwire: weights that do not exist. Were the bad option noticed only after the backbone is
+# resolved or loaded, the error would name these weights instead of the option.
+NO_WEIGHTS = ("--weights", "{tmp}/absent.safetensors")
+FREE = ("--training-free", "--backbone", TINY, *NO_WEIGHTS)
+EXTRACT = ("extract", "{video}", "--backbone", TINY)
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+        return conn.execute(f"select count(*) from {table}").fetchone()[0] if table in tables \
+            else 0
+    finally:
+        conn.close()
+
+
+def _nothing_loaded(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """The error came before any feature was extracted (no features rows, no feature files)."""
+    assert _count(tmp / "vdi.db", "features") == 0
+    assert not list((tmp / "home").rglob("*.safetensors"))
+
+
+def _before_the_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """Checked while reading the arguments: no run row (the model loads only inside a run)."""
+    _nothing_loaded(tmp, world, result)
+    assert _count(tmp / "vdi.db", "runs") == 0
+
+
+def _no_others_claimed(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert "the others were extracted" not in result[2]
+    assert "Hint: no video has features" in result[2]
+
+
+def _site(*plugins: tuple[str, str, str]) -> Callable[[Path, dict[str, Any]], None]:
+    """Installed-looking third-party distributions under {tmp}/site: (name, module, body)."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        import textwrap
+
+        root = tmp / "site"
+        root.mkdir()
+        for name, module, body in plugins:
+            (root / f"{module}.py").write_text(textwrap.dedent(body), encoding="utf-8")
+            info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+            info.mkdir()
+            (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\n"
+                                           "Version: 1.0\n", encoding="utf-8")
+            (info / "entry_points.txt").write_text(f"[vdi]\n{module} = {module}\n",
+                                                  encoding="utf-8")
+    return make
+
+
+def _path_env(**extra: str) -> dict[str, str]:
+    """{tmp}/site ahead of this checkout's own path (the subprocess must run this vdi)."""
+    import os
+
+    rest = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": "{tmp}/site" + (os.pathsep + rest if rest else ""), **extra}
+
+
+BROKEN = ("broken-vdi-plugin", "broken_vdi_plugin", "raise ImportError('needs libfoo')\n")
+RAISES_IN_HOOK = ("hook-raises", "hook_raises", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("early-head", "hook_raises:build")
+        raise RuntimeError("registry down")
+    """)
+BAD_ID = ("bad-id-plugin", "bad_id_plugin", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("Bad_Head", "bad_id_plugin:build")
+        register("fine-head", "bad_id_plugin:build")
+    """)
+# "aaa-" sorts before "vdi": the built-in must keep the id even so.
+SPACY_TWIN = ("aaa-spacy", "aaa_spacy", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_query_parsers(register):
+        register("spacy", "aaa_spacy:build", description="a third-party spacy")
+        register("aaa-parser", "aaa_spacy:build", description="its own parser")
+    """)
+GOOD = ("good-vdi-plugin", "good_vdi_plugin", """
+    from vdi_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_heads(register):
+        register("good-head", "good_vdi_plugin:build")
+    """)
+
+
+def _listed(**want: Any) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        items = {c["id"]: c for c in json.loads(result[1])}
+        for cid, fields in want.items():
+            cid = cid.replace("_", "-")
+            if fields is None:
+                assert cid not in items, cid
+            else:
+                assert items[cid] == {**items[cid], **fields}, items[cid]
+    return after
+
+
+def _plugins_json(**status: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        infos = {i["name"]: i for i in json.loads(result[1])}
+        for name, want in status.items():
+            assert want in json.dumps(infos[name]), infos[name]
+    return after
+
+
+def _no_conflict_warning(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert "registered by two plugins" not in result[2]
+    _listed(spacy={"plugin": "aaa_spacy"})(tmp, world, result)
+
+
+ROWS_OPTIONS: list[Row] = [
+    # --- unknown option keys: refused with a did-you-mean and the listing command -------------
+    Row("option-train-unknown-head-key", "options", (*TRAIN, *NO_WEIGHTS, "-H", "hiden_size=64"),
+        error=r"unknown option 'hiden_size' for head 'mmn' \(did you mean 'hidden_size'\?\)",
+        stderr=(r"Hint: `vdi heads show mmn` lists its options",), after=_before_the_run),
+    Row("option-train-unknown-training-key", "options", (*TRAIN, *NO_WEIGHTS, "-o", "patiense=0"),
+        error=r"unknown training option 'patiense' \(did you mean 'patience'\?\)",
+        stderr=(r"`vdi train --list-options`",), after=_before_the_run),
+    Row("option-train-unknown-objective-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-O", "visual-context.prob=query"),
+        error=r"unknown option 'prob' for objective 'visual-context' \(did you mean 'probe'\?\)",
+        stderr=(r"`vdi objectives show visual-context`",), after=_before_the_run),
+    Row("option-train-unknown-sequence-model-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-O", "spatial-dynamic.sequence_options.hedas=4"),
+        error=r"unknown option 'hedas' for sequence-model 'transformer' "
+        r"\(did you mean 'heads'\?\)", after=_before_the_run),
+    Row("option-train-unknown-parser-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "--parser-option", "maskin=placeholder"),
+        error=r"unknown option 'maskin' for parser 'spacy' \(did you mean 'masking'\?\)",
+        after=_before_the_run),
+    Row("option-train-unknown-backbone-key", "options",
+        (*TRAIN, *NO_WEIGHTS, "-o", "backbone_options.cache=x"),
+        error=r"unknown option 'cache' for backbone 'open-clip' \(did you mean 'cache_dir'\?\)",
+        after=_before_the_run),
+    Row("option-train-two-unknown-keys", "options",
+        (*TRAIN, *NO_WEIGHTS, "-H", "hiden_size=64", "-H", "zzz=1"),
+        error=r"unknown options for head 'mmn': 'hiden_size' \(did you mean 'hidden_size'\?\), "
+        r"'zzz'$", after=_before_the_run),
+    # --- values checked before a model loads --------------------------------------------------
+    Row("option-train-bad-head-value", "options", (*TRAIN, *NO_WEIGHTS, "-H", "num_clips=1"),
+        error=r"invalid options for head 'mmn': num_clips", after=_before_the_run),
+    Row("option-train-unknown-select-metric", "options",
+        (*TRAIN, *NO_WEIGHTS, "-o", "select_metric=R@1,IoU=0.55"),
+        error=r"unknown validation metric 'R@1,IoU=0\.55' \(did you mean 'R@1,IoU=0\.5'\?\)",
+        after=_before_the_run),
+    Row("option-train-batch-size-zero", "options", (*TRAIN, *NO_WEIGHTS, "--batch-size", "0"),
+        error=r"batch_size", after=_before_the_run),
+    Row("option-train-device-banana", "options", ("--device", "banana", *TRAIN, *NO_WEIGHTS),
+        error=r"unknown device 'banana'", stderr=(r"Hint: --device takes cpu, cuda",),
+        after=_before_the_run),
+    Row("option-train-device-typo", "options", ("--device", "cdua", *TRAIN, *NO_WEIGHTS),
+        error=r"unknown device 'cdua' \(did you mean 'cuda'\?\)", after=_before_the_run),
+    Row("option-retrieve-unknown-head-key", "options",
+        (*RET, "{video}", "a red square", *FREE, "-H", "num_clip=8"),
+        error=r"unknown option 'num_clip' for head 'clip-similarity' "
+        r"\(did you mean 'num_clips'\?\)", after=_nothing_loaded),
+    Row("option-retrieve-bad-head-value", "options",
+        (*RET, "{video}", "a red square", *FREE, "-H", "num_clips=1"),
+        error=r"invalid options for head 'clip-similarity': num_clips", after=_nothing_loaded),
+    Row("option-retrieve-top-k-zero", "options",
+        (*RET, "{video}", "a red square", *FREE, "-k", "0"),
+        error=r"--top-k must be at least 1, got 0", after=_nothing_loaded),
+    Row("option-retrieve-batch-size-zero", "options",
+        (*RET, "{video}", "a red square", *FREE, "--batch-size", "0"),
+        error=r"--batch-size must be at least 1, got 0", after=_nothing_loaded),
+    Row("option-retrieve-device-banana", "options",
+        ("--device", "banana", *RET, "{video}", "a red square", *FREE),
+        error=r"unknown device 'banana'", after=_nothing_loaded),
+    Row("option-retrieve-checkpoint-device-banana", "options",
+        ("--device", "banana", *RET, "{video}", "a red square", *CK),
+        error=r"unknown device 'banana'", after=_nothing_loaded),
+    Row("option-retrieve-cuda-index", "options",
+        ("--device", "cuda:99", *RET, "{video}", "a red square", *FREE),
+        error=r"device 'cuda:99'", after=_nothing_loaded),
+    Row("option-extract-unknown-backbone-key", "options", (*EXTRACT, *NO_WEIGHTS, "-o", "foo=1"),
+        error=r"unknown option 'foo' for backbone 'open-clip'",
+        stderr=(r"`vdi backbones show open-clip`",), after=_before_the_run),
+    Row("option-extract-unknown-dataset-key", "options",
+        ("extract", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, *NO_WEIGHTS, "--dataset-option", "foo=1"),
+        error=r"unknown option 'foo' for dataset 'mmn-json'", after=_before_the_run),
+    Row("option-extract-device-banana", "options",
+        (*EXTRACT, *NO_WEIGHTS, "--device", "banana"),
+        error=r"unknown device 'banana'", after=_before_the_run),
+    Row("option-extract-batch-size-zero", "options",
+        (*EXTRACT, *NO_WEIGHTS, "--batch-size", "0"), error=r"--batch-size must be at least 1",
+        after=_nothing_loaded),
+    Row("option-eval-unknown-dataset-key", "options",
+        ("eval", "--predictions", "{tmp}/p.jsonl", "--annotations", "{data}/train.json",
+         "--format", "mmn-json", "-o", "durations=x.csv"),
+        make=_write("p.jsonl", ""), error=r"unknown option 'durations' for dataset 'mmn-json'",
+        after=_before_the_run),
+    Row("option-eval-unknown-dataset-key-suggests", "options",
+        ("eval", "--baseline", "random", "--annotations", "{data}/train.json",
+         "--format", "charades-sta", "-o", "duration=x.csv"),
+        error=r"unknown option 'duration' for dataset 'charades-sta' "
+        r"\(did you mean 'durations'\?\)", after=_before_the_run),
+    Row("option-eval-model-device-banana", "options",
+        ("--device", "banana", "eval", *CK, "--annotations", "{data}/train.json",
+         "--format", "mmn-json", "--video-dir", "{data}/videos"),
+        error=r"unknown device 'banana'", after=_before_the_run),
+    Row("option-parse-unknown-parser-key", "options",
+        ("parse", "a red square", "-o", "maskin=placeholder"),
+        error=r"unknown option 'maskin' for parser 'spacy' \(did you mean 'masking'\?\)",
+        stderr=(r"`vdi parsers show spacy`",)),
+    Row("option-parse-unknown-dataset-key", "options",
+        ("parse", "--dataset", "mmn-json", "--annotations", "{data}/train.json",
+         "--dataset-option", "foo=1"), error=r"unknown option 'foo' for dataset 'mmn-json'"),
+    Row("option-datasets-check-unknown-key", "options",
+        ("datasets", "check", "mmn-json", "{data}/train.json", "-o", "foo=1"),
+        error=r"unknown option 'foo' for dataset 'mmn-json'",
+        stderr=(r"`vdi datasets show mmn-json`",)),
+    Row("option-runs-unknown-status", "options", ("runs", "list", "--status", "okk"),
+        exit=2, error=r"unknown --status 'okk' \(did you mean 'ok'\?\)",
+        stderr=(r"Hint: --status is one of ok, error, interrupted, running",)),
+    Row("option-extract-one-of-one-failed", "video", ("extract", "{tmp}/nope.mp4",
+                                                       "--backbone", TINY),
+        error=r"1 of 1 video could not be read", after=_no_others_claimed),
+    # --- plugins ------------------------------------------------------------------------------
+    Row("plugin-raises-at-import", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(BROKEN, GOOD), process=True,
+        env=_path_env(VDI_PLUGINS="broken-vdi-plugin,good-vdi-plugin"),
+        stderr=(r"Warning: plugin 'broken_vdi_plugin' \(broken-vdi-plugin 1\.0\) failed to "
+                r"load: ImportError: needs libfoo",),
+        after=_listed(mmn={"plugin": "heads"}, good_head={"plugin": "good_vdi_plugin"})),
+    Row("plugin-raises-at-import-listed", "plugin", ("plugins", "--json"), exit=0, error=None,
+        make=_site(BROKEN, GOOD), process=True,
+        env=_path_env(VDI_PLUGINS="broken-vdi-plugin,good-vdi-plugin"),
+        after=_plugins_json(broken_vdi_plugin='"error": "ImportError: needs libfoo"',
+                            good_vdi_plugin='"status": "loaded"')),
+    Row("plugin-raises-in-register-hook", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(RAISES_IN_HOOK), process=True, env=_path_env(VDI_PLUGINS="hook-raises"),
+        stderr=(r"Warning: plugin 'hook_raises' failed in register_heads: RuntimeError: "
+                r"registry down",),
+        after=_listed(mmn={"plugin": "heads"}, early_head={"plugin": "hook_raises"})),
+    Row("plugin-raises-in-register-hook-listed", "plugin", ("plugins", "--json"), exit=0,
+        error=None, make=_site(RAISES_IN_HOOK), process=True,
+        env=_path_env(VDI_PLUGINS="hook-raises"),
+        after=_plugins_json(hook_raises="register_heads: RuntimeError: registry down")),
+    Row("plugin-id-not-kebab-case", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(BAD_ID), process=True, env=_path_env(VDI_PLUGINS="bad-id-plugin"),
+        stderr=(r"registered head id 'Bad_Head', which is not kebab-case; it is left out",),
+        after=_listed(fine_head={"plugin": "bad_id_plugin"}, Bad_Head=None)),
+    Row("plugin-duplicate-id-listing-works", "plugin", ("parsers", "--json"), exit=0,
+        error=None, make=_site(SPACY_TWIN), process=True, env=_path_env(VDI_PLUGINS="aaa-spacy"),
+        stderr=(r"Warning: parser id 'spacy' is registered by two plugins: 'parsers' \(vdi\) "
+                r"and 'aaa_spacy' \(aaa-spacy\); 'parsers' keeps it",
+                r"VDI_PREFER=aaa_spacy"),
+        after=_listed(spacy={"plugin": "parsers", "also_registered_by": [
+            {"plugin": "aaa_spacy", "distribution": "aaa-spacy"}]},
+            aaa_parser={"plugin": "aaa_spacy"})),
+    Row("plugin-duplicate-id-vdi-plugins-lists-it", "plugin", ("plugins",), exit=0, error=None,
+        make=_site(SPACY_TWIN), process=True, env=_path_env(VDI_PLUGINS="aaa-spacy"),
+        after=lambda tmp, world, r: _assert_all(
+            ("id conflicts", "parser", "spacy", "parsers (vdi)", "aaa_spacy (aaa-spacy)",
+             "registered first"), r[1])),
+    Row("plugin-duplicate-id-chosen-by-vdi-prefer", "plugin", ("parsers", "--json"), exit=0,
+        error=None, make=_site(SPACY_TWIN), process=True,
+        env=_path_env(VDI_PLUGINS="aaa-spacy", VDI_PREFER="aaa-spacy"),
+        after=_no_conflict_warning),
+    Row("plugin-selection-names-no-plugin", "plugin", ("heads", "--json"), exit=0, error=None,
+        make=_site(GOOD), process=True, env=_path_env(VDI_PLUGINS="good-vdi-plugn"),
+        stderr=(r"Warning: VDI_PLUGINS names 'good-vdi-plugn', which matches no installed "
+                r"plugin \(did you mean 'good-vdi-plugin'\?\)",),
+        after=_listed(good_head=None)),
+]
+
+
+def _assert_all(needles: tuple[str, ...], text: str) -> None:
+    for needle in needles:
+        assert needle in text, (needle, text)
+
+
+ROWS += ROWS_OPTIONS
+
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

@@ -73,13 +73,76 @@ class _HeadB:
         register("toy-head", lambda: "b", description="second")
 
 
-def test_duplicate_id_is_an_error_naming_both_plugins():
+def test_duplicate_id_keeps_the_first_and_warns_naming_both_plugins(capsys):
     with plugin_host(_HeadA(), _HeadB()):
-        with pytest.raises(DuplicateComponentError) as exc:
-            get_registry("head")
-    msg = exc.value.message
-    assert "head id 'toy-head'" in msg
-    assert "head-plugin-a" in msg and "head-plugin-b" in msg
+        reg = get_registry("head")
+        assert reg.get("toy-head").plugin == "head-plugin-a"  # the first registered keeps it
+        assert "mmn" in reg  # the rest of the registry is intact
+        [conflict] = reg.conflicts
+        assert (conflict.used.plugin, conflict.unused.plugin) == ("head-plugin-a",
+                                                                  "head-plugin-b")
+        listing = invoke(["heads", "--json"])
+        shown = invoke(["heads", "show", "toy-head"])
+        table = invoke(["plugins"])
+        infos = {i["name"]: i for i in invoke(["plugins", "--json"]).json()}
+    err = capsys.readouterr().err
+    assert err.count("head id 'toy-head' is registered by two plugins") == 1  # once per host
+    assert "'head-plugin-a' (head-plugin-a) and 'head-plugin-b' (head-plugin-b)" in err
+    assert "VDI_PREFER=head-plugin-b" in err
+    assert listing.exit_code == 0, listing.stderr
+    toy = {c["id"]: c for c in listing.json()}["toy-head"]
+    assert toy["plugin"] == "head-plugin-a"
+    assert toy["also_registered_by"] == [{"plugin": "head-plugin-b",
+                                          "distribution": "head-plugin-b"}]
+    assert shown.exit_code == 0 and "also registered by plugin head-plugin-b" in shown.stdout
+    assert table.exit_code == 0
+    assert "id conflicts" in table.stdout and "registered first" in table.stdout
+    assert infos["head-plugin-b"]["conflicts"] == [{
+        "kind": "head", "id": "toy-head",
+        "used_by": {"plugin": "head-plugin-a", "distribution": "head-plugin-a"},
+        "also_registered_by": {"plugin": "head-plugin-b", "distribution": "head-plugin-b"},
+        "chosen_by": "registered first"}]
+
+
+def test_vdi_prefer_makes_the_choice_explicit(monkeypatch, capsys):
+    monkeypatch.setenv("VDI_PREFER", "head-plugin-b")
+    with plugin_host(_HeadA(), _HeadB()):
+        assert get_registry("head").get("toy-head").plugin == "head-plugin-b"
+        assert get_registry("head").conflicts[0].chosen_by == "VDI_PREFER"
+    monkeypatch.setenv("VDI_PREFER", "head-plugin-a")
+    with plugin_host(_HeadA(), _HeadB()):
+        assert get_registry("head").get("toy-head").plugin == "head-plugin-a"
+    assert "registered by two plugins" not in capsys.readouterr().err  # chosen: no warning
+
+
+class _BadIds:
+    __name__ = "bad-ids"
+
+    @hookimpl
+    def register_heads(self, register):
+        register("Toy_Head", lambda: "x")
+        register("fine-head", lambda: "y")
+
+
+class _VdiErrorInHook:
+    __name__ = "raises-vdi-error"
+
+    @hookimpl
+    def register_heads(self, register):
+        raise DuplicateComponentError("something the plugin decided", hint="its own hint")
+
+
+def test_a_bad_id_or_an_error_in_a_hook_leaves_only_that_out(capsys):
+    with plugin_host(_BadIds(), _VdiErrorInHook(), _HeadA()):
+        ids = get_registry("head").ids()
+        infos = {i["name"]: i for i in invoke(["plugins", "--json"]).json()}
+    assert "fine-head" in ids and "toy-head" in ids and "mmn" in ids
+    assert "Toy_Head" not in ids
+    err = capsys.readouterr().err
+    assert "registered head id 'Toy_Head', which is not kebab-case; it is left out" in err
+    assert "plugin 'raises-vdi-error' failed in register_heads" in err
+    assert infos["raises-vdi-error"]["hook_errors"] == [
+        "register_heads: DuplicateComponentError: something the plugin decided"]
 
 
 def test_unknown_id_suggests_the_closest_and_the_listing_command():

@@ -184,18 +184,47 @@ def use_half(device: str, precision: str) -> bool:
     return is_cuda
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+DEVICE_HINT = "--device takes cpu, cuda, cuda:N, mps or xpu"
+
+
 def check_device(device: str) -> str:
-    """Fail early, with a hint, for a device this torch cannot use."""
+    """Fail early, with a hint, for a device this torch cannot use: a string torch does not
+    parse (`banana`), a type vdi does not run on (`meta`), an accelerator this machine or torch
+    build lacks, or a CUDA index past the last GPU. Costs importing torch, no model: commands
+    call it before loading one (torch's own error came only after the weights were loaded)."""
     import torch
 
+    from vdi_cli.config import did_you_mean
+
     d = str(device)
-    if d.startswith("cuda") and not torch.cuda.is_available():
-        raise VdiError(
-            f"device '{d}' requested but this torch has no CUDA device",
-            hint="use --device cpu, or install a CUDA build of torch",
-        )
-    if d == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise VdiError("device 'mps' is not available here", hint="use --device cpu")
+    try:
+        parsed = torch.device(d)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        guess = did_you_mean(d.partition(":")[0].strip().lower(), DEVICE_TYPES)
+        raise VdiError(f"unknown device '{d}'{guess}", hint=DEVICE_HINT) from exc
+    if parsed.type not in DEVICE_TYPES:
+        raise VdiError(f"device '{d}' is not one vdi runs on", hint=DEVICE_HINT)
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VdiError(
+                f"device '{d}' requested but this torch has no CUDA device",
+                hint="use --device cpu, or install a CUDA build of torch",
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            last = f" to cuda:{count - 1}" if count > 1 else ""
+            raise VdiError(
+                f"device '{d}' does not exist: this machine has {count} CUDA "
+                f"device{'s' * (count != 1)} (cuda:0{last})",
+                hint="pick an index below the device count, or use --device cuda",
+            )
+    if parsed.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise VdiError(f"device '{d}' is not available here", hint="use --device cpu")
+    if parsed.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise VdiError(f"device '{d}' is not available here", hint="use --device cpu")
     return d
 
 
@@ -256,21 +285,19 @@ def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:
     return arch, tag or None
 
 
-def resolve_backbone(
-    backbone_id: str,
-    weights: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> BackboneSpec:
-    """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
-    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+def backbone_component(backbone_id: str, options: dict[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, Any]]:
+    """(registry component, config values) of `backbone_id`: `open_clip:ARCH@TAG` and
+    `hf-clip:MODEL` are the `open-clip` / `hf-clip` components with the id's parts as values.
+    Nothing is built, so `component.make_config(values)` checks the options cheaply."""
     from vdi_cli.registry import get_component
 
     values = dict(options or {})
     if backbone_id.startswith(OPEN_CLIP_PREFIX):
         arch, tag = parse_open_clip_id(backbone_id)
         values.update(arch=arch, pretrained=tag)
-        component = get_component("backbone", "open-clip")
-    elif backbone_id.startswith(HF_CLIP_PREFIX):
+        return get_component("backbone", "open-clip"), values
+    if backbone_id.startswith(HF_CLIP_PREFIX):
         model = backbone_id[len(HF_CLIP_PREFIX) :]
         if not model:
             raise VdiError(
@@ -279,9 +306,18 @@ def resolve_backbone(
                 "hf-clip:openai/clip-vit-base-patch32",
             )
         values.update(model=model)
-        component = get_component("backbone", "hf-clip")
-    else:
-        component = get_component("backbone", backbone_id)
+        return get_component("backbone", "hf-clip"), values
+    return get_component("backbone", backbone_id), values
+
+
+def resolve_backbone(
+    backbone_id: str,
+    weights: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> BackboneSpec:
+    """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
+    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+    component, values = backbone_component(backbone_id, options)
     return component.build(values or None, weights=weights, backbone_id=backbone_id)
 
 

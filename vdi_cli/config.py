@@ -7,6 +7,7 @@ Dotted keys (`-o decoder.layers=2`) build nested dictionaries.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,67 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def did_you_mean(word: str, candidates: Any) -> str:
+    """" (did you mean 'x'?)" for the closest candidate, or "" when none is close."""
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def option_names(cls: Any) -> set[str]:
+    """The keys a pydantic config class accepts: field names and their aliases."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        names.add(name)
+        for alias in (field.alias, field.validation_alias):
+            if isinstance(alias, str):
+                names.add(alias)
+    return names
+
+
+def unknown_keys_message(keys: list[str], known: Any, noun: str = "option",
+                         where: str = "") -> str:
+    """"unknown option 'hiden_size' for head 'mmn' (did you mean 'hidden_size'?)"; several
+    unknown keys are listed each with its own suggestion."""
+    if len(keys) == 1:
+        return f"unknown {noun} '{keys[0]}'{where}{did_you_mean(keys[0], known)}"
+    listed = ", ".join(f"'{k}'{did_you_mean(k, known)}" for k in keys)
+    return f"unknown {noun}s{where}: {listed}"
+
+
+def check_option_keys(cls: Any, values: dict[str, Any], hint: str, noun: str = "option",
+                      where: str = "") -> None:
+    """Refuse keys `cls` does not declare: pydantic would drop them without a word, so a typo
+    (`-H hiden_size=64`) would train with the default. A class that allows extra keys
+    (`model_config = {"extra": "allow"}`) opts out."""
+    if (getattr(cls, "model_config", None) or {}).get("extra") == "allow":
+        return
+    known = option_names(cls)
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        raise ConfigError(unknown_keys_message(unknown, known, noun, where), hint=hint)
+
+
+def show_hint(component: Any) -> str:
+    """"`vdi heads show mmn` lists its options": the command that lists a component's keys."""
+    return f"`vdi {_command_of(component.kind)} show {component.id}` lists its options"
+
+
 def validate_config(component: Any, values: dict[str, Any]) -> Any:
-    """Build `component.config` from `values`; validation errors become a ConfigError."""
+    """Build `component.config` from `values`; unknown keys and validation errors become a
+    ConfigError naming the component and the command that lists its options."""
     cls = component.config
     if cls is None:
         if values:
             raise ConfigError(
-                f"{component.kind} '{component.id}' takes no options, got {sorted(values)}"
+                f"{component.kind} '{component.id}' takes no options, got "
+                f"{', '.join(map(repr, sorted(values)))}",
+                hint=f"drop them; {show_hint(component)}",
             )
         return None
     from pydantic import ValidationError
+
+    check_option_keys(cls, values, show_hint(component),
+                      where=f" for {component.kind} '{component.id}'")
 
     try:
         return cls(**values)
@@ -75,8 +127,7 @@ def validate_config(component: Any, values: dict[str, Any]) -> Any:
         )
         raise ConfigError(
             f"invalid options for {component.kind} '{component.id}': {problems}",
-            hint=f"`vdi {_command_of(component.kind)} show {component.id}` prints the options "
-            "and defaults",
+            hint=f"{show_hint(component)} and their defaults",
         ) from exc
 
 
@@ -88,7 +139,11 @@ def _command_of(kind: str) -> str:
 
 def config_schema(component: Any) -> dict[str, Any]:
     """The options of a component: name -> {type, default, description}."""
-    cls = component.config
+    return class_schema(component.config)
+
+
+def class_schema(cls: Any) -> dict[str, Any]:
+    """The options of a pydantic config class (or None): name -> {type, default, ...}."""
     if cls is None:
         return {}
     schema = cls.model_json_schema()

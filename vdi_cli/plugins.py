@@ -5,7 +5,13 @@ Built-in plugins (the modules of `plugins/`, import name `vdi_plugins`) are entr
 raises on import is recorded (name, version, error) and reported once; the CLI keeps working.
 
 `VDI_PLUGINS` selects third-party plugins: unset = all of them, empty = none, otherwise a comma
-separated list of entry-point or distribution names. Built-ins always load.
+separated list of entry-point or distribution names. Built-ins always load. A name that matches
+no installed plugin is a warning (a typo would otherwise load nothing, silently).
+
+`VDI_PREFER` settles id conflicts (two plugins registering `spacy`): a comma separated list of
+plugin (entry-point or distribution) names that win any conflict they take part in, earlier
+names first. Without it the built-in, else the first registered plugin, keeps the id, with a
+warning naming both. Built-ins load first, then third-party plugins by distribution name.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import pluggy
 from vdi_cli import hookspecs
 
 PLUGINS_ENV = "VDI_PLUGINS"
+PREFER_ENV = "VDI_PREFER"
 BUILTIN_DIST = "vdi"
 ENTRY_POINT_GROUP = "vdi"
 
@@ -37,6 +44,8 @@ class PluginInfo:
     status: str = "loaded"  # loaded | failed | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    hook_errors: list[str] = field(default_factory=list)  # "register_heads: RuntimeError: x"
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # ids shared with another
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,17 +57,21 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "hooks": self.hooks,
+            "hook_errors": self.hook_errors,
+            "conflicts": self.conflicts,
         }
 
 
 class PluginHost:
     """A pluggy manager plus the record of what loaded and what did not."""
 
-    def __init__(self, selection: str | None = None, warn: bool = True) -> None:
+    def __init__(self, selection: str | None = None, warn: bool = True,
+                 prefer: str | None = None) -> None:
         self.pm = pluggy.PluginManager("vdi")
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         self._selection = selection
+        self._prefer = prefer
         self._warn = warn
         self._loaded = False
         self._warned: set[str] = set()
@@ -68,21 +81,32 @@ class PluginHost:
         self.load()
         return self.pm.hook
 
+    def _names(self, given: str | None, env: str) -> list[str] | None:
+        raw = given if given is not None else os.environ.get(env)
+        if raw is None:
+            return None
+        return [w.strip() for w in raw.split(",") if w.strip()]
+
     def selected(self, info: PluginInfo) -> bool:
         if info.builtin:
             return True
-        raw = self._selection if self._selection is not None else os.environ.get(PLUGINS_ENV)
-        if raw is None:
-            return True
-        wanted = {w.strip() for w in raw.split(",") if w.strip()}
-        return info.name in wanted or info.dist in wanted
+        wanted = self._names(self._selection, PLUGINS_ENV)
+        return wanted is None or any(_matches(w, info.name, info.dist) for w in wanted)
+
+    def preference(self, plugin: str, dist: str) -> int | None:
+        """Where the plugin stands in VDI_PREFER (0 first), or None when it is not named."""
+        for i, name in enumerate(self._names(self._prefer, PREFER_ENV) or ()):
+            if _matches(name, plugin, dist):
+                return i
+        return None
 
     def load(self) -> None:
         """Import every selected entry point once; failures are recorded, never raised."""
         if self._loaded:
             return
         self._loaded = True
-        for ep in _entry_points():
+        eps = sorted(_entry_points(), key=lambda e: not _is_builtin(e))  # built-ins first
+        for ep in eps:
             dist = ep.dist.name if ep.dist is not None else "?"
             version = ep.dist.version if ep.dist is not None else "?"
             info = PluginInfo(
@@ -90,7 +114,7 @@ class PluginHost:
                 module=ep.value,
                 dist=dist,
                 version=version,
-                builtin=_canonical(dist) == BUILTIN_DIST,
+                builtin=_is_builtin(ep),
             )
             self.infos.append(info)
             if not self.selected(info):
@@ -107,6 +131,40 @@ class PluginHost:
             info.hooks = sorted(
                 h.name for h in self.pm.get_hookcallers(module) or () if h.name
             )
+        self._warn_unmatched()
+
+    def _warn_unmatched(self) -> None:
+        """A VDI_PLUGINS / VDI_PREFER name that matches no installed plugin: say so once."""
+        from vdi_cli.config import did_you_mean
+
+        for env, given in ((PLUGINS_ENV, self._selection), (PREFER_ENV, self._prefer)):
+            candidates = [i for i in self.infos if env == PREFER_ENV or not i.builtin]
+            known = sorted({n for i in candidates for n in (i.name, i.dist)})
+            for name in self._names(given, env) or ():
+                if not any(_matches(name, i.name, i.dist) for i in self.infos):
+                    self.warn_once(
+                        f"Warning: {env} names '{name}', which matches no installed plugin"
+                        f"{did_you_mean(name, known)}; `vdi plugins` lists the installed ones")
+
+    def warn_once(self, message: str, key: str | None = None) -> None:
+        """Print a warning on stderr once per host and `key` (default: the message itself);
+        registries are rebuilt after a reset, their warnings are not repeated."""
+        key = message if key is None else key
+        if not self._warn or key in self._warned:
+            return
+        self._warned.add(key)
+        print(message, file=sys.stderr)
+
+    def hook_failed(self, plugin: Any, hook: str, exc: BaseException) -> None:
+        """A plugin raised inside `hook`: warn once per plugin and hook (a logger failing on
+        every event says so once), and record it for `vdi plugins`."""
+        name = self.plugin_name_of(plugin)
+        error = f"{hook}: {type(exc).__name__}: {exc}"
+        for info in self.infos:
+            if info.name == name and error not in info.hook_errors:
+                info.hook_errors.append(error)
+        self.warn_once(f"Warning: plugin '{name}' failed in {error}; everything else keeps "
+                       "working (`vdi plugins` lists it)", key=f"hook:{name}:{hook}")
 
     def warn_failed(self, info: PluginInfo) -> None:
         if not self._warn or info.name in self._warned:
@@ -142,6 +200,16 @@ def _canonical(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
+def _matches(wanted: str, name: str, dist: str) -> bool:
+    """A VDI_PLUGINS / VDI_PREFER entry names this plugin (its entry point or distribution;
+    distribution names compare as pip does: case, '-' and '_' alike)."""
+    return wanted == name or _canonical(wanted) == _canonical(dist)
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and _canonical(ep.dist.name) == BUILTIN_DIST
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
     seen: set[tuple[str, str]] = set()
@@ -166,10 +234,11 @@ def get_host() -> PluginHost:
     return _host
 
 
-def reset_host(selection: str | None = None, warn: bool = True) -> PluginHost:
-    """Start over with a fresh host (tests, or after changing `VDI_PLUGINS`)."""
+def reset_host(selection: str | None = None, warn: bool = True,
+               prefer: str | None = None) -> PluginHost:
+    """Start over with a fresh host (tests, or after changing `VDI_PLUGINS` / `VDI_PREFER`)."""
     global _host
-    _host = PluginHost(selection=selection, warn=warn)
+    _host = PluginHost(selection=selection, warn=warn, prefer=prefer)
     from vdi_cli import registry
 
     registry.reset_registries()
@@ -183,8 +252,4 @@ def emit(event: Any) -> None:
         try:
             impl.function(**{k: event for k in impl.argnames if k == "event"})
         except Exception as exc:  # noqa: BLE001 - a logger must never break a run
-            print(
-                f"Warning: plugin '{host.plugin_name_of(impl.plugin)}' failed in track_event: "
-                f"{type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
+            host.hook_failed(impl.plugin, "track_event", exc)

@@ -1,8 +1,14 @@
 """Typed registries of components, built from the `register_*` hooks on first use.
 
 A component is a descriptor: a kebab-case id, a pydantic `Config`, the extras it needs and a lazy
-factory. Nothing heavy is imported until `Component.build()` is called. Duplicate ids are an
-error that names both plugins; an unknown id suggests the closest ids and the listing command.
+factory. Nothing heavy is imported until `Component.build()` is called. An unknown id suggests
+the closest ids and the listing command.
+
+Two plugins registering the same id is a conflict, not an error: one plugin must not stop every
+command (the listing its own hint recommends included). The built-in, else the first registered
+plugin, keeps the id, unless `VDI_PREFER` names the other; a warning names both plugins and how
+to choose, and `vdi plugins` and the listings show the conflict. A plugin that raises in its
+hook, or registers an id that is not kebab-case, is reported and the rest keeps working.
 """
 
 from __future__ import annotations
@@ -10,12 +16,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vdi_cli.errors import DuplicateComponentError, UnknownComponentError, VdiError
+from vdi_cli.errors import UnknownComponentError, VdiError
 
 
 @dataclass(frozen=True)
@@ -95,14 +100,49 @@ class Component:
         }
 
 
-class Registry:
-    """The components of one kind, by id."""
+@dataclass(frozen=True)
+class Conflict:
+    """One id registered by two plugins: which one is used, and what decided it."""
 
-    def __init__(self, kind: Kind) -> None:
+    kind: str
+    id: str
+    used: Component
+    unused: Component
+    chosen_by: str  # "registered first" | "VDI_PREFER"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "used_by": _who(self.used),
+                "also_registered_by": _who(self.unused), "chosen_by": self.chosen_by}
+
+    def warning(self) -> str:
+        from vdi_cli.plugins import PREFER_ENV
+
+        return (f"Warning: {self.kind} id '{self.id}' is registered by two plugins: "
+                f"'{self.used.plugin}' ({self.used.distribution}) and '{self.unused.plugin}' "
+                f"({self.unused.distribution}); '{self.used.plugin}' keeps it (registered "
+                f"first). Set {PREFER_ENV}={self.unused.plugin} to use the other, or "
+                f"{PREFER_ENV}={self.used.plugin} to keep this choice without this warning; "
+                "`vdi plugins` lists the conflicts.")
+
+
+def _who(component: Component) -> dict[str, str]:
+    return {"plugin": component.plugin, "distribution": component.distribution}
+
+
+class Registry:
+    """The components of one kind, by id. `prefer(component)` ranks a component's plugin in
+    VDI_PREFER (lower wins) or gives None; it decides which of two same-id components stays."""
+
+    def __init__(self, kind: Kind,
+                 prefer: Callable[[Component], int | None] | None = None) -> None:
         self.kind = kind
         self._items: dict[str, Component] = {}
+        self._prefer = prefer or (lambda component: None)
+        self.conflicts: list[Conflict] = []
 
-    def add(self, component: Component) -> None:
+    def add(self, component: Component) -> Conflict | None:
+        """Add `component`; a second one with a taken id is a Conflict (returned), not an
+        error. An id that is not kebab-case is a VdiError (the caller reports it)."""
         if not _ID_RE.match(component.id):
             raise VdiError(
                 f"plugin '{component.plugin}' registered {self.kind.name} id '{component.id}', "
@@ -110,15 +150,23 @@ class Registry:
                 hint="ids use lower-case letters, digits, '-' and '.', e.g. 'clip-vit-b32'",
             )
         old = self._items.get(component.id)
-        if old is not None:
-            raise DuplicateComponentError(
-                f"{self.kind.name} id '{component.id}' is registered by two plugins: "
-                f"'{old.plugin}' ({old.distribution}) and '{component.plugin}' "
-                f"({component.distribution})",
-                hint=f"uninstall one of them, or select plugins with VDI_PLUGINS; "
-                f"`vdi {self.kind.command}` lists what is available",
-            )
-        self._items[component.id] = component
+        if old is None:
+            self._items[component.id] = component
+            return None
+        rank_old, rank_new = self._prefer(old), self._prefer(component)
+        if rank_new is not None and (rank_old is None or rank_new < rank_old):
+            used, unused, why = component, old, "VDI_PREFER"
+        else:
+            used, unused = old, component
+            why = "VDI_PREFER" if rank_old is not None else "registered first"
+        self._items[component.id] = used
+        conflict = Conflict(self.kind.name, component.id, used, unused, why)
+        self.conflicts.append(conflict)
+        return conflict
+
+    def shadowed(self, component_id: str) -> list[Component]:
+        """The components registered under `component_id` that lost a conflict."""
+        return [c.unused for c in self.conflicts if c.id == component_id]
 
     def ids(self) -> list[str]:
         return sorted(self._items)
@@ -158,9 +206,9 @@ def get_registry(kind: str) -> Registry:
 
     spec = KINDS[kind]
     host = get_host()
-    registry = Registry(spec)
+    registry = Registry(spec, prefer=lambda c: host.preference(c.plugin, c.distribution))
     caller = getattr(host.hook, spec.hook)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order: built-ins first (plugins.py)
         plugin_name = host.plugin_name_of(impl.plugin)
         dist = host.dist_of(impl.plugin)
 
@@ -175,33 +223,29 @@ def get_registry(kind: str) -> Registry:
             _dist: str = dist,
             **extra: Any,
         ) -> None:
-            registry.add(
-                Component(
-                    id=id,
-                    kind=kind,
-                    factory=factory,
-                    config=config,
-                    description=description,
-                    requires=tuple(requires),
-                    plugin=_plugin,
-                    distribution=_dist,
-                    extra=extra,
-                )
-            )
+            component = Component(id=id, kind=kind, factory=factory, config=config,
+                                  description=description, requires=tuple(requires),
+                                  plugin=_plugin, distribution=_dist, extra=extra)
+            try:
+                conflict = registry.add(component)
+            except VdiError as exc:  # a bad id: leave that one component out, keep the rest
+                host.warn_once(f"Warning: {exc.message}; it is left out ({exc.hint})")
+                return
+            if conflict is not None and conflict.chosen_by != "VDI_PREFER":
+                host.warn_once(conflict.warning())
 
         kwargs = {name: register for name in impl.argnames if name == "register"}
         try:
             impl.function(**kwargs)
-        except VdiError:
-            raise
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the rest
-            print(
-                f"Warning: plugin '{plugin_name}' failed in {spec.hook}: "
-                f"{type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
+            host.hook_failed(impl.plugin, spec.hook, exc)
     _registries[kind] = registry
     return registry
+
+
+def all_conflicts() -> list[Conflict]:
+    """The id conflicts of every kind (builds every registry: descriptors only, cheap)."""
+    return [c for kind in KINDS for c in get_registry(kind).conflicts]
 
 
 def get_component(kind: str, component_id: str) -> Component:

@@ -7,6 +7,7 @@ Other command modules can add subcommands to a kind's group with `kind_group(app
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import typer
 
@@ -19,6 +20,17 @@ _groups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def kind_group(app: typer.Typer, kind: str) -> typer.Typer:
     """The Typer group of `kind` on `app`, so other modules can add subcommands to it."""
     return _groups.setdefault(app, {})[kind]
+
+
+def _others(registry: Any, component_id: str) -> list[dict[str, str]]:
+    """The plugins whose component of this id lost an id conflict (see `vdi plugins`)."""
+    return [{"plugin": c.plugin, "distribution": c.distribution}
+            for c in registry.shadowed(component_id)]
+
+
+def _plugin_cell(registry: Any, component: Any) -> str:
+    others = ", ".join(o["plugin"] for o in _others(registry, component.id))
+    return f"{component.plugin} (also {others}: not used)" if others else component.plugin
 
 
 def _make_group(kind: str) -> typer.Typer:
@@ -36,12 +48,15 @@ def _make_group(kind: str) -> typer.Typer:
             return
         from vdi_cli.registry import get_registry
 
-        items = get_registry(kind).all()
+        registry = get_registry(kind)
+        items = registry.all()
         if json_out:
-            print_json([c.to_dict() for c in items])
+            print_json([{**c.to_dict(), "also_registered_by": _others(registry, c.id)}
+                        for c in items])
             return
         print_table(
-            [(c.id, c.plugin, c.description) for c in items], ["id", "plugin", "description"]
+            [(c.id, _plugin_cell(registry, c), c.description) for c in items],
+            ["id", "plugin", "description"],
         )
 
     listing.__doc__ = f"List the registered {spec.command}."
@@ -53,14 +68,19 @@ def _make_group(kind: str) -> typer.Typer:
     ) -> None:
         """Print a component's description and its config options with defaults."""
         from vdi_cli.config import config_schema
-        from vdi_cli.registry import get_component
+        from vdi_cli.registry import get_registry
 
-        component = get_component(kind, component_id)
+        registry = get_registry(kind)
+        component = registry.get(component_id)
         schema = config_schema(component)
+        others = _others(registry, component.id)
         if json_out:
-            print_json({**component.to_dict(), "config": schema})
+            print_json({**component.to_dict(), "also_registered_by": others, "config": schema})
             return
         typer.echo(f"{component.id}  ({spec.name}, plugin {component.plugin})")
+        for other in others:
+            typer.echo(f"also registered by plugin {other['plugin']} ({other['distribution']}),"
+                       f" not used (VDI_PREFER={other['plugin']} selects it)")
         if component.description:
             typer.echo(component.description)
         if component.requires:

@@ -63,6 +63,7 @@ def eval_command(
     """Score ranked predictions (--predictions) or a trained model (--checkpoint / --run):
     R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU (mean IoU of the top-1
     window), x100. Queries without a prediction count as misses."""
+    from vdi_cli.checks import check_component
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
     from vdi_cli.settings import open_store
@@ -71,6 +72,7 @@ def eval_command(
     recalls = _numbers(recall, int, "--recall")
     ious = _numbers(iou, float, "--iou")
     options = parse_overrides(option)
+    check_component("dataset", format_id, options)  # id and -o keys, before any file is read
     if baseline is not None:
         if predictions is not None or checkpoint is not None or run_id is not None:
             raise UsageError("--baseline is a mode of its own",
@@ -208,6 +210,9 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         raise UsageError("model mode needs the videos", hint="add --video-dir DIR")
     forms = [f.strip() for f in query_form.split(",") if f.strip()]
     check_query_forms(forms)
+    from vdi_cli.backbones import check_device
+
+    check_device(get_settings().device)  # before the checkpoint's model loads
     db = open_store()
     config = {"mode": "model", "checkpoint": checkpoint, "run": run_id,
               "annotations": annotations, "format": format_id, "video_dir": video_dir,

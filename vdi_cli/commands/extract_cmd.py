@@ -87,6 +87,8 @@ def extract_command(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Extract per-frame global and patch features (cached: a second run is free)."""
+    from vdi_cli.backbones import check_device
+    from vdi_cli.checks import check_backbone
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
     from vdi_cli.settings import get_settings, open_store
@@ -95,12 +97,13 @@ def extract_command(
 
     if dtype not in ("float16", "float32"):
         raise typer.BadParameter("--dtype must be float16 or float32")
+    sampling = Sampling(fps=fps, num_frames=num_frames)
+    device = check_device(device or get_settings().device)
+    options = parse_overrides(option)
+    check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
     items, source = _inputs(
         paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
     )
-    sampling = Sampling(fps=fps, num_frames=num_frames)
-    device = device or get_settings().device
-    options = parse_overrides(option)
     config = {
         "backbone": backbone, "weights": weights, "sampling": sampling.to_dict(),
         "batch_size": batch_size, "device": device, "precision": precision, "dtype": dtype,
@@ -122,10 +125,14 @@ def extract_command(
         if failed:
             listed = ", ".join(f"{v.name} ({v.reason})" for v in failed[:MAX_LISTED])
             more = f" and {len(failed) - MAX_LISTED} more" if len(failed) > MAX_LISTED else ""
+            total, others = len(report.videos), len(report.videos) - len(failed)
+            done = ("no video has features" if not others else
+                    "the other video has its features" if others == 1 else
+                    f"the other {others} videos have their features")
             raise VdiError(
-                f"{len(failed)} of {len(report.videos)} videos could not be read: {listed}{more}",
-                hint=f"the others were extracted; `vdi runs show {run.id}` lists every failure "
-                "with its reason",
+                f"{len(failed)} of {total} video{'s' * (total != 1)} could not be read: "
+                f"{listed}{more}",
+                hint=f"{done}; `vdi runs show {run.id}` lists every failure with its reason",
             )
 
 

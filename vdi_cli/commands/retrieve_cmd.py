@@ -79,6 +79,10 @@ def retrieve_command(
         if fmt in ("srt", "vtt") and len(videos) > 1:
             raise VdiError(f"--format {fmt} writes the cues of one video, not {len(videos)}",
                            hint="use --format table, json or jsonl for many videos")
+        for name, value in (("--top-k", top_k), ("--batch-size", batch_size)):
+            if value < 1:  # before the model loads, not after it (search checks again)
+                raise VdiError(f"{name} must be at least 1, got {value}",
+                               hint=f"e.g. {name} {5 if name == '--top-k' else 32}")
         if len(videos) == 1:  # an unreadable file fails now, before the model loads
             from vdi_cli.video import probe_video
 

@@ -9,6 +9,7 @@ import typer
 from vdi_cli.output import print_json, print_table
 from vdi_cli.settings import open_store
 
+RUN_STATUSES = ("ok", "error", "interrupted", "running")  # what a run row's status can be
 runs_app = typer.Typer(help="Runs recorded in the database (every command that does work).")
 
 
@@ -22,6 +23,12 @@ def list_cmd(
     """List recent runs."""
     from vdi_cli.store import list_runs
 
+    if status is not None and status not in RUN_STATUSES:
+        from vdi_cli.config import did_you_mean
+        from vdi_cli.errors import UsageError
+
+        raise UsageError(f"unknown --status '{status}'{did_you_mean(status, RUN_STATUSES)}",
+                         hint=f"--status is one of {', '.join(RUN_STATUSES)}")
     rows = list_runs(open_store(), limit=limit, status=status, command=command)
     if json_out:
         print_json(rows)

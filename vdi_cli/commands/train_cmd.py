@@ -31,6 +31,30 @@ def _component_options(items: list[str], what: str) -> dict[str, dict[str, Any]]
     return {cid: parse_overrides(options) for cid, options in grouped.items()}
 
 
+def _list_options(value: bool) -> None:
+    """`vdi train --list-options`: every TrainConfig field `-o` sets, with type and default."""
+    if not value:
+        return
+    from vdi_cli.config import class_schema
+    from vdi_cli.pipeline.train_config import TrainConfig
+
+    schema = class_schema(TrainConfig)
+    print_table([(k, v["type"], v["default"], v["description"]) for k, v in schema.items()],
+                ["option", "type", "default", "description"])
+    raise typer.Exit()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, nested dictionaries merged: `-H a=1 -o head_options.b=2` keeps a."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def train(
     dataset: str = Opt(..., "--dataset", help="Annotation format (vdi datasets)."),
     annotations: str = Opt(..., "--annotations", help="Training annotation file."),
@@ -57,9 +81,12 @@ def train(
                             "-o scope=moment -o patience=0 -o train_text_layers=2."),
     resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint."),
     json_out: bool = Opt(False, "--json", help="JSON summary on stdout."),
+    list_options: bool = Opt(False, "--list-options", callback=_list_options, is_eager=True,
+                             help="List the -o options (type, default) and exit."),
 ) -> None:
     """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
-    from vdi_cli.config import parse_overrides
+    from vdi_cli.checks import check_train_config
+    from vdi_cli.config import check_option_keys, parse_overrides
     from vdi_cli.errors import ConfigError
     from vdi_cli.pipeline.train_config import DEFAULT_OBJECTIVES, TrainConfig
     from vdi_cli.pipeline.train_run import run_training
@@ -79,7 +106,10 @@ def train(
         "fps": fps, "num_frames": num_frames, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "seed": seed, "device": get_settings().device,
     }
-    values.update(parse_overrides(option))
+    overrides = parse_overrides(option)
+    check_option_keys(TrainConfig, overrides, "`vdi train --list-options` lists them",
+                      noun="training option")
+    values = _merge(values, overrides)
     from pydantic import ValidationError
 
     try:
@@ -89,7 +119,8 @@ def train(
             (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
             + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ConfigError(f"invalid training options: {problems}",
-                          hint="`vdi train --help` lists the options") from exc
+                          hint="`vdi train --list-options` lists the -o options") from exc
+    check_train_config(config)  # ids, component options, device: before any model loads
     db = open_store()
     with run_context(db, "train", config.model_dump(), sys.argv[1:], backbone=config.backbone,
                      head=config.head, parser=config.parser) as run:

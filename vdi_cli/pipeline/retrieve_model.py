@@ -149,8 +149,10 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
     if window is not None and not window > 0:
         raise VdiError(f"--window must be positive, got {window}", hint="e.g. --window 30")
     if choice.training_free:
+        from vdi_cli.checks import check_component
         from vdi_cli.model import build_model
 
+        check_component("head", FREE_HEAD, head_options)  # before the backbone loads
         if loaded is None:
             try:
                 loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
