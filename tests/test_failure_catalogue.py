@@ -170,6 +170,66 @@ ROWS: list[Row] = [
 ]
 
 
+
+# --- ENV: environment, annotation, generated-dataset, database and concurrency faults ---------
+
+GEN = ("datasets", "generate", "synthetic-shapes", "--test-videos", "1", "--fps", "2",
+       "--size", "32", "--videos", "2")
+
+
+def _generated(tmp: Path, world: dict[str, Any]) -> None:
+    from vdi_plugins.synthetic.generate import generate
+
+    generate(tmp / "g", videos=3, seed=1, test_videos=1, fps=2, size=32)
+
+
+def _set_from_seed(seed: int, train_videos: int) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After: {tmp}/g is one whole set (its annotations name exactly its videos) from `seed`."""
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        out = tmp / "g"
+        assert json.loads((out / "meta.json").read_text())["seed"] == seed
+        named = set()
+        for split in ("train", "test_iid", "test_novel_word"):
+            named |= set(json.loads((out / f"{split}.json").read_text()))
+        assert {p.stem for p in (out / "videos").iterdir()} == named
+        assert len(json.loads((out / "train.json").read_text())) == train_videos
+    return after
+
+
+def _clips_with_partial_download(tmp: Path, world: dict[str, Any]) -> None:
+    clips = tmp / "clips"
+    clips.mkdir()
+    data = Path(world["video"]).read_bytes()
+    (clips / "good.mp4").write_bytes(data)
+    (clips / "good.part.mp4").write_bytes(data[: len(data) // 3])  # a download cut short
+
+
+def _extracted(names: list[str]) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        report = _json(result[1])
+        assert sorted(v["name"] for v in report["videos"]) == names, report["videos"]
+    return after
+
+
+ROWS_ENV: list[Row] = [
+    # --- generated datasets (`vdi datasets generate --out`) ------------------------------------
+    Row("generate-into-a-generated-set", "options", (*GEN, "--seed", "9", "--out", "{tmp}/g"),
+        make=_generated, error=r"already holds a generated dataset", stderr=(r"--force",),
+        after=_set_from_seed(1, 3)),
+    Row("generate-force-replaces-the-set", "options",
+        (*GEN, "--seed", "9", "--out", "{tmp}/g", "--force", "--json"), make=_generated,
+        exit=0, error=None, after=_set_from_seed(9, 2)),
+    Row("generate-out-is-a-file", "options", (*GEN, "--out", "{tmp}/notes.txt"),
+        make=_write("notes.txt", "my notes"), error=r"notes\.txt' is a file, not a folder"),
+    Row("generate-out-holds-other-files", "options", (*GEN, "--out", "{tmp}", "--force"),
+        make=_write("thesis.tex", "months of work"), error=r"did not generate \(.*thesis\.tex",
+        must_exist=("thesis.tex",), must_not_exist=("videos",)),
+    Row("video-folder-partial-download", "video",
+        ("extract", "{tmp}/clips", "--backbone", TINY, "--json"),
+        make=_clips_with_partial_download, exit=0, error=None, after=_extracted(["good.mp4"])),
+]
+ROWS += ROWS_ENV
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")
