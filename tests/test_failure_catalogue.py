@@ -211,6 +211,112 @@ def _extracted(names: list[str]) -> Callable[[Path, dict[str, Any], Any], None]:
     return after
 
 
+def _mount(target: Path, *args: str) -> None:
+    """A real mount on `target` (tmpfs of a given size, or a read-only bind): the only way to
+    get a full disk or a read-only folder when tests run as root (root ignores permission
+    bits). Skips where mounting is not allowed; unmounted (lazily) when the session ends."""
+    import atexit
+    import subprocess
+
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount here ({proc.stderr.strip() or proc.returncode}): needs root")
+    atexit.register(subprocess.run, ["umount", "-l", str(target)], capture_output=True)
+
+
+def _tmpfs(rel: str, size: str, fill: bool = False) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/REL becomes a `size` tmpfs (a small disk); `fill` fills it to the last byte."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        _mount(tmp / rel, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
+        if fill:
+            with open(tmp / rel / "filler.bin", "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:
+                    pass
+    return make
+
+
+def _read_only(rel: str, fill: Callable[[Path], None] | None = None
+               ) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/REL becomes a read-only bind mount of a hidden folder (filled by `fill` first)."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        source = tmp / f".ro-{rel.replace('/', '-')}"
+        source.mkdir(parents=True)
+        if fill is not None:
+            fill(source)
+        _mount(tmp / rel, "--bind", str(source))
+        _mount(tmp / rel, "-o", "remount,bind,ro")
+    return make
+
+
+def _db_with_a_run(folder: Path) -> None:
+    """A vdi database holding one finished run, checkpointed so the folder holds only vdi.db."""
+    from vdi_cli.store import open_db, run_context
+
+    db = open_db(folder / "vdi.db")
+    with run_context(db, "datasets generate", {"seed": 1}):
+        pass
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+
+
+def _locked_db(tmp: Path, world: dict[str, Any]) -> None:
+    """The row's database, held under an exclusive lock by another process for 20 s."""
+    import subprocess
+    import sys
+
+    _db_with_a_run(tmp)
+    code = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('begin exclusive'); print('locked', flush=True); time.sleep(20)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp / "vdi.db")],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    _LOCKERS.append(proc)
+
+
+_LOCKERS: list[Any] = []
+
+
+def _release_lock(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    while _LOCKERS:
+        proc = _LOCKERS.pop()
+        proc.kill()
+        proc.wait()
+
+
+def _unchanged(name: str, content: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        assert (tmp / name).read_text() == content
+    return after
+
+
+def _listed_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    runs = _json(result[1])
+    assert [(r["command"], r["status"]) for r in runs] == [("datasets generate", "ok")]
+
+
+def _run_error(pattern: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After: the row's run finished as error with a message matching `pattern`."""
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        conn = sqlite3.connect(tmp / "vdi.db")
+        try:
+            rows = conn.execute("select status, error from runs").fetchall()
+        finally:
+            conn.close()
+        assert len(rows) == 1 and rows[0][0] == "error", rows
+        assert re.search(pattern, rows[0][1]), rows
+    return after
+
+
+XB32 = ("--backbone", "clip-vit-b32")  # OpenAI weights: offline, loading it would fail at once,
+# so an error about the folder proves the folder was checked before any model loads
+TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--fps", "1", "--epochs", "1")
+
+
 ROWS_ENV: list[Row] = [
     # --- generated datasets (`vdi datasets generate --out`) ------------------------------------
     Row("generate-into-a-generated-set", "options", (*GEN, "--seed", "9", "--out", "{tmp}/g"),
@@ -227,6 +333,51 @@ ROWS_ENV: list[Row] = [
     Row("video-folder-partial-download", "video",
         ("extract", "{tmp}/clips", "--backbone", TINY, "--json"),
         make=_clips_with_partial_download, exit=0, error=None, after=_extracted(["good.mp4"])),
+    # --- databases ---------------------------------------------------------------------------
+    Row("db-is-a-folder", "database", ("--db", "{tmp}/dbs", "runs", "list"),
+        make=lambda tmp, world: (tmp / "dbs").mkdir(), error=r"dbs' is a folder, not a file"),
+    Row("db-not-sqlite", "database", ("--db", "{tmp}/notes.db", "runs", "list"),
+        make=_write("notes.db", "not a database\n" * 100), error=r"not a usable vdi database",
+        after=_unchanged("notes.db", "not a database\n" * 100)),
+    Row("db-read-only-is-listed", "database", ("--db", "{tmp}/ro/vdi.db", "runs", "list", "--json"),
+        make=_read_only("ro", _db_with_a_run), exit=0, error=None, after=_listed_run),
+    Row("db-read-only-refuses-work", "database",
+        ("--db", "{tmp}/ro/vdi.db", *GEN, "--out", "{tmp}/g"),
+        make=_read_only("ro", _db_with_a_run),
+        error=r"cannot write the run database .*ro/vdi\.db': read-only file system",
+        stderr=(r"vdi runs list.*can still read",), must_not_exist=("g",)),
+    Row("db-new-in-read-only-folder", "database", ("--db", "{tmp}/ro/new.db", "runs", "list"),
+        make=_read_only("ro"), error=r"new\.db': read-only file system",
+        must_not_exist=(".ro-ro/new.db",)),
+    Row("db-disk-full", "database", ("--db", "{tmp}/small/vdi.db", *GEN, "--out", "{tmp}/g"),
+        make=_tmpfs("small", "64k"), error=r"small/vdi\.db': database or disk is full",
+        stderr=(r"Hint: free some space",), must_not_exist=("g",)),
+    Row("db-locked-by-another-process", "database", (*GEN, "--out", "{tmp}/g"),
+        make=_locked_db, env={"VDI_DB_TIMEOUT": "0.5"},
+        error=r"vdi\.db' is locked by another process \(waited 0\.5 s\)",
+        stderr=(r"VDI_DB_TIMEOUT",), must_not_exist=("g",), after=_release_lock),
+    # --- environment: read-only folders, full disks --------------------------------------------
+    Row("env-features-folder-read-only", "environment", ("extract", "{video}", *XB32),
+        make=_read_only("home/features"),
+        error=r"cannot write to the features folder .*home/features': Read-only file system",
+        after=_run_error(r"features folder")),
+    Row("env-runs-folder-read-only", "environment", (*TRAIN, *XB32),
+        make=_read_only("home/runs"),
+        error=r"cannot write to the runs folder .*home/runs': Read-only file system",
+        after=_run_error(r"runs folder")),
+    Row("env-features-disk-already-full", "environment", ("extract", "{video}", *XB32),
+        make=_tmpfs("home/features", "16k", fill=True),
+        error=r"features folder .*: No space left on device", after=_run_error(r"No space")),
+    Row("env-features-disk-full-while-encoding", "environment",
+        ("extract", "{video}", "--backbone", TINY, "--fps", "4"),
+        make=_tmpfs("home/features", "32k"),
+        error=r"cannot write features under .*home/features.*: No space left on device",
+        must_not_exist=("home/features/**/*.safetensors",), after=_run_error(r"No space")),
+    Row("env-features-disk-full-while-committing", "environment",
+        ("extract", "{video}", "--backbone", TINY, "--fps", "4"),
+        make=_tmpfs("home/features", "120k"),
+        error=r"cannot write features under .*home/features.*: No space left on device",
+        must_not_exist=("home/features/**/*.safetensors",), after=_run_error(r"No space")),
 ]
 ROWS += ROWS_ENV
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi_cli.backbones import DEFAULT_BACKBONE, file_sha256, resolve_backbone
+from vdi_cli.environment import ensure_writable_dir
 from vdi_cli.features import FeatureWriter, feature_path, features_dir, find_feature_row
 from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
 
@@ -155,6 +156,7 @@ def extract_features(
         else:
             pending.append(idx)
     if pending:
+        ensure_writable_dir(root, "features folder")  # before the model loads
         if loaded is None:
             loaded = spec.load(device=device, precision=precision)  # type: ignore[union-attr]
             report.model_loaded = True
