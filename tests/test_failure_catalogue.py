@@ -317,6 +317,27 @@ TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json",
          "{data}/videos", "--fps", "1", "--epochs", "1")
 
 
+def _charades(txt: str, csv: str | None) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/sta.txt (2D-TAN lines) and, beside it, Charades_v1_test.csv."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        (tmp / "sta.txt").write_text(txt, encoding="utf-8")
+        if csv is not None:
+            (tmp / "Charades_v1_test.csv").write_text(csv, encoding="utf-8")
+    return make
+
+
+def _binary(name: str) -> Callable[[Path, dict[str, Any]], None]:
+    """A binary file (the good video) under an annotation file's name."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        (tmp / name).write_bytes(Path(world["video"]).read_bytes())
+    return make
+
+
+CHECK = ("datasets", "check")
+CSV_OK = "id,subject,length\nAO8RW,a,33.2\n"
+EVAL = ("eval", "--format", "mmn-json", "--annotations", "{data}/train.json", "--predictions")
+
+
 ROWS_ENV: list[Row] = [
     # --- generated datasets (`vdi datasets generate --out`) ------------------------------------
     Row("generate-into-a-generated-set", "options", (*GEN, "--seed", "9", "--out", "{tmp}/g"),
@@ -378,6 +399,77 @@ ROWS_ENV: list[Row] = [
         make=_tmpfs("home/features", "120k"),
         error=r"cannot write features under .*home/features.*: No space left on device",
         must_not_exist=("home/features/**/*.safetensors",), after=_run_error(r"No space")),
+    # --- annotation files (`datasets check`, `parse --dataset`, `eval`, `train`, `extract`) ----
+    Row("ann-folder", "annotations", (*CHECK, "mmn-json", "{tmp}/anns"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"anns' is a folder, not a file"),
+    Row("ann-binary", "annotations", (*CHECK, "mmn-json", "{tmp}/train.json"),
+        make=_binary("train.json"), error=r"train\.json' is not a mmn-json .*not UTF-8 text"),
+    Row("ann-binary-jsonl", "annotations", (*CHECK, "qvhighlights", "{tmp}/val.jsonl"),
+        make=_binary("val.jsonl"), error=r"not a qvhighlights .*not UTF-8 text"),
+    Row("ann-empty", "annotations", (*CHECK, "mmn-json", "{tmp}/empty.json"),
+        make=_write("empty.json", "\n \n"), error=r"empty\.json' is empty"),
+    Row("ann-bad-json", "annotations", (*CHECK, "mmn-json", "{tmp}/cut.json"),
+        make=_write("cut.json", '{"v1": {"duration": 10, "timestamps": [[1, '),
+        error=r"cut\.json' is not a mmn-json annotation file: invalid JSON"),
+    Row("ann-mmn-timestamp-not-a-pair", "annotations", (*CHECK, "mmn-json", "{tmp}/a.json"),
+        make=_write("a.json", '{"v1": {"duration": 10, "timestamps": ["12"], '
+                    '"sentences": ["a man runs"]}}'),
+        error=r"video 'v1', moment 0: timestamps must be \[start, end\]"),
+    Row("ann-charades-time-not-a-number", "annotations", (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\nAO8RW 1,5 9.0##he sits\n",
+                       CSV_OK),
+        error=r"line 2: start and end must be numbers of seconds, got '1,5' and '9\.0'"),
+    Row("ann-charades-csv-without-length", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,subject\nAO8RW,a\n"),
+        error=r"Charades_v1_test\.csv' is not a Charades csv .*no 'length' column "
+        r"\(its columns: id, subject\)"),
+    Row("ann-charades-durations-is-a-folder", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt", "-o", "durations={tmp}"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", None),
+        error=r"is not a Charades csv with video lengths: it is a folder"),
+    Row("ann-charades-length-not-a-number", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,length\nAO8RW,long\n"),
+        error=r"line 2: length 'long' is not a number"),
+    Row("ann-unknown-format", "annotations", (*CHECK, "mmn-jsn", "{data}/train.json"),
+        error=r"unknown dataset 'mmn-jsn'", stderr=(r"mmn-json",)),
+    Row("ann-parse-dataset-folder", "annotations",
+        ("parse", "--dataset", "mmn-json", "--annotations", "{tmp}/anns"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"is a folder, not a file"),
+    Row("ann-parse-dataset-binary", "annotations",
+        ("parse", "--dataset", "qvhighlights", "--annotations", "{tmp}/val.jsonl"),
+        make=_binary("val.jsonl"), error=r"val\.jsonl' is not a qvhighlights .*not UTF-8"),
+    Row("ann-eval-predictions-folder", "annotations", (*EVAL, "{tmp}/preds"),
+        make=lambda tmp, world: (tmp / "preds").mkdir(), error=r"preds' is a folder, not a file"),
+    Row("ann-eval-predictions-empty", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_write("p.jsonl", ""), error=r"predictions file .*p\.jsonl' is empty"),
+    Row("ann-eval-predictions-binary", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_binary("p.jsonl"), error=r"cannot read predictions file .*p\.jsonl'"),
+    Row("ann-eval-predictions-bad-json", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_write("p.jsonl", '{"qid": 1, "pred_relevant_windows": [[1, 2\n'),
+        error=r"p\.jsonl: line 1: not valid JSON"),
+    Row("ann-eval-annotations-binary", "annotations",
+        ("eval", "--format", "mmn-json", "--annotations", "{tmp}/t.json", "--predictions",
+         "{tmp}/p.jsonl"),
+        make=lambda tmp, world: (_binary("t.json")(tmp, world),
+                                 _write("p.jsonl", '{"qid": "v:0", "pred_relevant_windows": '
+                                        '[[1, 2, 0.5]]}\n')(tmp, world)),
+        error=r"t\.json' is not a mmn-json .*not UTF-8"),
+    Row("ann-train-annotations-folder", "annotations",
+        ("train", "--dataset", "mmn-json", "--annotations", "{tmp}/anns", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"anns' is a folder, not a file",
+        after=_run_error(r"is a folder")),
+    Row("ann-train-charades-csv-without-length", "annotations",
+        ("train", "--dataset", "charades-sta", "--annotations", "{tmp}/sta.txt", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,subject\nAO8RW,a\n"),
+        error=r"no 'length' column", after=_run_error(r"no 'length' column")),
+    Row("ann-extract-dataset-empty", "annotations",
+        ("extract", "--dataset", "mmn-json", "--annotations", "{tmp}/e.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY),
+        make=_write("e.json", ""), error=r"e\.json' is empty"),
 ]
 ROWS += ROWS_ENV
 
