@@ -66,6 +66,8 @@ class Row:
     process: bool = False  # run in a subprocess
     slow: bool = False
     after: Callable[[Path, dict[str, Any], Any], None] | None = None  # extra checks
+    # runs after the command, before any check: waits for processes that `make` started
+    settle: Callable[[Path, dict[str, Any]], None] | None = None
 
 
 # --- input makers ------------------------------------------------------------------------------
@@ -338,6 +340,77 @@ CSV_OK = "id,subject,length\nAO8RW,a,33.2\n"
 EVAL = ("eval", "--format", "mmn-json", "--annotations", "{data}/train.json", "--predictions")
 
 
+_EXTRACTORS: list[Any] = []
+_TINY_VDI = ("import sys; from vdi_cli.testing import register_tiny_open_clip as r; r(); "
+             "from vdi_cli.cli import run; sys.exit(run(sys.argv[1:]))")
+
+
+def _two_extracts_running(tmp: Path, world: dict[str, Any]) -> None:
+    """Eight videos in {tmp}/clips; two `vdi extract` processes over overlapping halves (0-5 and
+    2-7, same backbone and sampling as the checkpoint, so all three commands write the same
+    rows), started and past their start-up when the row's `vdi retrieve` runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    videos = [make_video(tmp / "clips" / f"v{i}.mp4", seconds=12, fps=5, size=(48, 32), seed=i)
+              for i in range(8)]
+    env = {**os.environ, "VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "vdi.db"),
+           "VDI_PLUGINS": "", "HF_HUB_OFFLINE": "1"}
+    for part in (videos[:6], videos[2:]):
+        _EXTRACTORS.append(subprocess.Popen(
+            [sys.executable, "-c", _TINY_VDI, "extract", *map(str, part), "--backbone", TINY,
+             "--fps", "1", "--batch-size", "2", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both have opened the database and started their run
+        try:
+            conn = sqlite3.connect(tmp / "vdi.db")
+            started = conn.execute("select count(*) from runs where command = 'extract'"
+                                   ).fetchone()[0]
+            conn.close()
+        except sqlite3.Error:
+            started = 0
+        if started == 2 or any(p.poll() is not None for p in _EXTRACTORS):
+            break
+        time.sleep(0.05)
+
+
+def _extracts_finished(tmp: Path, world: dict[str, Any]) -> None:
+    """Settle: wait for both extracts; each ended ok, without a traceback."""
+    outcomes = []
+    while _EXTRACTORS:
+        proc = _EXTRACTORS.pop(0)
+        out, err = proc.communicate(timeout=300)
+        outcomes.append((proc.returncode, err[-2000:]))
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    assert all("Traceback" not in err for _, err in outcomes), outcomes
+
+
+def _all_whole(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """After: the retrieve searched all eight videos, each video has one row and one features
+    row, and every features file is whole (it opens and its shapes are the recorded ones)."""
+    from safetensors import safe_open
+
+    assert {m["vid"] for m in _json(result[1])["predictions"]} == {f"v{i}" for i in range(8)}
+    conn = sqlite3.connect(tmp / "vdi.db")
+    try:
+        assert conn.execute("select count(*), count(distinct sha256) from videos"
+                            ).fetchone() == (8, 8)
+        rows = conn.execute("select video_id, backbone, sampling, path, global_shape, "
+                            "patch_shape from features").fetchall()
+        statuses = [r[0] for r in conn.execute("select status from runs")]
+    finally:
+        conn.close()
+    assert statuses == ["ok", "ok", "ok"], statuses
+    assert len(rows) == 8 and len({r[:3] for r in rows}) == 8
+    for *_, path, global_shape, patch_shape in rows:
+        with safe_open(path, framework="pt") as f:
+            assert list(f.get_tensor("global").shape) == json.loads(global_shape)
+            assert list(f.get_tensor("patches").shape) == json.loads(patch_shape)
+
+
 ROWS_ENV: list[Row] = [
     # --- generated datasets (`vdi datasets generate --out`) ------------------------------------
     Row("generate-into-a-generated-set", "options", (*GEN, "--seed", "9", "--out", "{tmp}/g"),
@@ -470,6 +543,10 @@ ROWS_ENV: list[Row] = [
         ("extract", "--dataset", "mmn-json", "--annotations", "{tmp}/e.json", "--video-dir",
          "{data}/videos", "--backbone", TINY),
         make=_write("e.json", ""), error=r"e\.json' is empty"),
+    # --- concurrency ---------------------------------------------------------------------------
+    Row("concurrent-extracts-and-a-retrieve", "concurrency",
+        (*RET, "{tmp}/clips", "a red square", *CK, "--json"), make=_two_extracts_running,
+        exit=0, error=None, settle=_extracts_finished, after=_all_whole, slow=True),
 ]
 ROWS += ROWS_ENV
 
@@ -563,6 +640,8 @@ def run_row(row: Row, world: dict[str, Any], tmp: Path) -> tuple[int, str, str]:
     else:
         result = invoke(args, env=env)
         code, out, err = result.exit_code, result.stdout, result.stderr
+    if row.settle is not None:
+        row.settle(tmp, world)
     _check_common(row, code, err, tmp, home, db)
     for pattern in row.must_exist:
         assert list(tmp.glob(pattern)), f"{pattern} should exist"

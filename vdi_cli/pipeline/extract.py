@@ -342,6 +342,9 @@ def _commit(
         "size_bytes": size,
     }
     with db.conn:
+        # Take the write lock before looking the video up: another process extracting the same
+        # video may commit it between a plain lookup and the insert (UNIQUE videos.sha256).
+        db.execute("BEGIN IMMEDIATE")
         existing = list(db.query("select id from videos where sha256 = ?", [out.sha256]))
         if existing:
             video_id = existing[0]["id"]
