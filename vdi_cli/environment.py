@@ -69,8 +69,8 @@ def environment_error(exc: BaseException) -> VdiError | None:
 
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         where = exc.filename
-        target = f" '{where}'" if where else ""
-        return VdiError(f"cannot use{target}: {reason(exc)}", hint=hint_for(exc, where))
+        what = f"cannot use '{where}'" if where else "a file operation failed"
+        return VdiError(f"{what}: {reason(exc)}", hint=hint_for(exc, where))
     if isinstance(exc, sqlite3.OperationalError):
         from vdi_cli.settings import get_settings
         from vdi_cli.store.db import busy_timeout, resolve_db_path
