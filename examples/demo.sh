@@ -16,7 +16,9 @@ DATA="$OUT/shapes"
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "vdi $($VDI --version | cut -d' ' -f2): generating the synthetic world ($VIDEOS training videos)"
-$VDI datasets generate synthetic-shapes --out "$DATA" --videos "$VIDEOS" --seed 0
+# --force: a second `make demo` replaces the set the first one wrote (generate refuses a
+# folder that is not empty).
+$VDI datasets generate synthetic-shapes --out "$DATA" --videos "$VIDEOS" --seed 0 --force
 
 step "training VDI (L_vc + L_sd) on tiny-shapes features, $EPOCHS epochs"
 # A smaller MMN (64 channels, 4 conv layers) keeps this a CPU job; the text tower trains from

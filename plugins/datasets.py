@@ -55,10 +55,7 @@ class CharadesSTA:
             )
         out: dict[str, float] = {}
         for c in csvs:
-            with c.open(newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    if row.get("id") and row.get("length"):
-                        out[row["id"]] = float(row["length"])
+            out.update(_read_lengths(c))
         return out
 
     def read(self, path: Path) -> DatasetReport:
@@ -72,7 +69,13 @@ class CharadesSTA:
             if not sep or len(parts) != 3:
                 raise _bad_file(path, f"line {index + 1} is not 'vid start end##sentence'",
                                 "charades-sta")
-            vid, start, end = parts[0], float(parts[1]), float(parts[2])
+            vid = parts[0]
+            try:
+                start, end = float(parts[1]), float(parts[2])
+            except ValueError:
+                raise _bad_file(path, f"line {index + 1}: start and end must be numbers of "
+                                f"seconds, got '{parts[1]}' and '{parts[2]}'",
+                                "charades-sta") from None
             if vid not in durations:
                 report.dropped += 1
                 drops["video not in the Charades csv"] = (
@@ -81,6 +84,39 @@ class CharadesSTA:
                 continue
             add_row(report, vid, durations[vid], sentence.strip(), start, end, str(index), drops)
         return finish_report(report, drops)
+
+
+def _csv_error(path: Path, what: str) -> VdiError:
+    return VdiError(f"'{path}' is not a Charades csv with video lengths: {what}",
+                    hint="-o durations= (or a Charades_v1_*.csv beside the txt) must be the "
+                    "Charades csv, with columns id and length (seconds)")
+
+
+def _read_lengths(path: Path) -> dict[str, float]:
+    """`id` -> `length` (seconds) from one Charades csv. A missing column is an error: without
+    it every annotation row would be dropped as "not in the csv" and the read look fine."""
+    if path.is_dir():
+        raise _csv_error(path, "it is a folder")
+    out: dict[str, float] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            missing = [c for c in ("id", "length") if c not in columns]
+            if missing:
+                raise _csv_error(path, f"no {' or '.join(repr(c) for c in missing)} column "
+                                 f"(its columns: {', '.join(columns[:8]) or 'none'})")
+            for n, row in enumerate(reader, 2):
+                if not (row.get("id") and row.get("length")):
+                    continue
+                try:
+                    out[row["id"]] = float(row["length"])
+                except ValueError:
+                    raise _csv_error(path, f"line {n}: length '{row['length']}' is not a "
+                                     "number") from None
+    except UnicodeDecodeError as exc:
+        raise _csv_error(path, f"it is not UTF-8 text (byte {exc.start})") from exc
+    return out
 
 
 class MMNJsonConfig(BaseModel):
@@ -109,9 +145,18 @@ class MMNJson:
                 raise _bad_file(
                     path, f"video '{vid}' lacks duration/timestamps/sentences ({exc})", "mmn-json"
                 ) from exc
-            for i, ((start, end), sentence) in enumerate(pairs):
-                extra = {k: entry[k][i] for k in per_sentence if k in entry}
-                add_row(report, vid, duration, sentence.strip(), start, end, f"{vid}:{i}", drops,
+            for i, (stamp, sentence) in enumerate(pairs):
+                try:
+                    if not isinstance(stamp, list | tuple) or len(stamp) != 2:
+                        raise ValueError
+                    start, end = float(stamp[0]), float(stamp[1])
+                    sentence = sentence.strip()
+                    extra = {k: entry[k][i] for k in per_sentence if k in entry}
+                except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+                    raise _bad_file(path, f"video '{vid}', moment {i}: timestamps must be "
+                                    "[start, end] in seconds, sentences text (and per-sentence "
+                                    f"lists as long), got {stamp!r}", "mmn-json") from None
+                add_row(report, vid, duration, sentence, start, end, f"{vid}:{i}", drops,
                         **extra)
         return finish_report(report, drops)
 

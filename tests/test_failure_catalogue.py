@@ -76,6 +76,8 @@ class Row:
     ready: Callable[[Path], bool] | None = None
     then: tuple[str, ...] = ()  # a command run afterwards (a rerun, a resume): must exit 0;
     #                             the disk and database checks apply after it
+    # runs after the command, before any check: waits for processes that `make` started
+    settle: Callable[[Path, dict[str, Any]], None] | None = None
 
 
 # --- input makers ------------------------------------------------------------------------------
@@ -567,6 +569,383 @@ def _assert_all(needles: tuple[str, ...], text: str) -> None:
 ROWS += ROWS_OPTIONS
 
 
+# --- ENV: environment, annotation, generated-dataset, database and concurrency faults ---------
+
+GEN = ("datasets", "generate", "synthetic-shapes", "--test-videos", "1", "--fps", "2",
+       "--size", "32", "--videos", "2")
+
+
+def _generated(tmp: Path, world: dict[str, Any]) -> None:
+    from vdi_plugins.synthetic.generate import generate
+
+    generate(tmp / "g", videos=3, seed=1, test_videos=1, fps=2, size=32)
+
+
+def _set_from_seed(seed: int, train_videos: int) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After: {tmp}/g is one whole set (its annotations name exactly its videos) from `seed`."""
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        out = tmp / "g"
+        assert json.loads((out / "meta.json").read_text())["seed"] == seed
+        named = set()
+        for split in ("train", "test_iid", "test_novel_word"):
+            named |= set(json.loads((out / f"{split}.json").read_text()))
+        assert {p.stem for p in (out / "videos").iterdir()} == named
+        assert len(json.loads((out / "train.json").read_text())) == train_videos
+    return after
+
+
+def _clips_with_partial_download(tmp: Path, world: dict[str, Any]) -> None:
+    clips = tmp / "clips"
+    clips.mkdir()
+    data = Path(world["video"]).read_bytes()
+    (clips / "good.mp4").write_bytes(data)
+    (clips / "good.part.mp4").write_bytes(data[: len(data) // 3])  # a download cut short
+
+
+def _extracted(names: list[str]) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        report = _json(result[1])
+        assert sorted(v["name"] for v in report["videos"]) == names, report["videos"]
+    return after
+
+
+def _mount(target: Path, *args: str) -> None:
+    """A real mount on `target` (tmpfs of a given size, or a read-only bind): the only way to
+    get a full disk or a read-only folder when tests run as root (root ignores permission
+    bits). Skips where mounting is not allowed; unmounted (lazily) when the session ends."""
+    import atexit
+    import subprocess
+
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount here ({proc.stderr.strip() or proc.returncode}): needs root")
+    atexit.register(subprocess.run, ["umount", "-l", str(target)], capture_output=True)
+
+
+def _tmpfs(rel: str, size: str, fill: bool = False) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/REL becomes a `size` tmpfs (a small disk); `fill` fills it to the last byte."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        _mount(tmp / rel, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
+        if fill:
+            with open(tmp / rel / "filler.bin", "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:
+                    pass
+    return make
+
+
+def _read_only(rel: str, fill: Callable[[Path], None] | None = None
+               ) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/REL becomes a read-only bind mount of a hidden folder (filled by `fill` first)."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        source = tmp / f".ro-{rel.replace('/', '-')}"
+        source.mkdir(parents=True)
+        if fill is not None:
+            fill(source)
+        _mount(tmp / rel, "--bind", str(source))
+        _mount(tmp / rel, "-o", "remount,bind,ro")
+    return make
+
+
+def _db_with_a_run(folder: Path) -> None:
+    """A vdi database holding one finished run, checkpointed so the folder holds only vdi.db."""
+    from vdi_cli.store import open_db, run_context
+
+    db = open_db(folder / "vdi.db")
+    with run_context(db, "datasets generate", {"seed": 1}):
+        pass
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+
+
+def _locked_db(tmp: Path, world: dict[str, Any]) -> None:
+    """The row's database, held under an exclusive lock by another process for 20 s."""
+    import subprocess
+    import sys
+
+    _db_with_a_run(tmp)
+    code = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('begin exclusive'); print('locked', flush=True); time.sleep(20)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp / "vdi.db")],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    _LOCKERS.append(proc)
+
+
+_LOCKERS: list[Any] = []
+
+
+def _release_lock(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    while _LOCKERS:
+        proc = _LOCKERS.pop()
+        proc.kill()
+        proc.wait()
+
+
+def _unchanged(name: str, content: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        assert (tmp / name).read_text() == content
+    return after
+
+
+def _listed_run(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    runs = _json(result[1])
+    assert [(r["command"], r["status"]) for r in runs] == [("datasets generate", "ok")]
+
+
+def _run_error(pattern: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After: the row's run finished as error with a message matching `pattern`."""
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        conn = sqlite3.connect(tmp / "vdi.db")
+        try:
+            rows = conn.execute("select status, error from runs").fetchall()
+        finally:
+            conn.close()
+        assert len(rows) == 1 and rows[0][0] == "error", rows
+        assert re.search(pattern, rows[0][1]), rows
+    return after
+
+
+XB32 = ("--backbone", "clip-vit-b32")  # OpenAI weights: offline, loading it would fail at once,
+# so an error about the folder proves the folder was checked before any model loads
+TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--fps", "1", "--epochs", "1")
+
+
+def _charades(txt: str, csv: str | None) -> Callable[[Path, dict[str, Any]], None]:
+    """{tmp}/sta.txt (2D-TAN lines) and, beside it, Charades_v1_test.csv."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        (tmp / "sta.txt").write_text(txt, encoding="utf-8")
+        if csv is not None:
+            (tmp / "Charades_v1_test.csv").write_text(csv, encoding="utf-8")
+    return make
+
+
+def _binary(name: str) -> Callable[[Path, dict[str, Any]], None]:
+    """A binary file (the good video) under an annotation file's name."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        (tmp / name).write_bytes(Path(world["video"]).read_bytes())
+    return make
+
+
+CHECK = ("datasets", "check")
+CSV_OK = "id,subject,length\nAO8RW,a,33.2\n"
+EVAL = ("eval", "--format", "mmn-json", "--annotations", "{data}/train.json", "--predictions")
+
+
+_EXTRACTORS: list[Any] = []
+_TINY_VDI = ("import sys; from vdi_cli.testing import register_tiny_open_clip as r; r(); "
+             "from vdi_cli.cli import run; sys.exit(run(sys.argv[1:]))")
+
+
+def _two_extracts_running(tmp: Path, world: dict[str, Any]) -> None:
+    """Eight videos in {tmp}/clips; two `vdi extract` processes over overlapping halves (0-5 and
+    2-7, same backbone and sampling as the checkpoint, so all three commands write the same
+    rows), started and past their start-up when the row's `vdi retrieve` runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    videos = [make_video(tmp / "clips" / f"v{i}.mp4", seconds=12, fps=5, size=(48, 32), seed=i)
+              for i in range(8)]
+    env = {**os.environ, "VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "vdi.db"),
+           "VDI_PLUGINS": "", "HF_HUB_OFFLINE": "1"}
+    for part in (videos[:6], videos[2:]):
+        _EXTRACTORS.append(subprocess.Popen(
+            [sys.executable, "-c", _TINY_VDI, "extract", *map(str, part), "--backbone", TINY,
+             "--fps", "1", "--batch-size", "2", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both have opened the database and started their run
+        try:
+            conn = sqlite3.connect(tmp / "vdi.db")
+            started = conn.execute("select count(*) from runs where command = 'extract'"
+                                   ).fetchone()[0]
+            conn.close()
+        except sqlite3.Error:
+            started = 0
+        if started == 2 or any(p.poll() is not None for p in _EXTRACTORS):
+            break
+        time.sleep(0.05)
+
+
+def _extracts_finished(tmp: Path, world: dict[str, Any]) -> None:
+    """Settle: wait for both extracts; each ended ok, without a traceback."""
+    outcomes = []
+    while _EXTRACTORS:
+        proc = _EXTRACTORS.pop(0)
+        out, err = proc.communicate(timeout=300)
+        outcomes.append((proc.returncode, err[-2000:]))
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    assert all("Traceback" not in err for _, err in outcomes), outcomes
+
+
+def _all_whole(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """After: the retrieve searched all eight videos, each video has one row and one features
+    row, and every features file is whole (it opens and its shapes are the recorded ones)."""
+    from safetensors import safe_open
+
+    assert {m["vid"] for m in _json(result[1])["predictions"]} == {f"v{i}" for i in range(8)}
+    conn = sqlite3.connect(tmp / "vdi.db")
+    try:
+        assert conn.execute("select count(*), count(distinct sha256) from videos"
+                            ).fetchone() == (8, 8)
+        rows = conn.execute("select video_id, backbone, sampling, path, global_shape, "
+                            "patch_shape from features").fetchall()
+        statuses = [r[0] for r in conn.execute("select status from runs")]
+    finally:
+        conn.close()
+    assert statuses == ["ok", "ok", "ok"], statuses
+    assert len(rows) == 8 and len({r[:3] for r in rows}) == 8
+    for *_, path, global_shape, patch_shape in rows:
+        with safe_open(path, framework="pt") as f:
+            assert list(f.get_tensor("global").shape) == json.loads(global_shape)
+            assert list(f.get_tensor("patches").shape) == json.loads(patch_shape)
+
+
+ROWS_ENV: list[Row] = [
+    # --- generated datasets (`vdi datasets generate --out`) ------------------------------------
+    Row("generate-into-a-generated-set", "options", (*GEN, "--seed", "9", "--out", "{tmp}/g"),
+        make=_generated, error=r"already holds a generated dataset", stderr=(r"--force",),
+        after=_set_from_seed(1, 3)),
+    Row("generate-force-replaces-the-set", "options",
+        (*GEN, "--seed", "9", "--out", "{tmp}/g", "--force", "--json"), make=_generated,
+        exit=0, error=None, after=_set_from_seed(9, 2)),
+    Row("generate-out-is-a-file", "options", (*GEN, "--out", "{tmp}/notes.txt"),
+        make=_write("notes.txt", "my notes"), error=r"notes\.txt' is a file, not a folder"),
+    Row("generate-out-holds-other-files", "options", (*GEN, "--out", "{tmp}", "--force"),
+        make=_write("thesis.tex", "months of work"), error=r"did not generate \(.*thesis\.tex",
+        must_exist=("thesis.tex",), must_not_exist=("videos",)),
+    Row("video-folder-partial-download", "video",
+        ("extract", "{tmp}/clips", "--backbone", TINY, "--json"),
+        make=_clips_with_partial_download, exit=0, error=None, after=_extracted(["good.mp4"])),
+    # --- databases ---------------------------------------------------------------------------
+    Row("db-is-a-folder", "database", ("--db", "{tmp}/dbs", "runs", "list"),
+        make=lambda tmp, world: (tmp / "dbs").mkdir(), error=r"dbs' is a folder, not a file"),
+    Row("db-not-sqlite", "database", ("--db", "{tmp}/notes.db", "runs", "list"),
+        make=_write("notes.db", "not a database\n" * 100), error=r"not a usable vdi database",
+        after=_unchanged("notes.db", "not a database\n" * 100)),
+    Row("db-read-only-is-listed", "database", ("--db", "{tmp}/ro/vdi.db", "runs", "list", "--json"),
+        make=_read_only("ro", _db_with_a_run), exit=0, error=None, after=_listed_run),
+    Row("db-read-only-refuses-work", "database",
+        ("--db", "{tmp}/ro/vdi.db", *GEN, "--out", "{tmp}/g"),
+        make=_read_only("ro", _db_with_a_run),
+        error=r"cannot write the run database .*ro/vdi\.db': read-only file system",
+        stderr=(r"vdi runs list.*can still read",), must_not_exist=("g",)),
+    Row("db-new-in-read-only-folder", "database", ("--db", "{tmp}/ro/new.db", "runs", "list"),
+        make=_read_only("ro"), error=r"new\.db': read-only file system",
+        must_not_exist=(".ro-ro/new.db",)),
+    Row("db-disk-full", "database", ("--db", "{tmp}/small/vdi.db", *GEN, "--out", "{tmp}/g"),
+        make=_tmpfs("small", "64k"), error=r"small/vdi\.db': database or disk is full",
+        stderr=(r"Hint: free some space",), must_not_exist=("g",)),
+    Row("db-locked-by-another-process", "database", (*GEN, "--out", "{tmp}/g"),
+        make=_locked_db, env={"VDI_DB_TIMEOUT": "0.5"},
+        error=r"vdi\.db' is locked by another process \(waited 0\.5 s\)",
+        stderr=(r"VDI_DB_TIMEOUT",), must_not_exist=("g",), after=_release_lock),
+    # --- environment: read-only folders, full disks --------------------------------------------
+    Row("env-features-folder-read-only", "environment", ("extract", "{video}", *XB32),
+        make=_read_only("home/features"),
+        error=r"cannot write to the features folder .*home/features': Read-only file system",
+        after=_run_error(r"features folder")),
+    Row("env-runs-folder-read-only", "environment", (*TRAIN, *XB32),
+        make=_read_only("home/runs"),
+        error=r"cannot write to the runs folder .*home/runs': Read-only file system",
+        after=_run_error(r"runs folder")),
+    Row("env-features-disk-already-full", "environment", ("extract", "{video}", *XB32),
+        make=_tmpfs("home/features", "16k", fill=True),
+        error=r"features folder .*: No space left on device", after=_run_error(r"No space")),
+    Row("env-features-disk-full-while-encoding", "environment",
+        ("extract", "{video}", "--backbone", TINY, "--fps", "4"),
+        make=_tmpfs("home/features", "32k"),
+        error=r"cannot write features under .*home/features.*: No space left on device",
+        must_not_exist=("home/features/**/*.safetensors",), after=_run_error(r"No space")),
+    Row("env-features-disk-full-while-committing", "environment",
+        ("extract", "{video}", "--backbone", TINY, "--fps", "4"),
+        make=_tmpfs("home/features", "120k"),
+        error=r"cannot write features under .*home/features.*: No space left on device",
+        must_not_exist=("home/features/**/*.safetensors",), after=_run_error(r"No space")),
+    # --- annotation files (`datasets check`, `parse --dataset`, `eval`, `train`, `extract`) ----
+    Row("ann-folder", "annotations", (*CHECK, "mmn-json", "{tmp}/anns"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"anns' is a folder, not a file"),
+    Row("ann-binary", "annotations", (*CHECK, "mmn-json", "{tmp}/train.json"),
+        make=_binary("train.json"), error=r"train\.json' is not a mmn-json .*not UTF-8 text"),
+    Row("ann-binary-jsonl", "annotations", (*CHECK, "qvhighlights", "{tmp}/val.jsonl"),
+        make=_binary("val.jsonl"), error=r"not a qvhighlights .*not UTF-8 text"),
+    Row("ann-empty", "annotations", (*CHECK, "mmn-json", "{tmp}/empty.json"),
+        make=_write("empty.json", "\n \n"), error=r"empty\.json' is empty"),
+    Row("ann-bad-json", "annotations", (*CHECK, "mmn-json", "{tmp}/cut.json"),
+        make=_write("cut.json", '{"v1": {"duration": 10, "timestamps": [[1, '),
+        error=r"cut\.json' is not a mmn-json annotation file: invalid JSON"),
+    Row("ann-mmn-timestamp-not-a-pair", "annotations", (*CHECK, "mmn-json", "{tmp}/a.json"),
+        make=_write("a.json", '{"v1": {"duration": 10, "timestamps": ["12"], '
+                    '"sentences": ["a man runs"]}}'),
+        error=r"video 'v1', moment 0: timestamps must be \[start, end\]"),
+    Row("ann-charades-time-not-a-number", "annotations", (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\nAO8RW 1,5 9.0##he sits\n",
+                       CSV_OK),
+        error=r"line 2: start and end must be numbers of seconds, got '1,5' and '9\.0'"),
+    Row("ann-charades-csv-without-length", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,subject\nAO8RW,a\n"),
+        error=r"Charades_v1_test\.csv' is not a Charades csv .*no 'length' column "
+        r"\(its columns: id, subject\)"),
+    Row("ann-charades-durations-is-a-folder", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt", "-o", "durations={tmp}"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", None),
+        error=r"is not a Charades csv with video lengths: it is a folder"),
+    Row("ann-charades-length-not-a-number", "annotations",
+        (*CHECK, "charades-sta", "{tmp}/sta.txt"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,length\nAO8RW,long\n"),
+        error=r"line 2: length 'long' is not a number"),
+    Row("ann-unknown-format", "annotations", (*CHECK, "mmn-jsn", "{data}/train.json"),
+        error=r"unknown dataset 'mmn-jsn'", stderr=(r"mmn-json",)),
+    Row("ann-parse-dataset-folder", "annotations",
+        ("parse", "--dataset", "mmn-json", "--annotations", "{tmp}/anns"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"is a folder, not a file"),
+    Row("ann-parse-dataset-binary", "annotations",
+        ("parse", "--dataset", "qvhighlights", "--annotations", "{tmp}/val.jsonl"),
+        make=_binary("val.jsonl"), error=r"val\.jsonl' is not a qvhighlights .*not UTF-8"),
+    Row("ann-eval-predictions-folder", "annotations", (*EVAL, "{tmp}/preds"),
+        make=lambda tmp, world: (tmp / "preds").mkdir(), error=r"preds' is a folder, not a file"),
+    Row("ann-eval-predictions-empty", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_write("p.jsonl", ""), error=r"predictions file .*p\.jsonl' is empty"),
+    Row("ann-eval-predictions-binary", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_binary("p.jsonl"), error=r"cannot read predictions file .*p\.jsonl'"),
+    Row("ann-eval-predictions-bad-json", "annotations", (*EVAL, "{tmp}/p.jsonl"),
+        make=_write("p.jsonl", '{"qid": 1, "pred_relevant_windows": [[1, 2\n'),
+        error=r"p\.jsonl: line 1: not valid JSON"),
+    Row("ann-eval-annotations-binary", "annotations",
+        ("eval", "--format", "mmn-json", "--annotations", "{tmp}/t.json", "--predictions",
+         "{tmp}/p.jsonl"),
+        make=lambda tmp, world: (_binary("t.json")(tmp, world),
+                                 _write("p.jsonl", '{"qid": "v:0", "pred_relevant_windows": '
+                                        '[[1, 2, 0.5]]}\n')(tmp, world)),
+        error=r"t\.json' is not a mmn-json .*not UTF-8"),
+    Row("ann-train-annotations-folder", "annotations",
+        ("train", "--dataset", "mmn-json", "--annotations", "{tmp}/anns", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1"),
+        make=lambda tmp, world: (tmp / "anns").mkdir(), error=r"anns' is a folder, not a file",
+        after=_run_error(r"is a folder")),
+    Row("ann-train-charades-csv-without-length", "annotations",
+        ("train", "--dataset", "charades-sta", "--annotations", "{tmp}/sta.txt", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--epochs", "1"),
+        make=_charades("AO8RW 0.0 4.0##a person opens the door\n", "id,subject\nAO8RW,a\n"),
+        error=r"no 'length' column", after=_run_error(r"no 'length' column")),
+    Row("ann-extract-dataset-empty", "annotations",
+        ("extract", "--dataset", "mmn-json", "--annotations", "{tmp}/e.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY),
+        make=_write("e.json", ""), error=r"e\.json' is empty"),
+    # --- concurrency ---------------------------------------------------------------------------
+    Row("concurrent-extracts-and-a-retrieve", "concurrency",
+        (*RET, "{tmp}/clips", "a red square", *CK, "--json"), make=_two_extracts_running,
+        exit=0, error=None, settle=_extracts_finished, after=_all_whole, slow=True),
+]
+ROWS += ROWS_ENV
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")
@@ -675,6 +1054,8 @@ def run_row(row: Row, world: dict[str, Any], tmp: Path) -> tuple[int, str, str]:
     else:
         result = invoke(args, env=env)
         code, out, err = result.exit_code, result.stdout, result.stderr
+    if row.settle is not None:
+        row.settle(tmp, world)
     _check_output(row, code, err)
     if row.then:
         again = run_vdi([_fill(a, values) for a in row.then], env=env)

@@ -2,8 +2,10 @@
 
 Commands live one per module in `vdi_cli/commands/` (each exposes `register(app)`), plus whatever
 plugins add through `register_commands`. `main()` maps errors to exit codes: expected errors
-print `Error:` / `Hint:` and exit 1, usage errors exit 2, Ctrl-C exits 130, SIGTERM / SIGHUP
-128 + the signal. Set `VDI_DEBUG=1` to see the traceback of any error instead.
+(and environment faults that escaped their writer: a full disk, a read-only folder or
+database, see `vdi_cli.environment`) print `Error:` / `Hint:` and exit 1, usage errors exit 2,
+Ctrl-C exits 130, SIGTERM / SIGHUP 128 + the signal. Set `VDI_DEBUG=1` to see the traceback of
+any error instead.
 """
 
 from __future__ import annotations
@@ -110,6 +112,13 @@ def run(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)  # type: ignore[attr-defined]
         if debug:
             raise
+        from vdi_cli.environment import environment_error
+
+        fault = environment_error(exc)  # a full disk, a read-only folder: not a bug
+        if fault is not None:
+            print(f"Error: {fault.message}", file=sys.stderr)
+            print(f"Hint: {fault.hint}", file=sys.stderr)
+            return fault.exit_code
         print(f"Error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         print(
             f"Hint: this is a bug in vdi or a plugin; rerun with {DEBUG_ENV}=1 for the traceback "

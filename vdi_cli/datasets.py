@@ -93,10 +93,36 @@ def load_dataset(format_id: str, annotations: str | Path, **options: Any) -> Dat
 
     component = get_component("dataset", format_id)
     path = Path(annotations)
-    if not path.exists():
-        raise VdiError(
-            f"annotation file '{path}' does not exist",
-            hint="check the path given to --annotations",
-        )
+    check_annotation_file(path)
     reader = component.build(options or None)
-    return reader.read(path)
+    try:
+        return reader.read(path)
+    except UnicodeDecodeError as exc:  # a binary file (a video, an archive) given as text
+        raise VdiError(
+            f"'{path}' is not a {format_id} annotation file: it is not UTF-8 text "
+            f"(byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+            hint="give the annotation file itself (text: JSON, JSONL or txt); `vdi datasets` "
+            "lists the formats",
+        ) from exc
+    except OSError as exc:
+        raise VdiError(f"cannot read the annotation file '{path}': {exc.strerror or exc}",
+                       hint="check the file and its permissions") from exc
+
+
+def check_annotation_file(path: Path, what: str = "annotation file") -> None:
+    """Refuse a missing path, a folder and an empty file before a reader sees them (a folder
+    used to surface as IsADirectoryError, "this is a bug in vdi")."""
+    if not path.exists():
+        raise VdiError(f"{what} '{path}' does not exist", hint="check the path")
+    if path.is_dir():
+        raise VdiError(f"{what} '{path}' is a folder, not a file",
+                       hint="give the annotation file inside it (e.g. train.json)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise VdiError(f"cannot read the {what} '{path}': {exc.strerror or exc}",
+                       hint="check the file and its permissions") from exc
+    if not head.strip():
+        raise VdiError(f"{what} '{path}' is empty",
+                       hint="check the path: the file holds no annotations")

@@ -6,7 +6,7 @@ tensors `global` [T, D], `patches` [T, H*W, D] (float16 by default) and `times` 
 seconds), plus string metadata. The writer appends batch by batch to two temporary spill files,
 so memory stays bounded by the batch however long the video, then assembles the safetensors file
 under a temporary name and `os.replace`s it into place: a reader never sees a partial file, and a
-failure leaves nothing behind.
+failure leaves nothing behind. A write that fails (a full disk) is a VdiError naming the folder.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vdi_cli.environment import write_error
 from vdi_cli.errors import VdiError
 from vdi_cli.video import Sampling
 
@@ -50,10 +51,13 @@ class FeatureWriter:
             raise VdiError(f"unknown feature dtype '{dtype}'", hint="use float16 or float32")
         self.dtype = dtype
         self.tmp_dir = Path(tmp_dir) if tmp_dir else None
-        if self.tmp_dir:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._global = tempfile.TemporaryFile(dir=self.tmp_dir)
-        self._patches = tempfile.TemporaryFile(dir=self.tmp_dir)
+        try:
+            if self.tmp_dir:
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._global = tempfile.TemporaryFile(dir=self.tmp_dir)
+            self._patches = tempfile.TemporaryFile(dir=self.tmp_dir)
+        except OSError as exc:
+            raise write_error(exc, "features", self._spill_dir()) from exc
         self.times: list[float] = []
         self.dim: int | None = None
         self.num_patches: int | None = None
@@ -74,9 +78,16 @@ class FeatureWriter:
             self.dim, self.num_patches = int(g.shape[1]), int(p.shape[1])
         if g.shape[1] != self.dim or p.shape[1:] != (self.num_patches, self.dim):
             raise ValueError("batch shapes changed within one video")
-        self._global.write(np.ascontiguousarray(g).astype("<" + g.dtype.str[1:]).tobytes())
-        self._patches.write(np.ascontiguousarray(p).astype("<" + p.dtype.str[1:]).tobytes())
+        try:
+            self._global.write(np.ascontiguousarray(g).astype("<" + g.dtype.str[1:]).tobytes())
+            self._patches.write(np.ascontiguousarray(p).astype("<" + p.dtype.str[1:]).tobytes())
+        except OSError as exc:  # a full disk: the spill files have no name to report
+            self.close()
+            raise write_error(exc, "features", self._spill_dir()) from exc
         self.times.extend(float(t) for t in times)
+
+    def _spill_dir(self) -> str:
+        return str(self.tmp_dir or tempfile.gettempdir())
 
     def commit(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
         """Assemble the file next to `path` under a temporary name, then rename it into place."""
@@ -85,7 +96,6 @@ class FeatureWriter:
         import numpy as np
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         code, size = DTYPES[self.dtype]
         t, d, hw = self.count, self.dim, self.num_patches or 0
         times = np.asarray(self.times, dtype="<f4").tobytes()
@@ -106,8 +116,10 @@ class FeatureWriter:
         }
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        tmp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as out:
                 out.write(struct.pack("<Q", len(raw)))
                 out.write(raw)
@@ -120,8 +132,11 @@ class FeatureWriter:
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
             os.replace(tmp, path)
-        except BaseException:
-            _unlink(tmp)
+        except BaseException as exc:
+            if tmp is not None:
+                _unlink(tmp)
+            if isinstance(exc, OSError):
+                raise write_error(exc, "features", path.parent) from exc
             raise
         finally:
             self.close()
@@ -133,7 +148,10 @@ class FeatureWriter:
     def close(self) -> None:
         for f in (self._global, self._patches):
             if not f.closed:
-                f.close()
+                try:
+                    f.close()
+                except OSError:  # flushing onto a full disk: the spill data is dropped anyway
+                    pass
 
     def __enter__(self) -> FeatureWriter:
         return self

@@ -29,8 +29,9 @@ def set_settings(**values: object) -> Settings:
     return _settings
 
 
-def open_store():  # noqa: ANN201 - sqlite_utils.Database, imported lazily
-    """Open the run database chosen by `--db` / `VDI_DB` / the default."""
+def open_store(readonly: bool = False):  # noqa: ANN201 - sqlite_utils.Database, lazy import
+    """Open the run database chosen by `--db` / `VDI_DB` / the default (`readonly`: for
+    commands that only read it, which then also work on a read-only one)."""
     from vdi_cli.store import open_db
 
-    return open_db(_settings.db)
+    return open_db(_settings.db, readonly=readonly)

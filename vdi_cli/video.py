@@ -185,10 +185,25 @@ def expected_count(sampling: Sampling, duration: float) -> int:
     return max(1, math.ceil(duration * (sampling.fps or DEFAULT_FPS) - 1e-9))
 
 
+# Name parts that mark a file still being written (older vdi versions wrote `name.tmp.mp4`;
+# downloaders use `.part` / `.partial` / `.crdownload`). Such a file is never a video.
+_PARTIAL_PARTS = {"tmp", "part", "partial", "crdownload"}
+
+
+def is_video_name(path: str | Path) -> bool:
+    """True for a name with a video extension that is neither hidden (a dot file: temporary
+    files, macOS `._x.mp4` metadata) nor marked as partial (`x.tmp.mp4`, `x.part.mp4`), so a
+    folder scan never takes a half-written file from a killed writer for a video."""
+    name = Path(path).name
+    if name.startswith(".") or Path(name).suffix.lower() not in VIDEO_EXTENSIONS:
+        return False
+    return not ({part.lower() for part in name.split(".")[1:-1]} & _PARTIAL_PARTS)
+
+
 def find_videos(folder: str | Path) -> list[Path]:
-    """The video files directly inside `folder`, sorted by name."""
+    """The video files directly inside `folder`, sorted by name (see `is_video_name`)."""
     root = Path(folder)
-    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return sorted(p for p in root.iterdir() if is_video_name(p) and p.is_file())
 
 
 def video_for_id(folder: str | Path, video_id: str) -> Path | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vdi_plugins.synthetic import staging
 from vdi_plugins.synthetic.events import DROPPED, WORLD_ACTIONS, Event, sentence, state_at
 from vdi_plugins.synthetic.world import (
     COLOURS,
@@ -157,11 +158,22 @@ def frames_of(plan: VideoPlan, fps: float, size: int):
 
 
 def write_mp4(path: Path, frames, fps: float, size: int) -> None:
-    """Encode frames with libx264 (yuv420p) through a temp file + rename (atomic)."""
+    """Encode frames with libx264 (yuv420p) through a temp file + rename (atomic). The temp
+    name (`.NAME.mp4.tmp`) is hidden and has no video extension, so no folder scan takes a
+    half-written file for a video; it is removed if encoding fails."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        _encode(tmp, frames, fps, size)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _encode(tmp: Path, frames, fps: float, size: int) -> None:
     import av
 
-    tmp = path.with_suffix(".tmp.mp4")
-    with av.open(str(tmp), "w") as container:
+    with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(fps))
         stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
         stream.options = {"crf": "20", "preset": "veryfast"}
@@ -170,7 +182,6 @@ def write_mp4(path: Path, frames, fps: float, size: int) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def _words(text: str) -> set[str]:
@@ -186,10 +197,26 @@ def _upos(word: str) -> str:
 
 
 def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = None,
-             fps: float = 8.0, size: int = 64, progress: Any = None) -> dict[str, Any]:
-    """Write `out/videos/*.mp4` and `out/{train,test_iid,test_novel_word}.json`; returns meta."""
+             fps: float = 8.0, size: int = 64, progress: Any = None,
+             force: bool = False) -> dict[str, Any]:
+    """Write `out/videos/*.mp4` and `out/{train,test_iid,test_novel_word}.json`; returns meta.
+
+    `out` must be new or empty; `force` replaces a set generated there before (see `staging`:
+    the new set is written aside and moved in only when complete)."""
     out = Path(out)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
+    stage = staging.prepare(out, force)
+    try:
+        meta = _generate(stage, videos, seed, test_videos, fps, size, progress)
+        staging.commit(stage, out)
+    except BaseException:
+        staging.discard(stage)
+        raise
+    return meta
+
+
+def _generate(out: Path, videos: int, seed: int, test_videos: int | None, fps: float, size: int,
+              progress: Any) -> dict[str, Any]:
+    """The whole set, written into `out` (the staging folder)."""
     counts = {"train": videos, "test-iid": test_videos if test_videos is not None
               else max(1, videos // 4)}
     counts["test-novel-word"] = counts["test-iid"]
@@ -226,9 +253,7 @@ def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = 
                     news.append(by_pos)
                 entry["news"] = news
             annotations[plan.vid] = entry
-            path = out / "videos" / f"{plan.vid}.mp4"
-            if not path.exists():
-                write_mp4(path, frames_of(plan, fps, size), fps, size)
+            write_mp4(out / "videos" / f"{plan.vid}.mp4", frames_of(plan, fps, size), fps, size)
             if bar is not None:
                 bar.update(1)
         name = split.replace("-", "_") + ".json"

@@ -42,6 +42,8 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Everything is deterministic from the seed."),
     fps: float = typer.Option(8.0, "--fps", min=1.0, help="Frame rate of the written mp4s."),
     size: int = typer.Option(64, "--size", min=16, help="Frame side in pixels (even)."),
+    force: bool = typer.Option(False, "--force", help="Replace a set generated in --out before "
+                               "(by default --out must be new or empty)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Generate a synthetic dataset: real mp4 files plus annotation files per split."""
@@ -60,10 +62,10 @@ def generate(
     if size % 2:
         raise VdiError(f"--size {size} is odd", hint="H.264 needs even frame sizes, e.g. 64")
     config = {"format": format_id, "out": out, "videos": videos, "test_videos": test_videos,
-              "seed": seed, "fps": fps, "size": size}
+              "seed": seed, "fps": fps, "size": size, "force": force}
     with run_context(open_store(), "datasets generate", config, sys.argv[1:]) as run:
         meta = component.build().generate(
-            out, videos, seed, test_videos=test_videos, fps=fps, size=size,
+            out, videos, seed, test_videos=test_videos, fps=fps, size=size, force=force,
             progress=lambda **kw: progress(json_mode=json_out, **kw))
         run.summary.update(meta["splits"])
     if json_out:

@@ -29,7 +29,7 @@ def list_cmd(
 
         raise UsageError(f"unknown --status '{status}'{did_you_mean(status, RUN_STATUSES)}",
                          hint=f"--status is one of {', '.join(RUN_STATUSES)}")
-    rows = list_runs(open_store(), limit=limit, status=status, command=command)
+    rows = list_runs(open_store(readonly=True), limit=limit, status=status, command=command)
     if json_out:
         print_json(rows)
         return
@@ -51,7 +51,7 @@ def show_cmd(
     """Show one run: its configuration, status, error, metrics and checkpoints."""
     from vdi_cli.store import get_run
 
-    row = get_run(open_store(), run_id)
+    row = get_run(open_store(readonly=True), run_id)
     if json_out:
         print_json(row)
         return

@@ -91,6 +91,9 @@ def _number(value: Any) -> float | None:
 def read_predictions(path: str | Path) -> list[PredictionRecord]:
     """Parse a predictions JSONL file; a malformed line is a VdiError naming its line number."""
     p = Path(path)
+    if p.is_dir():
+        raise VdiError(f"predictions file '{p}' is a folder, not a file",
+                       hint="give --predictions the JSONL file inside it")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -129,6 +132,9 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
                                             query=_normalise(row["query"])))
         else:
             raise _bad(p, n, 'neither "qid" nor both "vid" and "query"')
+    if not records:  # scoring nothing would report 0.00 everywhere and exit 0
+        raise VdiError(f"predictions file '{p}' is empty",
+                       hint="write one JSON line per query (`vdi retrieve --format jsonl`)")
     return records
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi_cli.backbones import DEFAULT_BACKBONE, resolve_backbone
+from vdi_cli.environment import ensure_writable_dir
 from vdi_cli.features import FeatureWriter, feature_path, features_dir, find_feature_row
 from vdi_cli.store.hashes import cached_sha256
 from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
@@ -162,6 +163,7 @@ def extract_features(
         else:
             pending.append(idx)
     if pending:
+        ensure_writable_dir(root, "features folder")  # before the model loads
         if loaded is None:
             loaded = spec.load(device=device, precision=precision)  # type: ignore[union-attr]
             report.model_loaded = True
@@ -348,6 +350,9 @@ def _commit(
         "size_bytes": size,
     }
     with db.conn:
+        # Take the write lock before looking the video up: another process extracting the same
+        # video may commit it between a plain lookup and the insert (UNIQUE videos.sha256).
+        db.execute("BEGIN IMMEDIATE")
         existing = list(db.query("select id from videos where sha256 = ?", [out.sha256]))
         if existing:
             video_id = existing[0]["id"]

@@ -28,7 +28,7 @@ from vdi_cli.errors import VdiError
 from vdi_cli.pipeline.retrieve_model import choose_model, load_retrieval_model, model_warnings
 from vdi_cli.pipeline.retrieve_windows import VideoRanking, rank_video
 from vdi_cli.types import Moment
-from vdi_cli.video import MISSING, VIDEO_EXTENSIONS, VideoError, find_videos
+from vdi_cli.video import MISSING, VIDEO_EXTENSIONS, VideoError, find_videos, is_video_name
 
 FEATURE_MEMORY = 8  # videos whose features a Retriever keeps in memory
 _GLOB = set("*?[")
@@ -117,7 +117,7 @@ def expand_inputs(spec: str | Path, more: Sequence[str | Path] = ()) -> list[Vid
                            hint=f"looked for {', '.join(VIDEO_EXTENSIONS)} files")
     elif _GLOB & set(text) and not _probe(path, "exists"):
         files = sorted(Path(f) for f in glob.glob(str(path), recursive=True)
-                       if Path(f).is_file() and Path(f).suffix.lower() in VIDEO_EXTENSIONS)
+                       if is_video_name(f) and Path(f).is_file())
         if not files:
             raise VdiError(f"no video file matches '{text}'",
                            hint="check the pattern (quote it so the shell leaves it to vdi)")

@@ -11,7 +11,19 @@ from vdi_cli.errors import StoreError
 
 DB_ENV = "VDI_DB"
 HOME_ENV = "VDI_HOME"
+TIMEOUT_ENV = "VDI_DB_TIMEOUT"
 BUSY_TIMEOUT_S = 30  # how long a command waits for another one holding the database's write lock
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for another process's write lock: `VDI_DB_TIMEOUT`, else 30."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else BUSY_TIMEOUT_S
+    except ValueError:
+        raise StoreError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds",
+                         hint=f"e.g. {TIMEOUT_ENV}=30") from None
+    return max(0.0, value)
 
 
 def app_dir() -> Path:
@@ -43,7 +55,7 @@ def _use_wal(conn: Any) -> None:
     """
     import time
 
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout()
     while True:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -54,20 +66,80 @@ def _use_wal(conn: Any) -> None:
             time.sleep(0.05)
 
 
-def open_db(path: str | Path | None = None, migrate: bool = True) -> Any:
-    """Open (creating if needed) the run database and bring its schema up to date."""
+def _writable(db_path: Path) -> str | None:
+    """Why `db_path` cannot be written (None: it can). SQLite in WAL mode also creates `-wal`
+    and `-shm` files beside it, so its folder must take new files too. `os.access` is the
+    kernel's answer for this process: root passes permission bits, but not a read-only mount."""
+    folder = db_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    targets = [db_path] if db_path.exists() else []
+    targets.append(folder)
+    for target in targets:
+        if not os.access(target, os.W_OK):
+            try:
+                read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+            except OSError:
+                read_only = False
+            return "read-only file system" if read_only else f"no write permission on '{target}'"
+    return None
+
+
+def _open_read_only(db_path: Path) -> Any:
+    """Open for reading where nothing can be written. Without a `-wal` file SQLite still wants
+    to create the `-shm` index, which it cannot: `immutable=1` tells it nobody writes the file
+    (true: the folder is read-only); with one, plain `mode=ro` reads the WAL's rows too."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(db_path.resolve()))}?mode=ro"
+    if not Path(f"{db_path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=busy_timeout())
+
+
+def open_db(path: str | Path | None = None, migrate: bool = True, readonly: bool = False) -> Any:
+    """Open (creating if needed) the run database and bring its schema up to date.
+
+    `readonly=True` (listing runs) also opens a database that cannot be written, as it is;
+    otherwise such a database is refused here, before any work starts: every command that
+    works records a run in it."""
     import sqlite_utils
 
     db_path = resolve_db_path(path)
+    if db_path.is_dir():
+        raise StoreError(f"the run database '{db_path}' is a folder, not a file",
+                         hint=f"pass a file path, e.g. --db {db_path / 'vdi.db'}")
+    why = _writable(db_path)
+    if why is not None:
+        if not readonly or not db_path.exists():
+            raise StoreError(
+                f"cannot write the run database '{db_path}': {why}",
+                hint="pass a writable --db or set VDI_DB"
+                + ("; `vdi runs list` and `vdi runs show` can still read this one"
+                   if db_path.exists() else ""),
+            )
+        try:
+            conn = _open_read_only(db_path)
+            tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"'{db_path}' is not a usable vdi database: {exc}",
+                             hint="point --db at another file; the file was left untouched"
+                             ) from exc
+        if "runs" not in tables:
+            raise StoreError(f"'{db_path}' holds no vdi runs (and cannot be written)",
+                             hint="point --db at a vdi database")
+        return sqlite_utils.Database(conn)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(str(db_path), timeout=busy_timeout())
         db = sqlite_utils.Database(conn)
         _use_wal(conn)
         db.execute("PRAGMA foreign_keys=ON")
-    except (OSError, sqlite3.OperationalError) as exc:
+    except sqlite3.OperationalError as exc:
+        raise _operational(db_path, exc, "open") from exc
+    except OSError as exc:
         raise StoreError(
-            f"cannot open the run database '{db_path}': {exc}",
+            f"cannot open the run database '{db_path}': {exc.strerror or exc}",
             hint="pass a writable path with --db or set VDI_DB",
         ) from exc
     except sqlite3.DatabaseError as exc:
@@ -80,9 +152,38 @@ def open_db(path: str | Path | None = None, migrate: bool = True) -> Any:
 
         try:
             run_migrations(db)
+        except sqlite3.OperationalError as exc:
+            raise _operational(db_path, exc, "update") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"'{db_path}' is not a usable vdi database: {exc}",
                 hint="point --db at another file; the file was left untouched",
             ) from exc
     return db
+
+
+def _operational(db_path: Path, exc: sqlite3.OperationalError, action: str) -> StoreError:
+    """SQLite's answer turned into what failed and what to do: locked, full disk, other."""
+    import shutil
+
+    text = str(exc)
+    if "locked" in text:
+        return _locked(db_path)
+    try:
+        free = shutil.disk_usage(db_path.parent).free
+    except OSError:
+        free = None
+    if "full" in text or "I/O" in text:
+        room = f" ({free} bytes free on its disk)" if free is not None else ""
+        return StoreError(f"cannot {action} the run database '{db_path}': {text}{room}",
+                          hint="free some space on its disk, or pass --db on another disk")
+    return StoreError(f"cannot {action} the run database '{db_path}': {text}",
+                      hint="pass a writable path with --db or set VDI_DB")
+
+
+def _locked(db_path: Path) -> StoreError:
+    return StoreError(
+        f"the run database '{db_path}' is locked by another process (waited {busy_timeout():g} s)",
+        hint=f"let the other vdi command finish (`vdi runs list --status running`), or pass "
+        f"another --db; {TIMEOUT_ENV} sets how long to wait",
+    )
