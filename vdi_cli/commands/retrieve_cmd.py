@@ -128,8 +128,10 @@ def _print(r: RetrieveResult, fmt: str) -> None:
         render = out.render_srt if fmt == "srt" else out.render_vtt
         sys.stdout.write(render(r.queries, r.videos[0].moments))
     else:
-        many = len(r.videos) > 1 or bool(r.failed)
-        sys.stdout.write(out.render_table(r.queries, r.videos, r.corpus if many else None))
+        searched = r.model.get("index_videos")  # vdi search: the whole library
+        many = len(r.videos) > 1 or bool(r.failed) or searched is not None
+        sys.stdout.write(out.render_table(r.queries, r.videos, r.corpus if many else None,
+                                          searched))
         info(f"run {r.run_id}: {r.model['head']} on {r.model['backbone']} ({r.model['source']}); "
              f"{r.timings['total']:.2f} s")
 

@@ -79,7 +79,8 @@ def render_jsonl(records: Sequence[dict[str, Any]], extra: dict[str, Any]) -> st
 
 
 def render_table(queries: Sequence[str], videos: Sequence[Any],
-                 corpus: Sequence[Sequence[tuple[str, Any]]] | None = None) -> str:
+                 corpus: Sequence[Sequence[tuple[str, Any]]] | None = None,
+                 searched: int | None = None) -> str:
     """Per query: a title line and a table (rank, start, end, duration, score); with several
     videos the table ranks moments across videos and has a video column."""
     from vdi_cli.output import table
@@ -87,7 +88,7 @@ def render_table(queries: Sequence[str], videos: Sequence[Any],
     blocks = []
     for qi, q in enumerate(queries):
         if corpus is not None:
-            title = f"query: {q}  ({len(videos)} videos)"
+            title = f"query: {q}  ({searched or len(videos)} videos)"
             rows = [(r, vid, clock(m.start), clock(m.end), f"{m.end - m.start:.1f}",
                      f"{m.score:.4f}") for r, (vid, m) in enumerate(corpus[qi], 1)]
             headers = ["rank", "video", "start", "end", "duration", "score"]

@@ -98,7 +98,7 @@ class LibrarySearcher:
         search_q = self.head.search_query(qvec)
         t1 = time.perf_counter()
         model = {**self.retriever.describe(), "index": self.index["name"],
-                 "index_kind": self.index["kind"]}
+                 "index_kind": self.index["kind"], "index_videos": len(self.videos)}
         result = RetrieveResult(list(queries), model, run_id=run_id)
         per_video: dict[int, list[list[Moment]]] = {}
         stats = SearchStats()
