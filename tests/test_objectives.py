@@ -200,3 +200,22 @@ def test_spatial_dynamic_needs_two_sentences_and_patches():
 def test_default_weights_follow_the_paper():
     assert get_component("objective", "visual-context").make_config().weight == 0.5
     assert get_component("objective", "spatial-dynamic").make_config().weight == 0.01
+
+
+def test_spatial_dynamic_lstm_reads_only_a_later_moment():
+    """scope=moment with the LSTM: m~ of a sentence whose moment starts later is the mean of the
+    LSTM run on that moment's frames alone (before: the video's first |moment| frames)."""
+    torch.manual_seed(4)
+    sd = get_component("objective", "spatial-dynamic").build(
+        {"sequence_model": "lstm"}, dim=D, patch_count=HW).eval()
+    frames, patches = torch.randn(2, 9, D), torch.randn(2, 9, HW, D)
+    mask = torch.zeros(3, 9, dtype=torch.bool)
+    mask[0, 4:8] = True  # video 0, a later moment
+    mask[1, 0:3] = True  # video 0, the start
+    mask[2, 6:] = True  # video 1, the end
+    vidx = torch.tensor([0, 0, 1])
+    got = sd.video_dynamics(frames, patches, vidx, mask)
+    for q, (v, s, e) in enumerate([(0, 4, 8), (0, 0, 3), (1, 6, 9)]):
+        heat = spatial_heatmap(sd.fc_global(frames[v, s:e]), sd.fc_patch(patches[v, s:e]), D)
+        expected = sd.sequence(sd.fc_map(heat).unsqueeze(0), None)[0].mean(0)
+        torch.testing.assert_close(got[q], expected, atol=1e-5, rtol=1e-5)
