@@ -4,7 +4,7 @@
 L_vc (Eqs. 1-2): x~_qs = TransDecoder(query=f_q(Qs), key=value=X^v);
 L_vc = || FC(f_q(Qd)) - x~_qs ||^2.
 L_sd (Eqs. 3-5): M_i = FC(x_i^v) . FC(X~_i^v) / sqrt(D) over the HW patches; m_i = FC(M_i);
-m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences,
+m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences of different videos,
 eps_v = cos(m~_i, m~_j), eps_q = cos(FC(x_qd_i), FC(x_qd_j)); L_sd = mean (eps_v - eps_q)^2.
 
 The paper leaves open: the reduction of the squared norm, which branches receive gradients, which
@@ -42,9 +42,10 @@ class SpatialDynamicConfig(BaseModel):
     sequence_model: str = Field("transformer", description="Sequence model id (Eq. 4).")
     sequence_options: dict[str, Any] = Field(default_factory=dict,
                                              description="Options of the sequence model.")
-    pairs: Literal["off-diagonal", "all"] = Field(
-        "off-diagonal", description="Pairs in the mean: i != j (diagonal terms are 0 anyway and "
-        "only dilute the mean), or all Q x Q.")
+    pairs: Literal["different-video", "off-diagonal", "all"] = Field(
+        "different-video", description="Pairs in the mean: sentences of different videos (the "
+        "paper's wording), every i != j (also same-video pairs, whose video-side cosine is 1 "
+        "under scope=video), or all Q x Q.")
     centre: bool = Field(
         False, description="Beyond the paper: subtract each side's mean over the batch's "
         "sentences before the cosines, so the direction every sentence shares cannot make all "
@@ -83,9 +84,10 @@ def cosine_matrix(x: Any) -> Any:
 
 
 def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str,
-                   centre: bool = False) -> Any:
+                   centre: bool = False, video_index: Any = None) -> Any:
     """Eq. 5 averaged over the pairs of kept sentences: mean (cos_v - cos_q)^2; with `centre`,
-    the cosines are taken after subtracting each side's mean over the kept sentences."""
+    the cosines are taken after subtracting each side's mean over the kept sentences.
+    `pairs="different-video"` needs `video_index` [Q]; None when no pair qualifies."""
     import torch
 
     if centre:
@@ -93,7 +95,11 @@ def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str,
         text_dyn = text_dyn - text_dyn[keep].mean(0, keepdim=True)
     ev, eq = cosine_matrix(video_dyn), cosine_matrix(text_dyn)
     pair_mask = keep[:, None] & keep[None, :]
-    if pairs == "off-diagonal":
+    if pairs == "different-video":
+        if video_index is None:
+            raise ValueError("pairs='different-video' needs the sentences' video_index")
+        pair_mask = pair_mask & (video_index[:, None] != video_index[None, :])
+    elif pairs == "off-diagonal":
         pair_mask = pair_mask & ~torch.eye(len(keep), dtype=torch.bool, device=keep.device)
     if not pair_mask.any():
         return None
@@ -195,7 +201,7 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
             text = self.fc_text(inputs.text_dynamic[keep])
             loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs,
-                                  config.centre)
+                                  config.centre, video_index=used)
             return loss if loss is not None else zero_loss(inputs.text_dynamic)
 
     return SpatialDynamicInjection()

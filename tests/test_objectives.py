@@ -53,6 +53,53 @@ def test_sd_consistency_hand_computed():
     assert sd_consistency(video, text, one, "off-diagonal") is None
 
 
+def test_sd_consistency_different_video_pairs_hand_computed():
+    """The paper pairs sentences of different videos; same-video pairs are left out by default."""
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    keep = torch.ones(3, dtype=torch.bool)
+    vidx = torch.tensor([0, 0, 1])
+    # only (0,2), (2,0), (1,2), (2,1): cos_v = 1/sqrt2, cos_q = 0 -> 4 * 0.5 / 4
+    got = sd_consistency(video, text, keep, "different-video", video_index=vidx)
+    assert got.item() == pytest.approx(0.5)
+    assert sd_consistency(video, text, keep, "off-diagonal", video_index=vidx).item() == \
+        pytest.approx(4 / 6)  # the (0,1) pair of one video counts there: (0 - 1)^2 twice
+    assert sd_consistency(video, text, keep, "different-video",
+                          video_index=torch.zeros(3, dtype=torch.long)) is None
+    with pytest.raises(ValueError, match="video_index"):
+        sd_consistency(video, text, keep, "different-video")
+
+
+def test_spatial_dynamic_default_pairs_only_different_videos():
+    """Four sentences of two videos (scope=video): the default loss is the mean over the 8
+    cross-video ordered pairs of the module's own cosines; same-video pairs (eps_v exactly 1)
+    enter only with pairs=off-diagonal."""
+    from vdi_plugins.objectives import cosine_matrix
+
+    inputs = _inputs()
+    inputs.video_index = torch.tensor([0, 0, 1, 1])
+    results = {}
+    for pairs in ("different-video", "off-diagonal"):
+        torch.manual_seed(5)
+        sd = get_component("objective", "spatial-dynamic").build(
+            {"sequence_model": "lstm", "pairs": pairs}, dim=D, patch_count=HW).eval()
+        results[pairs] = sd(inputs).item()
+    video = sd.video_dynamics(inputs.frames[:2], inputs.patches[:2], inputs.video_index,
+                              inputs.frame_mask)
+    ev, eq = cosine_matrix(video), cosine_matrix(sd.fc_text(inputs.text_dynamic))
+    assert ev[0, 1].item() == pytest.approx(1.0) and ev[2, 3].item() == pytest.approx(1.0)
+    sq = (ev - eq).pow(2).detach()
+    cross = sq[:2, 2:].sum() * 2 / 8
+    assert results["different-video"] == pytest.approx(cross.item(), rel=1e-5)
+    off = (sq.sum() - sq.diagonal().sum()) / 12
+    assert results["off-diagonal"] == pytest.approx(off.item(), rel=1e-5)
+    # one video only: no pair qualifies, an exact zero that stays in the graph
+    inputs.video_index = torch.zeros(4, dtype=torch.long)
+    zero = get_component("objective", "spatial-dynamic").build(
+        {"sequence_model": "lstm"}, dim=D, patch_count=HW)(inputs)
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
 def test_sd_consistency_centred_hand_computed():
     video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
@@ -166,7 +213,7 @@ def test_per_video_features_are_shared_by_their_sentences():
                                 "patches": inputs.patches[:1].expand(2, -1, -1, -1)})
     assert vc(shared).item() == pytest.approx(vc(copied).item(), rel=1e-6)
     sd = get_component("objective", "spatial-dynamic").build(
-        {"sequence_model": "lstm"}, dim=D, patch_count=HW).eval()
+        {"sequence_model": "lstm", "pairs": "off-diagonal"}, dim=D, patch_count=HW).eval()
     assert sd(shared).item() == pytest.approx(sd(copied).item(), rel=1e-5, abs=1e-7)
 
 
