@@ -29,9 +29,10 @@ class VisualContextConfig(BaseModel):
     stop_gradient: Literal["static", "none", "target"] = Field(
         "static", description="static: f_q(Qs) is detached (the probe does not move the text "
         "encoder); none: every branch trains; target: the whole x~_qs target is detached.")
-    reduction: Literal["mean", "sum"] = Field(
-        "mean", description="Squared error averaged (mean) or summed (sum, the paper's ||.||^2) "
-        "over the D dims; then averaged over sentences.")
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="Squared error summed (sum: the paper's ||.||^2) or averaged (mean: "
+        "the same gradient direction, lambda_vc effectively divided by D) over the D dims; then "
+        "averaged over sentences.")
     layers: int = Field(1, ge=1, description="Transformer decoder layers.")
     heads: int = Field(8, ge=1, description="Decoder attention heads (must divide D).")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Decoder dropout.")

@@ -176,6 +176,20 @@ def test_visual_context_sum_is_dims_times_mean():
     assert total.item() == pytest.approx(mean.item() * D, rel=1e-5)
 
 
+def test_visual_context_default_is_eq2_squared_norm():
+    """Eq. 2 is a squared norm: summed over D by default (mean = lambda_vc / D), per sentence,
+    then averaged over the sentences; checked against the module's own decoder and FC."""
+    inputs = _inputs()
+    vc = _vc().eval()
+    assert vc.config.reduction == "sum"
+    target = vc.decoder(inputs.text_static.unsqueeze(1), inputs.frames).squeeze(1)
+    pred = vc.fc(inputs.text_dynamic)
+    expected = (pred - target).pow(2).sum(-1).mean()
+    assert vc(inputs).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert _vc(reduction="mean").eval()(inputs).item() == pytest.approx(expected.item() / D,
+                                                                         rel=1e-5)
+
+
 def test_visual_context_ignores_masked_frames_and_empty_queries():
     vc = _vc().eval()
     inputs = _inputs()
