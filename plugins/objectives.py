@@ -127,6 +127,12 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
                 nn.init.normal_(self.learned_query, std=0.02)
 
         def forward(self, inputs: Any) -> Any:
+            from vdi_cli.objectives import as_float32, float32_region
+
+            with float32_region(inputs.text_dynamic.device):
+                return self.loss(as_float32(inputs))
+
+        def loss(self, inputs: Any) -> Any:
             keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
             if config.probe == "static":
                 probe = inputs.text_static
@@ -139,7 +145,7 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
                 return zero_loss(inputs.text_dynamic, probe, self.fc.weight)
             if config.stop_gradient == "static" and config.probe != "none":
                 probe = probe.detach()
-            memory = inputs.frames[inputs.video_index[keep]].to(probe.dtype)
+            memory = inputs.frames[inputs.video_index[keep]]
             target = self.decoder(
                 probe[keep].unsqueeze(1), memory,
                 memory_key_padding_mask=~inputs.frame_mask[keep]).squeeze(1)
@@ -190,15 +196,20 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             return ((out * w).sum(1) / w.sum(1).clamp(min=1.0))[inverse]
 
         def forward(self, inputs: Any) -> Any:
+            from vdi_cli.objectives import as_float32, float32_region
+
             if inputs.patches is None:
                 raise ValueError("spatial-dynamic needs patch features")
+            with float32_region(inputs.text_dynamic.device):
+                return self.loss(as_float32(inputs))
+
+        def loss(self, inputs: Any) -> Any:
             keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
             if int(keep.sum()) < 2:
                 return zero_loss(inputs.text_dynamic, self.fc_text.weight)
             used = inputs.video_index[keep]
             videos, local = used.unique(return_inverse=True)
-            frames = inputs.frames[videos].to(self.fc_global.weight.dtype)
-            patches = inputs.patches[videos].to(self.fc_patch.weight.dtype)
+            frames, patches = inputs.frames[videos], inputs.patches[videos]
             video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
             text = self.fc_text(inputs.text_dynamic[keep])
             loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs,

@@ -280,3 +280,30 @@ def test_spatial_dynamic_lstm_reads_only_a_later_moment():
         heat = spatial_heatmap(sd.fc_global(frames[v, s:e]), sd.fc_patch(patches[v, s:e]), D)
         expected = sd.sequence(sd.fc_map(heat).unsqueeze(0), None)[0].mean(0)
         torch.testing.assert_close(got[q], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("oid", ["visual-context", "spatial-dynamic"])
+def test_losses_are_float32_under_bf16_autocast(oid):
+    """The trainer runs under bfloat16 autocast on cuda; the VDI terms must not: their values
+    sit near 1e-5, below bfloat16's resolution. CPU autocast stands in for cuda's here."""
+    torch.manual_seed(6)
+    opts = {"heads": 2, "dropout": 0.0} if oid == "visual-context" else {
+        "sequence_options": {"heads": 2, "dropout": 0.0}}
+    module = get_component("objective", oid).build(opts, dim=D, patch_count=HW).eval()
+    inputs = _inputs()
+    inputs.video_index = torch.tensor([0, 0, 1, 2])
+    exact = module(inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = module(inputs)
+        # text features from a bfloat16 text tower arrive in bfloat16
+        half = ObjectiveInputs(**{**inputs.__dict__,
+                                  "text_dynamic": inputs.text_dynamic.bfloat16(),
+                                  "text_static": inputs.text_static.bfloat16()})
+        from_half = module(half)
+    assert exact.dtype == auto.dtype == from_half.dtype == torch.float32
+    assert auto.item() == pytest.approx(exact.item(), rel=1e-5)
+    rounded = ObjectiveInputs(**{**half.__dict__, "text_dynamic": half.text_dynamic.float(),
+                                 "text_static": half.text_static.float()})
+    assert from_half.item() == pytest.approx(module(rounded).item(), rel=1e-5)
+    auto.backward()
+    assert inputs.text_dynamic.grad.dtype == torch.float32
