@@ -307,3 +307,113 @@ def test_losses_are_float32_under_bf16_autocast(oid):
     assert from_half.item() == pytest.approx(module(rounded).item(), rel=1e-5)
     auto.backward()
     assert inputs.text_dynamic.grad.dtype == torch.float32
+
+
+def test_vc_infonce_hand_computed():
+    """Rows: own target is the positive, other videos' targets the negatives, same-video
+    targets masked. pred e1, e2, e1; target e1, e1, e2; videos 0, 0, 1."""
+    import math
+
+    from vdi_plugins.objectives import vc_infonce
+
+    e1, e2 = [1.0, 0.0], [0.0, 1.0]
+    pred, target = torch.tensor([e1, e2, e1]) * 3.0, torch.tensor([e1, e1, e2])
+    vidx = torch.tensor([0, 0, 1])
+    for tau in (1.0, 0.5):
+        # row 0: own 1, masked, other video 0; row 1: own 0, masked, other 1;
+        # row 2: own 0, two other-video targets at 1
+        expected = [math.log(1 + math.exp(-1 / tau)), math.log(1 + math.exp(1 / tau)),
+                    math.log(1 + 2 * math.exp(1 / tau))]
+        assert vc_infonce(pred, target, vidx, tau).tolist() == pytest.approx(expected)
+    # a constant target is no minimum: log(1 + sentences of other videos) per row
+    flat = vc_infonce(pred, torch.ones(3, 2), vidx, 0.07)
+    assert flat.tolist() == pytest.approx([math.log(2), math.log(2), math.log(3)])
+
+
+def test_variance_hinge_hand_computed():
+    from vdi_plugins.objectives import variance_hinge
+
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.2]])  # unbiased var over rows: 2, 0.02
+    per_dim = [max(0.0, 1 - (2 + 1e-4) ** 0.5), 1 - (0.02 + 1e-4) ** 0.5]
+    assert variance_hinge(x, 1.0, "sum").item() == pytest.approx(sum(per_dim))
+    assert variance_hinge(x, 1.0, "mean").item() == pytest.approx(sum(per_dim) / 2)
+    assert variance_hinge(x, 0.1, "sum").item() == pytest.approx(0.0)
+    assert variance_hinge(x[:1], 1.0, "sum") is None
+
+
+def _vc_parts(vc, inputs):
+    target = vc.decoder(inputs.text_static.unsqueeze(1), inputs.frames).squeeze(1)
+    return vc.fc(inputs.text_dynamic), target
+
+
+def test_visual_context_infonce_and_variance_in_the_module():
+    from vdi_plugins.objectives import variance_hinge, vc_infonce
+
+    inputs = _inputs()
+    inputs.video_index = torch.tensor([0, 0, 1, 2])
+    inputs.frames = inputs.frames[:3]
+    inputs.patches = inputs.patches[:3]
+    vc = _vc(loss="infonce", temperature=0.1).eval()
+    pred, target = _vc_parts(vc, ObjectiveInputs(**{**inputs.__dict__,
+                                                    "frames": inputs.frames[inputs.video_index]}))
+    expected = vc_infonce(pred, target, inputs.video_index, 0.1).mean()
+    assert vc(inputs).item() == pytest.approx(expected.item(), rel=1e-5)
+    vc = _vc(variance_weight=2.0, variance_floor=1.5).eval()
+    squared = (pred - target).pow(2).sum(-1).mean()
+    expected = squared + 2.0 * variance_hinge(target, 1.5, "sum")
+    assert vc(inputs).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_variance_term_trains_the_decoder_even_with_a_detached_target():
+    vc = _vc(stop_gradient="target", variance_weight=1.0)
+    inputs = _inputs()
+    vc(inputs).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vc.decoder.parameters())
+    assert inputs.text_dynamic.grad.abs().sum() > 0 and inputs.text_static.grad is None
+
+
+def test_spatial_dynamic_video_branch_detached():
+    """stop_gradient=video: the same loss, but only the text side (its FC, f_q(Qd)) learns."""
+    inputs = _inputs()
+    inputs.video_index = torch.tensor([0, 1, 2, 2])
+    values, grads = {}, {}
+    for stop in ("none", "video"):
+        torch.manual_seed(7)
+        sd = get_component("objective", "spatial-dynamic").build(
+            {"sequence_model": "lstm", "stop_gradient": stop}, dim=D, patch_count=HW).eval()
+        inputs.text_dynamic.grad = None
+        loss = sd(inputs)
+        loss.backward()
+        values[stop] = loss.item()
+        video_side = [sd.fc_global, sd.fc_patch, sd.fc_map, sd.sequence]
+        grads[stop] = any(p.grad is not None and p.grad.abs().sum() > 0
+                          for m in video_side for p in m.parameters())
+        assert sd.fc_text.weight.grad.abs().sum() > 0
+        assert inputs.text_dynamic.grad.abs().sum() > 0
+    assert values["video"] == pytest.approx(values["none"], rel=1e-6)
+    assert grads == {"none": True, "video": False}
+
+
+def test_forms_name_option_sets_and_explicit_options_win():
+    from vdi_cli.errors import ConfigError
+    from vdi_plugins.objectives import FORMS
+
+    vc = get_component("objective", "visual-context")
+    sd = get_component("objective", "spatial-dynamic")
+    # `paper` is the default and equals the fields' own defaults
+    for comp in (vc, sd):
+        default = comp.make_config()
+        assert default.form == "paper"
+        for key, value in FORMS[comp.id]["paper"].items():
+            assert getattr(default, key) == value == type(default).model_fields[key].default
+    stable = vc.make_config({"form": "stable"})
+    assert (stable.loss, stable.stop_gradient) == ("infonce", "static")
+    assert vc.make_config({"form": "stable", "loss": "squared"}).loss == "squared"
+    stable = sd.make_config({"form": "stable"})
+    assert (stable.centre, stable.stop_gradient, stable.pairs) == (True, "video",
+                                                                   "different-video")
+    assert sd.make_config({"form": "stable", "centre": False}).centre is False
+    # a resolved config round-trips (what a run row stores)
+    assert sd.make_config(stable.model_dump()) == stable
+    with pytest.raises(ConfigError, match="form"):
+        vc.make_config({"form": "literal"})
