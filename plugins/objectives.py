@@ -4,12 +4,15 @@
 L_vc (Eqs. 1-2): x~_qs = TransDecoder(query=f_q(Qs), key=value=X^v);
 L_vc = || FC(f_q(Qd)) - x~_qs ||^2.
 L_sd (Eqs. 3-5): M_i = FC(x_i^v) . FC(X~_i^v) / sqrt(D) over the HW patches; m_i = FC(M_i);
-m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences,
+m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences of different videos,
 eps_v = cos(m~_i, m~_j), eps_q = cos(FC(x_qd_i), FC(x_qd_j)); L_sd = mean (eps_v - eps_q)^2.
 
 The paper leaves open: the reduction of the squared norm, which branches receive gradients, which
 text probes the frames, and which pairs enter the mean. Each is an option below; the README's
-"Our reading of the paper" says why the defaults are what they are.
+"Our reading of the paper" says why the defaults are what they are. Eqs. 2 and 5 as written
+have zero-loss minima that carry no information (a constant decoder output; every cosine ~1),
+so each term also has variants that cannot sit there, and `form` names two combinations:
+`paper` (the literal form, the default) and `stable` (the variants we chose, FORMS below).
 """
 
 from __future__ import annotations
@@ -19,36 +22,97 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from vdi_cli.hookspecs import hookimpl
+from vdi_plugins.vdi_losses import (  # noqa: F401  (re-exported: the objectives' arithmetic)
+    cosine_matrix,
+    projected_heatmap,
+    sd_consistency,
+    spatial_heatmap,
+    variance_hinge,
+    vc_distance,
+    vc_infonce,
+)
+
+# What `form` sets, per objective; an option given explicitly wins over its form.
+FORMS: dict[str, dict[str, dict[str, Any]]] = {
+    "visual-context": {
+        "paper": {"loss": "squared", "stop_gradient": "static", "variance_weight": 0.0},
+        "stable": {"loss": "infonce", "stop_gradient": "static", "variance_weight": 0.0},
+    },
+    "spatial-dynamic": {
+        "paper": {"pairs": "different-video", "centre": False, "stop_gradient": "none"},
+        "stable": {"pairs": "different-video", "centre": True, "stop_gradient": "video"},
+    },
+}
+
+
+def with_form(values: Any, forms: dict[str, dict[str, Any]]) -> Any:
+    """The options of `values["form"]` (default `paper`) under the options given explicitly."""
+    if not isinstance(values, dict) or values.get("form", "paper") not in forms:
+        return values  # not a dict, or an unknown form: the field validation reports it
+    return {**forms[values.get("form", "paper")], **values}
+
+
+def _form_help(oid: str) -> str:
+    return "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in opts.items())
+                     for name, opts in FORMS[oid].items())
 
 
 class VisualContextConfig(BaseModel):
+    form: Literal["paper", "stable"] = Field(
+        "paper", description="A named combination of the options below (explicit ones win): "
+        + _form_help("visual-context") + ".")
     weight: float = Field(0.5, ge=0.0, description="lambda_vc in the total loss (paper: 0.5).")
     probe: Literal["static", "query", "none"] = Field(
         "static", description="What probes the frames: Qs (paper), the full Q, or a learned "
         "query (no text); the paper's Table 3 variants.")
     stop_gradient: Literal["static", "none", "target"] = Field(
         "static", description="static: f_q(Qs) is detached (the probe does not move the text "
-        "encoder); none: every branch trains; target: the whole x~_qs target is detached.")
-    reduction: Literal["mean", "sum"] = Field(
-        "mean", description="Squared error averaged (mean) or summed (sum, the paper's ||.||^2) "
-        "over the D dims; then averaged over sentences.")
+        "encoder); none: every branch trains; target: the whole x~_qs target is detached (the "
+        "decoder then trains only through the variance term).")
+    loss: Literal["squared", "infonce"] = Field(
+        "squared", description="squared: Eq. 2's ||FC(f_q(Qd)) - x~_qs||^2; infonce: each "
+        "sentence's FC(f_q(Qd)) must pick its own x~_qs among the batch's (cosine / "
+        "temperature; targets of the same video are not negatives).")
+    temperature: float = Field(0.07, gt=0.0, description="InfoNCE temperature (loss=infonce).")
+    variance_weight: float = Field(
+        0.0, ge=0.0, description="Weight of a VICReg variance hinge on x~_qs: relu(floor - "
+        "std over the batch) per dim, reduced over D like the distance (0: off).")
+    variance_floor: float = Field(1.0, gt=0.0, description="The std the hinge asks of each "
+                                  "target dim (VICReg's gamma).")
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="Squared error summed (sum: the paper's ||.||^2) or averaged (mean: "
+        "the same gradient direction, lambda_vc effectively divided by D) over the D dims; then "
+        "averaged over sentences.")
     layers: int = Field(1, ge=1, description="Transformer decoder layers.")
     heads: int = Field(8, ge=1, description="Decoder attention heads (must divide D).")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Decoder dropout.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_form(cls, values: Any) -> Any:
+        return with_form(values, FORMS["visual-context"])
+
 
 class SpatialDynamicConfig(BaseModel):
+    form: Literal["paper", "stable"] = Field(
+        "paper", description="A named combination of the options below (explicit ones win): "
+        + _form_help("spatial-dynamic") + ".")
     weight: float = Field(0.01, ge=0.0, description="lambda_sd in the total loss (paper: 0.01).")
     sequence_model: str = Field("transformer", description="Sequence model id (Eq. 4).")
     sequence_options: dict[str, Any] = Field(default_factory=dict,
                                              description="Options of the sequence model.")
-    pairs: Literal["off-diagonal", "all"] = Field(
-        "off-diagonal", description="Pairs in the mean: i != j (diagonal terms are 0 anyway and "
-        "only dilute the mean), or all Q x Q.")
+    pairs: Literal["different-video", "off-diagonal", "all"] = Field(
+        "different-video", description="Pairs in the mean: sentences of different videos (the "
+        "paper's wording), every i != j (also same-video pairs, whose video-side cosine is 1 "
+        "under scope=video), or all Q x Q.")
     centre: bool = Field(
         False, description="Beyond the paper: subtract each side's mean over the batch's "
         "sentences before the cosines, so the direction every sentence shares cannot make all "
         "cosines ~1 and Eq. 5 ~0 by itself (off: Eq. 5 as written).")
+    stop_gradient: Literal["none", "video"] = Field(
+        "none", description="none: both branches train (Eq. 5 as written); video: m~ is "
+        "detached, so only the text side (its FC and the text tower) moves to match the "
+        "video's cosine structure, which cannot fold onto the text's.")
 
     @model_validator(mode="after")
     def _sequence_options(self) -> SpatialDynamicConfig:
@@ -60,54 +124,10 @@ class SpatialDynamicConfig(BaseModel):
         get_component("sequence-model", self.sequence_model).make_config(self.sequence_options)
         return self
 
-
-def vc_distance(pred: Any, target: Any, reduction: str) -> Any:
-    """Per-sentence squared distance: summed or averaged over the feature dims."""
-    sq = (pred - target).pow(2)
-    return sq.sum(-1) if reduction == "sum" else sq.mean(-1)
-
-
-def spatial_heatmap(frame_global: Any, frame_patches: Any, dim: int) -> Any:
-    """Eq. 3: [..., D] . [..., HW, D] / sqrt(D) -> [..., HW] (inputs already projected)."""
-    return (frame_patches @ frame_global.unsqueeze(-1)).squeeze(-1) / dim**0.5
-
-
-def projected_heatmap(frame_global: Any, frame_patches: Any, fc_global: Any, fc_patch: Any,
-                      dim: int) -> Any:
-    """Eq. 3 with both projections, FC(x) . FC(X~) / sqrt(D), computed as
-    X~ . (W_p^T FC(x)) + b_p . FC(x): the same numbers without projecting every patch
-    (HW times fewer multiply-adds; 49x for ViT-B/32)."""
-    g = fc_global(frame_global)  # [..., D]
-    v = g @ fc_patch.weight  # [..., D]: sum_k g_k W[k, j]
-    heat = (frame_patches @ v.unsqueeze(-1)).squeeze(-1)
-    if fc_patch.bias is not None:
-        heat = heat + (g * fc_patch.bias).sum(-1, keepdim=True)
-    return heat / dim**0.5
-
-
-def cosine_matrix(x: Any) -> Any:
-    import torch.nn.functional as F
-
-    x = F.normalize(x, dim=-1, eps=1e-8)
-    return x @ x.t()
-
-
-def sd_consistency(video_dyn: Any, text_dyn: Any, keep: Any, pairs: str,
-                   centre: bool = False) -> Any:
-    """Eq. 5 averaged over the pairs of kept sentences: mean (cos_v - cos_q)^2; with `centre`,
-    the cosines are taken after subtracting each side's mean over the kept sentences."""
-    import torch
-
-    if centre:
-        video_dyn = video_dyn - video_dyn[keep].mean(0, keepdim=True)
-        text_dyn = text_dyn - text_dyn[keep].mean(0, keepdim=True)
-    ev, eq = cosine_matrix(video_dyn), cosine_matrix(text_dyn)
-    pair_mask = keep[:, None] & keep[None, :]
-    if pairs == "off-diagonal":
-        pair_mask = pair_mask & ~torch.eye(len(keep), dtype=torch.bool, device=keep.device)
-    if not pair_mask.any():
-        return None
-    return (ev - eq).pow(2)[pair_mask].mean()
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_form(cls, values: Any) -> Any:
+        return with_form(values, FORMS["spatial-dynamic"])
 
 
 def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any:
@@ -130,6 +150,12 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
                 nn.init.normal_(self.learned_query, std=0.02)
 
         def forward(self, inputs: Any) -> Any:
+            from vdi_cli.objectives import as_float32, float32_region
+
+            with float32_region(inputs.text_dynamic.device):
+                return self.loss(as_float32(inputs))
+
+        def loss(self, inputs: Any) -> Any:
             keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
             if config.probe == "static":
                 probe = inputs.text_static
@@ -140,16 +166,24 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
                 probe = self.learned_query.expand(len(keep), -1)
             if not keep.any():
                 return zero_loss(inputs.text_dynamic, probe, self.fc.weight)
-            if config.stop_gradient == "static" and config.probe != "none":
-                probe = probe.detach()
-            memory = inputs.frames[inputs.video_index[keep]].to(probe.dtype)
+            if config.stop_gradient in ("static", "target") and config.probe != "none":
+                probe = probe.detach()  # under `target` only the variance term reaches here
+            memory = inputs.frames[inputs.video_index[keep]]
             target = self.decoder(
                 probe[keep].unsqueeze(1), memory,
                 memory_key_padding_mask=~inputs.frame_mask[keep]).squeeze(1)
+            spread = None
+            if config.variance_weight > 0:
+                spread = variance_hinge(target, config.variance_floor, config.reduction)
             if config.stop_gradient == "target":
                 target = target.detach()
             pred = self.fc(inputs.text_dynamic[keep])
-            return vc_distance(pred, target, config.reduction).mean()
+            if config.loss == "infonce":
+                loss = vc_infonce(pred, target, inputs.video_index[keep],
+                                  config.temperature).mean()
+            else:
+                loss = vc_distance(pred, target, config.reduction).mean()
+            return loss if spread is None else loss + config.variance_weight * spread
 
     return VisualContextInjection()
 
@@ -193,19 +227,28 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             return ((out * w).sum(1) / w.sum(1).clamp(min=1.0))[inverse]
 
         def forward(self, inputs: Any) -> Any:
+            from vdi_cli.objectives import as_float32, float32_region
+
             if inputs.patches is None:
                 raise ValueError("spatial-dynamic needs patch features")
+            with float32_region(inputs.text_dynamic.device):
+                return self.loss(as_float32(inputs))
+
+        def loss(self, inputs: Any) -> Any:
+            import torch
+
             keep = ~inputs.dynamic_empty & inputs.frame_mask.any(1)
             if int(keep.sum()) < 2:
                 return zero_loss(inputs.text_dynamic, self.fc_text.weight)
             used = inputs.video_index[keep]
             videos, local = used.unique(return_inverse=True)
-            frames = inputs.frames[videos].to(self.fc_global.weight.dtype)
-            patches = inputs.patches[videos].to(self.fc_patch.weight.dtype)
-            video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
+            frames, patches = inputs.frames[videos], inputs.patches[videos]
+            with torch.set_grad_enabled(config.stop_gradient != "video" and
+                                        torch.is_grad_enabled()):
+                video = self.video_dynamics(frames, patches, local, inputs.frame_mask[keep])
             text = self.fc_text(inputs.text_dynamic[keep])
             loss = sd_consistency(video, text, keep.new_ones(int(keep.sum())), config.pairs,
-                                  config.centre)
+                                  config.centre, video_index=used)
             return loss if loss is not None else zero_loss(inputs.text_dynamic)
 
     return SpatialDynamicInjection()

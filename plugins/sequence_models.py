@@ -1,7 +1,9 @@
 """Sequence models for VDI's spatial-dynamic branch (paper Eq. 4): `transformer` and `lstm`.
 
 Both map per-frame vectors [B, T, D] (with an optional [B, T] padding mask, True = padded) to
-[B, T, D]; the branch averages the outputs over the valid frames.
+[B, T, D]; the branch averages the outputs over the valid frames. The valid frames need not be
+a prefix: under `scope=moment` they are the sentence's moment, which may start anywhere, and each
+model reads exactly those frames, in time order.
 """
 
 from __future__ import annotations
@@ -84,18 +86,21 @@ def build_lstm(config: LSTMConfig, dim: int) -> Any:
             self.out = nn.Linear(dim * 2, dim) if config.bidirectional else nn.Identity()
 
         def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-            if pad_mask is not None:
-                lengths = (~pad_mask).sum(1).clamp(min=1).cpu()
-                packed = nn.utils.rnn.pack_padded_sequence(
-                    x, lengths, batch_first=True, enforce_sorted=False
-                )
-                y, _ = self.lstm(packed)
-                y, _ = nn.utils.rnn.pad_packed_sequence(
-                    y, batch_first=True, total_length=x.shape[1]
-                )
-            else:
-                y, _ = self.lstm(x)
-            return self.out(y)
+            if pad_mask is None:
+                return self.out(self.lstm(x)[0])
+            # The visible frames need not be a prefix (scope=moment: a moment that starts later).
+            # Packing reads the first `length` steps, so move each row's visible frames to the
+            # front (in time order), run the packed LSTM, and put the outputs back in place.
+            order = torch.argsort(pad_mask.to(torch.int8), dim=1, stable=True)
+            lengths = (~pad_mask).sum(1).clamp(min=1).cpu()
+            front = x.gather(1, order.unsqueeze(-1).expand_as(x))
+            packed = nn.utils.rnn.pack_padded_sequence(
+                front, lengths, batch_first=True, enforce_sorted=False
+            )
+            y, _ = self.lstm(packed)
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+            back = torch.empty_like(y).scatter_(1, order.unsqueeze(-1).expand_as(y), y)
+            return self.out(back)
 
     return LSTMSequence()
 

@@ -32,3 +32,25 @@ def test_transformer_heads_must_divide_dim():
 
     with pytest.raises(ConfigError, match="does not divide"):
         get_component("sequence-model", "transformer").build({"heads": 3}, dim=16)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_lstm_reads_exactly_a_moment_that_starts_later(bidirectional):
+    """scope=moment: the visible frames are a window inside the video, not a prefix. The LSTM
+    must read exactly that window (as if run on the sliced frames), whatever the other rows."""
+    torch.manual_seed(0)
+    model = get_component("sequence-model", "lstm").build(
+        {"bidirectional": bidirectional}, dim=16).eval()
+    x = torch.randn(3, 12, 16)
+    pad = torch.ones(3, 12, dtype=torch.bool)
+    pad[0, 5:9] = False  # a moment in the middle
+    pad[1, 7:] = False  # a moment at the end
+    pad[2, :3] = False  # a prefix, as before
+    y = model(x, pad)
+    for row, (s, e) in enumerate([(5, 9), (7, 12), (0, 3)]):
+        alone = model(x[row:row + 1, s:e], None)[0]
+        torch.testing.assert_close(y[row, s:e], alone, atol=1e-5, rtol=1e-5)
+    # the frames outside the moment never reach the outputs inside it
+    x2 = x.clone()
+    x2[pad] = 100.0
+    torch.testing.assert_close(model(x2, pad)[~pad], y[~pad])

@@ -6,11 +6,18 @@ torch module whose `forward(inputs: ObjectiveInputs)` gives a scalar loss, and w
 attribute `needs_patches = True` (patch features are then loaded for training). Everything here
 is per *sentence* (Q rows): the frames of the sentence's video (or of its moment, see
 `frame_mask`).
+
+The built-in objectives compute in float32 even under the trainer's bfloat16 autocast
+(`float32_region`): their losses are cosines and squared differences that live near 1e-5 once
+training gets going, below bfloat16's resolution (8 bits of mantissa: 1 + 2^-8 is the next value
+after 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
@@ -50,3 +57,26 @@ def zero_loss(*tensors: Any) -> Any:
 
         return torch.zeros((), device=tensors[0].device)
     return total
+
+
+def as_float32(inputs: ObjectiveInputs) -> ObjectiveInputs:
+    """The same inputs with every floating tensor in float32 (the text features come out of a
+    bfloat16 autocast text tower in bfloat16)."""
+    return replace(inputs, **{f.name: to_float32(getattr(inputs, f.name)) for f in fields(inputs)})
+
+
+@contextlib.contextmanager
+def float32_region(device: Any) -> Iterator[None]:
+    """Autocast off for `device`'s type inside the block: what runs there stays in the dtype of
+    its inputs, so an objective that casts its inputs with `to_float32` computes in float32."""
+    import torch
+
+    with torch.autocast(device_type=torch.device(device).type, enabled=False):
+        yield
+
+
+def to_float32(x: Any) -> Any:
+    """A floating tensor as float32 (None and non-float tensors, e.g. masks, unchanged)."""
+    if x is None or not x.is_floating_point():
+        return x
+    return x.float()
