@@ -42,7 +42,8 @@ def _inputs(
             raise VdiError(f"video folder '{folder}' does not exist", hint="check --video-dir")
         items = [(vid, video_for_id(folder, vid)) for vid in sorted(report.videos)]
         return items, {"dataset": dataset, "annotations": str(annotations),
-                       "video_dir": str(folder), "videos": len(items)}
+                       "video_dir": str(folder), "videos": len(items),
+                       "durations": [float(report.videos[vid] or 0.0) for vid, _ in items]}
     if not paths:
         raise typer.BadParameter("give video files or folders, or --dataset with --annotations")
     items: list[Any] = []
@@ -84,6 +85,9 @@ def extract_command(
     dtype: str = typer.Option("float16", "--dtype", help="Stored dtype: float16 or float32."),
     force: bool = typer.Option(False, "--force", help="Recompute even when cached."),
     option: list[str] = typer.Option(None, "-o", "--option", help="Backbone option key=value."),
+    shard: str = typer.Option(None, "--shard", help="I/N (0-based): only shard I of N of the "
+                              "videos, balanced by duration; auto: from Slurm's array task or "
+                              "torchrun's RANK / WORLD_SIZE."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Extract per-frame global and patch features (cached: a second run is free)."""
@@ -92,6 +96,7 @@ def extract_command(
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
     from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.shards import parse_shard
     from vdi_cli.store import run_context
     from vdi_cli.video import Sampling
 
@@ -101,9 +106,15 @@ def extract_command(
     device = check_device(device or get_settings().device)
     options = parse_overrides(option)
     check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
+    picked = parse_shard(shard)
     items, source = _inputs(
         paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
     )
+    durations = source.pop("durations", None)
+    if picked is not None:
+        items = shard_items(items, durations, *picked)
+        source.update(shard=f"{picked[0]}/{picked[1]}", shard_videos=len(items))
+        info(f"shard {picked[0]}/{picked[1]}: {len(items)} of {source['videos']} videos")
     config = {
         "backbone": backbone, "weights": weights, "sampling": sampling.to_dict(),
         "batch_size": batch_size, "device": device, "precision": precision, "dtype": dtype,
@@ -134,6 +145,24 @@ def extract_command(
                 f"{listed}{more}",
                 hint=f"{done}; `vdi runs show {run.id}` lists every failure with its reason",
             )
+
+
+def shard_items(items: list[Any], durations: list[float] | None, index: int, count: int
+                ) -> list[Any]:
+    """Shard `index` of `count` of the (name, path) items; durations from the dataset, else
+    from each file's container (a file that cannot be opened counts 0 s, and fails in its
+    shard as it would unsharded)."""
+    from vdi_cli.shards import shard_of
+    from vdi_cli.video import VideoError, probe_video
+
+    if durations is None:
+        durations = []
+        for _, path in items:
+            try:
+                durations.append(float(probe_video(path).duration or 0.0))
+            except VideoError:
+                durations.append(0.0)
+    return shard_of(items, durations, index, count)
 
 
 def _print_report(report: Any, run_id: int) -> None:
