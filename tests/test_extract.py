@@ -280,3 +280,22 @@ def test_charades_dataset_with_a_dataset_option(videos, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "clipped 1 moments" in result.stderr  # the dataset's own report goes to stderr
     assert [(v["name"], v["frames"]) for v in result.json()["videos"]] == [("a", 2), ("b", 2)]
+
+
+def test_a_killed_writers_temporary_file_is_swept_by_the_next_extraction(tmp_path):
+    """A feature file half written by a process that was killed (SIGKILL mid-commit) is removed
+    by the next extraction; a live process's temporary file is left alone."""
+    import os
+
+    from vdi_cli.features import sweep_temporaries
+    from vdi_cli.testing import dead_pid
+
+    folder = tmp_path / "features" / "tiny-shapes"
+    folder.mkdir(parents=True)
+    dead = folder / f".abc-123.{dead_pid()}.0a1b2c3d.tmp"
+    alive = folder / f".abc-456.{os.getppid()}.0a1b2c3d.tmp"
+    other = folder / "notes.tmp"
+    for f in (dead, alive, other):
+        f.write_bytes(b"half")
+    assert sweep_temporaries(tmp_path / "features") == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -28,6 +28,27 @@ DTYPES = {"float16": ("F16", 2), "float32": ("F32", 4)}
 _COPY_CHUNK = 1 << 22
 
 
+def sweep_temporaries(root: str | Path) -> list[Path]:
+    """Remove the temporary feature files (`.<name>.<pid>.<token>.tmp`) that a killed process
+    left in the cache folders under `root`; files of a process still alive are kept."""
+    removed = []
+    for tmp in Path(root).glob("*/.*.tmp"):
+        parts = tmp.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running: its file may be in use
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def features_dir() -> Path:
     from vdi_cli.store.db import app_dir
 
@@ -116,10 +137,13 @@ class FeatureWriter:
         }
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-len(raw) % 8)
-        tmp: str | None = None
+        # The name is fixed before the file exists, so an interrupt at any point leaves
+        # nothing the cleanup below does not know about; the pid in it lets a later run
+        # remove what a killed one left (sweep_temporaries).
+        tmp = path.parent / f".{path.stem}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "wb") as out:
                 out.write(struct.pack("<Q", len(raw)))
                 out.write(raw)
@@ -130,11 +154,10 @@ class FeatureWriter:
                 out.write(times)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+            os.chmod(tmp, 0o644)  # whatever the umask made it, as the other cache files
             os.replace(tmp, path)
         except BaseException as exc:
-            if tmp is not None:
-                _unlink(tmp)
+            _unlink(tmp)
             if isinstance(exc, OSError):
                 raise write_error(exc, "features", path.parent) from exc
             raise

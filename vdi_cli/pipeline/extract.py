@@ -23,7 +23,13 @@ from typing import Any
 
 from vdi_cli.backbones import DEFAULT_BACKBONE, resolve_backbone
 from vdi_cli.environment import ensure_writable_dir
-from vdi_cli.features import FeatureWriter, feature_path, features_dir, find_feature_row
+from vdi_cli.features import (
+    FeatureWriter,
+    feature_path,
+    features_dir,
+    find_feature_row,
+    sweep_temporaries,
+)
 from vdi_cli.store.hashes import cached_sha256
 from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
 
@@ -164,6 +170,7 @@ def extract_features(
             pending.append(idx)
     if pending:
         ensure_writable_dir(root, "features folder")  # before the model loads
+        sweep_temporaries(root)  # what a killed extraction left half written
         if loaded is None:
             loaded = spec.load(device=device, precision=precision)  # type: ignore[union-attr]
             report.model_loaded = True
