@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from vdi_cli.hookspecs import hookimpl
-from vdi_plugins.vdi_losses import (  # noqa: F401  (re-exported: the objectives' arithmetic)
+from vdi_plugins._objective_losses import (  # noqa: F401  (re-exported: the objectives' arithmetic)
     cosine_matrix,
     projected_heatmap,
     sd_consistency,
