@@ -142,12 +142,16 @@ def test_checkpoint_reload_gives_identical_predictions(home):
 def test_resume_continues_the_same_trajectory(home):
     from vdi_cli.checkpoints import load_tensors
 
-    db, _, straight = _train(home, epochs=2)
+    def epoch_path(run_id, epoch):
+        return next(db["checkpoints"].rows_where("run_id = ? and epoch = ?",
+                                                 [run_id, epoch]))["path"]
+
+    db, straight_id, straight = _train(home, epochs=2)
     db, first, _ = _train(home, epochs=1)
-    db, _, resumed = _train(home, epochs=2, resume=first)
+    db, resumed_id, resumed = _train(home, epochs=2, resume=first)
     assert [h["epoch"] for h in resumed["history"]] == [2]
-    a = load_tensors(straight["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
-    b = load_tensors(resumed["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
+    a = load_tensors(epoch_path(straight_id, 2))
+    b = load_tensors(epoch_path(resumed_id, 2))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
@@ -425,3 +429,29 @@ def test_two_processes_with_the_same_seed_train_bit_identical_models(world, tmp_
     a, b = (load_tensors(Path(r["best_checkpoint"])) for r in runs)
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_a_resumed_run_records_the_best_checkpoint_it_really_has(home):
+    """R@1,IoU=0.7 stays 0 on this data, so the best is epoch 1, trained by the parent run: the
+    resumed run's best row must name epoch 1 *and* point at its weights, and `--run` loads them."""
+    from vdi_cli.checkpoints import load_tensors
+    from vdi_cli.pipeline.evaluate_model import resolve_checkpoint
+
+    metric = "R@1,IoU=0.7"
+    db, first, one = _train(home, epochs=2, select_metric=metric)
+    assert one["best_epoch"] == 1
+    db, second, resumed = _train(home, epochs=4, resume=first, select_metric=metric)
+    assert [h["epoch"] for h in resumed["history"]] == [3, 4]
+    assert all(h["val"][metric] == 0 for h in one["history"] + resumed["history"])
+    best = [r for r in db["checkpoints"].rows_where("run_id = ?", [second]) if r["best"]]
+    assert len(best) == 1 and best[0]["epoch"] == 1 == resumed["best_epoch"]
+    assert best[0]["path"] == one["best_checkpoint"] == resumed["best_checkpoint"]
+    assert Path(best[0]["path"]).name == "epoch-001"
+    assert resolve_checkpoint(db, None, second) == one["best_checkpoint"]
+    out = invoke(["eval", "--run", second, "--annotations", home / "data" / "test_iid.json",
+                  "--format", "mmn-json", "--video-dir", home / "data" / "videos", "--json"])
+    assert out.exit_code == 0, out.stderr
+    assert out.json()["checkpoint"] == one["best_checkpoint"]
+    want = load_tensors(one["best_checkpoint"])
+    got = load_tensors(out.json()["checkpoint"])
+    assert all(torch.equal(want[k], got[k]) for k in want)

@@ -110,6 +110,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.infer import evaluate_samples
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
+    from vdi_cli.pipeline.train_resume import inherit_best
     from vdi_cli.plugins import emit
     from vdi_cli.store.runs import now
     from vdi_cli.types import RunEvent
@@ -150,6 +151,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                            hint="resume with the same --backbone and sampling options")
         trainer.load_tensors(load_tensors(row["path"]))
         trainer.load_train_state(load_train_state(row["path"]))
+        inherit_best(db, resume, run.id)
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
     folder = run_folder(run.id)
     epochs = int(config.epochs or 1)
@@ -204,9 +206,10 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         if trainer.should_stop():
             say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
             break
-    best = best_checkpoint(db, run.id) if history else None
+    best = _newest_checkpoint(db, run.id, best_only=True) or _newest_checkpoint(db, run.id)
     summary = {
-        "epochs": [h["epoch"] for h in history], "best_epoch": trainer.best_epoch,
+        "epochs": [h["epoch"] for h in history],
+        "best_epoch": best["epoch"] if best else trainer.best_epoch,
         "best_value": trainer.best, "best_checkpoint": best["path"] if best else None,
         "train_queries": len(train_anns), "train_videos": len(samples),
         "val_queries": sum(len(s.queries) for s in val_samples),
