@@ -170,6 +170,100 @@ ROWS: list[Row] = [
 ]
 
 
+# --- TRAIN: training runs, resume, checkpoints, run storage -----------------------------------
+
+def _train_in_row(tmp: Path, world: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """Train a tiny run into the row's own database and home (run id 1); returns its summary."""
+    from vdi_cli.pipeline.train_config import TrainConfig
+    from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.store import open_db, run_context
+
+    data = Path(world["data"])
+    values = dict(dataset="mmn-json", annotations=str(data / "train.json"),
+                  video_dir=str(data / "videos"), backbone=TINY, fps=1, epochs=1, batch_size=2,
+                  lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
+                  objectives=[])
+    values.update(kw)
+    config = TrainConfig(**values)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDI_HOME", str(tmp / "home"))
+        mp.setenv("VDI_DB", str(tmp / "vdi.db"))
+        db = open_db()
+        with run_context(db, "train", config.resolved().model_dump()) as run:
+            summary = run_training(config, db, run, quiet=True, show_progress=False)
+        db.conn.close()
+    return summary
+
+
+def _trained(**kw: Any) -> Callable[[Path, dict[str, Any]], None]:
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        _train_in_row(tmp, world, **kw)
+    return make
+
+
+def _db(tmp: Path) -> Any:
+    from vdi_cli.store import open_db
+
+    return open_db(tmp / "vdi.db")
+
+
+def _refused_up_front(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """No second run row, no feature of another backbone extracted."""
+    db = _db(tmp)
+    assert db["runs"].count == 1
+    assert {r["backbone"] for r in db["features"].rows} == {TINY}
+
+
+def _best_agrees(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """The resumed run's best epoch, its best row and the file that row names agree."""
+    from vdi_cli.checkpoints import sha256_file
+
+    out = _json(result[1])
+    best = [r for r in _db(tmp)["checkpoints"].rows_where("run_id = ?", [out["run_id"]])
+            if r["best"]]
+    assert len(best) == 1 and best[0]["epoch"] == out["best_epoch"], best
+    assert best[0]["path"] == out["best_checkpoint"]
+    assert Path(out["best_checkpoint"]).name == f"epoch-{out['best_epoch']:03d}"
+    assert sha256_file(Path(best[0]["path"]) / "model.safetensors") == best[0]["sha256"]
+
+
+def _killed_after_first_epoch(tmp: Path, world: dict[str, Any]) -> None:
+    """A 3-epoch run with validation (on the training file; R@1,IoU=0.7 selects the best) as
+    a kill after epoch 1 leaves it: the later checkpoints never written."""
+    import shutil
+
+    _train_in_row(tmp, world, epochs=3, val=str(Path(world["data"]) / "train.json"),
+                  select_metric="R@1,IoU=0.7")
+    db = _db(tmp)
+    for row in list(db["checkpoints"].rows_where("epoch > 1")):
+        shutil.rmtree(row["path"])
+    with db.conn:
+        db.execute("delete from checkpoints where epoch > 1")
+
+
+ROWS_TRAIN: list[Row] = [
+    Row("resume-changed-options", "options",
+        ("train", "--resume", "1", "--epochs", "2", "--lr", "0.5", "-H", "hidden_size=64",
+         "--backbone", "tiny-shapes"),
+        make=_trained(), after=_refused_up_front,
+        error=r"--resume 1 continues with the stored options, and these differ: backbone: "
+        r"'open_clip:vdi-tiny' -> 'tiny-shapes'; head_options\.hidden_size: 32 -> 64; "
+        r"lr: 0\.001 -> 0\.5"),
+    Row("resume-nothing-left", "options", ("train", "--resume", "1"), make=_trained(),
+        after=_refused_up_front, error=r"run 1 has already trained 1 of 1 epochs"),
+    Row("resume-not-a-training-run", "options", ("train", "--resume", "1"),
+        make=lambda tmp, world: _db(tmp)["runs"].insert(
+            {"command": "extract", "status": "ok", "started_at": "2026-01-01"}),
+        error=r"run 1 was made by `vdi extract`.*nothing to resume"),
+    Row("resume-unknown-run", "options", ("train", "--resume", "7"), error=r"no run with id 7"),
+    Row("resume-with-the-stored-options", "options",
+        ("train", "--resume", "1", "--epochs", "5", "--lr", "0.001", "--json"),
+        make=_killed_after_first_epoch, exit=0, error=None, after=_best_agrees),
+]
+
+
+ROWS += ROWS_TRAIN
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

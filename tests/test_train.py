@@ -244,7 +244,7 @@ def test_train_command_errors(home):
     malformed = invoke(["train", "--dataset", "mmn-json", "--annotations", "x",
                         "--video-dir", "y", "-O", "visual-context.=1"])
     assert malformed.exit_code == 1 and "is not ID.key=value" in malformed.stderr
-    with pytest.raises(VdiError, match="no checkpoint to resume"):
+    with pytest.raises(VdiError, match="no run with id 999"):
         _train(home, epochs=1, resume=999)
 
 
@@ -455,3 +455,67 @@ def test_a_resumed_run_records_the_best_checkpoint_it_really_has(home):
     want = load_tensors(one["best_checkpoint"])
     got = load_tensors(out.json()["checkpoint"])
     assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def _cut_after(db, run_id, epoch):
+    """What a kill after `epoch` leaves: the later epochs' checkpoints never written."""
+    import shutil
+
+    for row in list(db["checkpoints"].rows_where("run_id = ? and epoch > ?", [run_id, epoch])):
+        shutil.rmtree(row["path"])
+    with db.conn:
+        db.execute("delete from checkpoints where run_id = ? and epoch > ?", [run_id, epoch])
+
+
+def test_resume_alone_continues_with_the_stored_options(home):
+    """`vdi train --resume ID` needs no other option: it trains the stored configuration (lr,
+    head, objectives, data...), so it ends where an uninterrupted run ends."""
+    from vdi_cli.checkpoints import load_tensors
+
+    db, straight_id, straight = _train(home, epochs=3)
+    db, cut, _ = _train(home, epochs=3)
+    _cut_after(db, cut, 1)
+    result = invoke(["train", "--resume", cut, "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = result.json()
+    assert out["epochs"] == [2, 3] and out["resumed_from"] == cut
+    for got, want in zip(out["history"], straight["history"][1:], strict=True):
+        assert got["losses"] == pytest.approx(want["losses"])
+    a = load_tensors(next(db["checkpoints"].rows_where("run_id = ? and epoch = 3",
+                                                       [straight_id]))["path"])
+    b = load_tensors(next(db["checkpoints"].rows_where("run_id = ? and epoch = 3",
+                                                       [out["run_id"]]))["path"])
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    recorded = json.loads(db["runs"].get(out["run_id"])["config"])
+    assert recorded["lr"] == 1e-3 and recorded["head_options"] == SMALL_HEAD
+
+
+def test_resume_refuses_changed_options_before_loading_anything(home):
+    db, parent, _ = _train(home, epochs=1)
+    runs, features = db["runs"].count, db["features"].count
+    changed = invoke(["train", "--resume", parent, "--epochs", "2", "--lr", "0.5",
+                      "-H", "hidden_size=64", "--backbone", "tiny-shapes", "--fps", "1"])
+    assert changed.exit_code == 1, changed.stderr
+    error = changed.stderr.splitlines()[0]
+    assert error.startswith(f"Error: --resume {parent} continues with the stored options")
+    for diff in ("backbone: 'open_clip:vdi-tiny' -> 'tiny-shapes'", "fps: 2.0 -> 1.0",
+                 "head_options.hidden_size: 32 -> 64", "lr: 0.001 -> 0.5"):
+        assert diff in error
+    assert "Hint: " in changed.stderr and "Traceback" not in changed.stderr
+    # refused up front: no run row, no feature of the other backbone extracted
+    assert (db["runs"].count, db["features"].count) == (runs, features)
+    done = invoke(["train", "--resume", parent])
+    assert done.exit_code == 1 and f"run {parent} has already trained 1 of 1 epochs" in done.stderr
+    other = invoke(["train", "--resume", parent, "--epochs", "2", "--lr", "0.001",
+                    "--batch-size", "2", "-H", "hidden_size=32", "--annotations",
+                    home / "data" / ".." / "data" / "train.json", "-o", "patience=5", "--json"])
+    assert other.exit_code == 0, other.stderr  # equal to the stored values, or may change
+    assert other.json()["epochs"] == [2]
+    missing = invoke(["train", "--annotations", "x.json"])
+    assert missing.exit_code == 2 and "missing options --dataset, --video-dir" in missing.stderr
+    with run_context(db, "extract", {}) as extract:
+        pass
+    wrong = invoke(["train", "--resume", extract.id])
+    assert wrong.exit_code == 1 and "nothing to resume" in wrong.stderr

@@ -32,9 +32,13 @@ def _component_options(items: list[str], what: str) -> dict[str, dict[str, Any]]
 
 
 def train(
-    dataset: str = Opt(..., "--dataset", help="Annotation format (vdi datasets)."),
-    annotations: str = Opt(..., "--annotations", help="Training annotation file."),
-    video_dir: str = Opt(..., "--video-dir", help="Folder with <video id>.mp4 files."),
+    ctx: typer.Context,
+    dataset: str = Opt(None, "--dataset", help="Annotation format (vdi datasets); required "
+                       "unless --resume."),
+    annotations: str = Opt(None, "--annotations", help="Training annotation file; required "
+                           "unless --resume."),
+    video_dir: str = Opt(None, "--video-dir", help="Folder with <video id>.mp4 files; required "
+                         "unless --resume."),
     val: str = Opt(None, "--val", help="Validation annotation file (same format)."),
     backbone: str = Opt("clip-vit-b32", "--backbone", help="Backbone id (vdi backbones)."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
@@ -55,7 +59,9 @@ def train(
     seed: int = Opt(25285, "--seed"),
     option: list[str] = Opt([], "-o", help="Any training option key=value (see README), e.g. "
                             "-o scope=moment -o patience=0 -o train_text_layers=2."),
-    resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint."),
+    resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint, with "
+                      "its stored options (an option given that differs is refused; --epochs "
+                      "and -o patience/keep_checkpoints may change)."),
     json_out: bool = Opt(False, "--json", help="JSON summary on stdout."),
 ) -> None:
     """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
@@ -82,15 +88,22 @@ def train(
     values.update(parse_overrides(option))
     from pydantic import ValidationError
 
+    db = open_store() if resume is not None else None
     try:
-        config = TrainConfig(**values).resolved()
+        if resume is not None:
+            from vdi_cli.pipeline.train_resume import resume_config
+
+            config = resume_config(db, resume, _given(ctx, values, option))
+        else:
+            _require(dataset=dataset, annotations=annotations, video_dir=video_dir)
+            config = TrainConfig(**values).resolved()
     except ValidationError as exc:
         problems = "; ".join(
             (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
             + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ConfigError(f"invalid training options: {problems}",
                           hint="`vdi train --help` lists the options") from exc
-    db = open_store()
+    db = db if db is not None else open_store()
     with run_context(db, "train", config.model_dump(), sys.argv[1:], backbone=config.backbone,
                      head=config.head, parser=config.parser) as run:
         summary = run_training(config, db, run, resume=resume, quiet=get_settings().quiet,
@@ -106,6 +119,41 @@ def train(
     print_table(rows, ["epoch", "loss", "val R1@0.5", "val R1@0.7", "val mIoU"])
     typer.echo(f"run {run.id}: best epoch {summary['best_epoch']}, "
                f"checkpoint {summary['best_checkpoint']}")
+
+
+# command-line parameters -> the TrainConfig keys they set (the rest map one to one)
+_PARAM_KEYS = {"head_option": "head_options", "parser_option": "parser_options",
+               "objective": "objectives", "no_objective": "objectives",
+               "objective_option": "objective_options"}
+_CONFIG_PARAMS = ("dataset", "annotations", "video_dir", "val", "backbone", "weights", "head",
+                  "head_option", "parser", "parser_option", "objective", "no_objective",
+                  "objective_option", "fps", "num_frames", "epochs", "batch_size", "lr", "seed")
+
+
+def _given(ctx: typer.Context, values: dict[str, Any], option: list[str]) -> dict[str, Any]:
+    """The options the user typed (not left at their defaults), as TrainConfig keys: what a
+    resume compares with the stored configuration."""
+    from vdi_cli.config import parse_overrides
+
+    given = {}
+    for param in _CONFIG_PARAMS:
+        source = ctx.get_parameter_source(param)  # typer's own click: compare by name
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            key = _PARAM_KEYS.get(param, param)
+            given[key] = values[key]
+    given.update(parse_overrides(option))
+    given["device"] = values["device"]
+    return given
+
+
+def _require(**options: Any) -> None:
+    from vdi_cli.errors import UsageError
+
+    missing = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is None]
+    if missing:
+        raise UsageError(f"missing option{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                         hint="a new run needs --dataset, --annotations and --video-dir; "
+                         "`--resume ID` continues a run with its stored options")
 
 
 def register(app: typer.Typer) -> None:

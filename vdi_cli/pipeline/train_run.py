@@ -102,7 +102,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     import torch
 
     from vdi_cli.backbones import load_backbone
-    from vdi_cli.checkpoints import load_tensors, load_train_state, read_config, save_checkpoint
+    from vdi_cli.checkpoints import load_tensors, load_train_state, save_checkpoint
     from vdi_cli.datasets import load_dataset
     from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
@@ -110,12 +110,14 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.infer import evaluate_samples
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
-    from vdi_cli.pipeline.train_resume import inherit_best
+    from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
     from vdi_cli.store.runs import now
     from vdi_cli.types import RunEvent
 
     config = config.resolved()
+    # a resume is checked against the stored options before any data or model is loaded
+    resume_row = check_resume(db, resume, config) if resume is not None else None
     train_report = load_dataset(config.dataset, config.annotations)
     val_report = load_dataset(config.dataset, config.val) if config.val else None
     backbone = load_backbone(config.backbone, config.weights, device=config.device,
@@ -142,16 +144,10 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                                                  db=db).queries}
     samples = group_by_video(train_anns, parsed)
     val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
-    if resume is not None:
-        row = latest_checkpoint(db, resume)
-        old = read_config(row["path"])
-        if old["backbone"]["id"] != backbone.id or old["sampling"] != sampling:
-            raise VdiError(f"run {resume} was trained with {old['backbone']['id']} / "
-                           f"{old['sampling']}, not {backbone.id} / {sampling}",
-                           hint="resume with the same --backbone and sampling options")
-        trainer.load_tensors(load_tensors(row["path"]))
-        trainer.load_train_state(load_train_state(row["path"]))
-        inherit_best(db, resume, run.id)
+    if resume_row is not None:
+        trainer.load_tensors(load_tensors(resume_row["path"]))
+        trainer.load_train_state(load_train_state(resume_row["path"]))
+        inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
     folder = run_folder(run.id)
     epochs = int(config.epochs or 1)
