@@ -227,18 +227,34 @@ def _best_agrees(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert sha256_file(Path(best[0]["path"]) / "model.safetensors") == best[0]["sha256"]
 
 
-def _killed_after_first_epoch(tmp: Path, world: dict[str, Any]) -> None:
+def _killed_after_first_epoch(tmp: Path, world: dict[str, Any], **kw: Any) -> None:
     """A 3-epoch run with validation (on the training file; R@1,IoU=0.7 selects the best) as
     a kill after epoch 1 leaves it: the later checkpoints never written."""
     import shutil
 
-    _train_in_row(tmp, world, epochs=3, val=str(Path(world["data"]) / "train.json"),
-                  select_metric="R@1,IoU=0.7")
+    _train_in_row(tmp, world, **{"epochs": 3, "val": str(Path(world["data"]) / "train.json"),
+                                 "select_metric": "R@1,IoU=0.7", **kw})
     db = _db(tmp)
     for row in list(db["checkpoints"].rows_where("epoch > 1")):
         shutil.rmtree(row["path"])
     with db.conn:
         db.execute("delete from checkpoints where epoch > 1")
+
+
+def _killed_while_saving(tmp: Path, world: dict[str, Any]) -> None:
+    """A SIGKILL inside `save_checkpoint` of epoch 2: its `epoch-002.tmp/` folder stays, with
+    the safetensors file half written (the run's process is gone; the row is left finished)."""
+    import numpy as np
+
+    _killed_after_first_epoch(tmp, world, val=None, epochs=2)
+    stale = tmp / "home" / "runs" / "run-1" / "epoch-002.tmp"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(np.random.default_rng(1).bytes(300_000))
+
+
+def _stale_gone(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert not list((tmp / "home" / "runs").rglob("*.tmp")), list((tmp / "home").rglob("*.tmp"))
+    assert (tmp / "home" / "runs" / "run-1" / "epoch-001" / "model.safetensors").is_file()
 
 
 ROWS_TRAIN: list[Row] = [
@@ -258,7 +274,16 @@ ROWS_TRAIN: list[Row] = [
     Row("resume-unknown-run", "options", ("train", "--resume", "7"), error=r"no run with id 7"),
     Row("resume-with-the-stored-options", "options",
         ("train", "--resume", "1", "--epochs", "5", "--lr", "0.001", "--json"),
-        make=_killed_after_first_epoch, exit=0, error=None, after=_best_agrees),
+        make=_killed_after_first_epoch, exit=0, error=None, after=_best_agrees, slow=True),
+    Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
+        make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
+        stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),
+    Row("stale-checkpoint-tmp-prune", "signal", ("runs", "prune", "1"),
+        make=_killed_while_saving, exit=0, error=None, slow=True,
+        after=lambda tmp, world, result: (
+            _stale_gone(tmp, world, result),
+            re.search(r"run 1: removed epochs none and unfinished epoch-002\.tmp \(0\.3 MB\)",
+                      result[1]) or pytest.fail(result[1]))),
 ]
 
 

@@ -358,7 +358,7 @@ def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     assert first["removed_epochs"] == gone and first["kept_epochs"] == keep
     assert first["freed_bytes"] > 1_000_000  # a tiny model's weights and optimiser state
     assert second == {"run_id": running, "removed_epochs": [], "kept_epochs": [],
-                      "freed_bytes": 0}
+                      "removed_temporaries": [], "freed_bytes": 0}
     assert sorted(p.name for p in folder.iterdir()) == [f"epoch-{e:03d}" for e in keep]
     rows = db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch")
     assert [r["epoch"] for r in rows] == keep

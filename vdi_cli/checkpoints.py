@@ -53,6 +53,26 @@ def save_checkpoint(folder: str | Path, config: dict[str, Any], tensors: dict[st
     return folder, sha256_file(folder / WEIGHTS)
 
 
+def stale_temporaries(run_folder: str | Path) -> list[Path]:
+    """The `epoch-NNN.tmp/` folders `save_checkpoint` left in a run folder when its process was
+    killed (SIGKILL, the OOM killer) before the rename; only call this for a run that is not
+    writing any more."""
+    root = Path(run_folder)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("epoch-*.tmp") if p.is_dir() and not p.is_symlink())
+
+
+def remove_stale_temporaries(run_folder: str | Path) -> tuple[list[str], int]:
+    """Delete `stale_temporaries(run_folder)`; returns (their names, the bytes they held)."""
+    names, freed = [], 0
+    for path in stale_temporaries(run_folder):
+        freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path, ignore_errors=True)
+        names.append(path.name)
+    return names, freed
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if folder.is_file() and folder.name == WEIGHTS:

@@ -87,13 +87,17 @@ def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[st
             raise VdiError(f"run {run['id']} is still running (or was killed on another "
                            "machine, or before vdi recorded its process)",
                            hint="wait for it to finish; if its process is gone, add --force")
+    from vdi_cli.checkpoints import remove_stale_temporaries
+
     out = []
     for run in runs:
         epochs = [c["epoch"] for c in run["checkpoints"]]
         removed, freed = (prune_checkpoints(db, run["id"], run_folder(run["id"]), max(epochs))
                           if epochs else ([], 0))
+        temporaries, tmp_bytes = remove_stale_temporaries(run_folder(run["id"]))
         out.append({"run_id": run["id"], "removed_epochs": removed,
-                    "kept_epochs": sorted(set(epochs) - set(removed)), "freed_bytes": freed})
+                    "kept_epochs": sorted(set(epochs) - set(removed)),
+                    "removed_temporaries": temporaries, "freed_bytes": freed + tmp_bytes})
     return out
 
 
@@ -102,7 +106,12 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     import torch
 
     from vdi_cli.backbones import load_backbone
-    from vdi_cli.checkpoints import load_tensors, load_train_state, save_checkpoint
+    from vdi_cli.checkpoints import (
+        load_tensors,
+        load_train_state,
+        remove_stale_temporaries,
+        save_checkpoint,
+    )
     from vdi_cli.datasets import load_dataset
     from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
@@ -112,6 +121,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
+    from vdi_cli.store import get_run
     from vdi_cli.store.runs import now
     from vdi_cli.types import RunEvent
 
@@ -148,6 +158,12 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         trainer.load_tensors(load_tensors(resume_row["path"]))
         trainer.load_train_state(load_train_state(resume_row["path"]))
         inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
+        parent = get_run(db, int(resume))  # type: ignore[arg-type]
+        if parent["status"] != "running" or parent["process_gone"]:  # not writing any more
+            names, _ = remove_stale_temporaries(run_folder(int(resume)))  # type: ignore[arg-type]
+            if names:
+                say(f"removed {len(names)} unfinished checkpoint folder(s) of run {resume} "
+                    f"(its process was killed while writing): {', '.join(names)}", quiet)
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
     folder = run_folder(run.id)
     epochs = int(config.epochs or 1)
