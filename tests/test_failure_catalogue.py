@@ -252,6 +252,20 @@ def _killed_while_saving(tmp: Path, world: dict[str, Any]) -> None:
     (stale / "model.safetensors").write_bytes(np.random.default_rng(1).bytes(300_000))
 
 
+def _no_nan_and_readable(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """Without --val the epoch table has no validation columns (was: columns of nan), and the
+    checkpoint files are written with the umask's mode (was: 0600 for the weights)."""
+    import os
+
+    out = result[1]
+    assert "nan" not in out and "val" not in out.splitlines()[0], out
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = list((tmp / "home" / "runs").rglob("epoch-001/*"))
+    assert {f.name for f in files} >= {"model.safetensors", "config.json"}
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~mask}
+
+
 def _stale_gone(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert not list((tmp / "home" / "runs").rglob("*.tmp")), list((tmp / "home").rglob("*.tmp"))
     assert (tmp / "home" / "runs" / "run-1" / "epoch-001" / "model.safetensors").is_file()
@@ -275,6 +289,11 @@ ROWS_TRAIN: list[Row] = [
     Row("resume-with-the-stored-options", "options",
         ("train", "--resume", "1", "--epochs", "5", "--lr", "0.001", "--json"),
         make=_killed_after_first_epoch, exit=0, error=None, after=_best_agrees, slow=True),
+    Row("train-without-val", "options",
+        ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1", "--batch-size", "2",
+         "--no-objective", "-H", "hidden_size=32", "-H", "joint_size=16", "-H", "conv_layers=2"),
+        exit=0, error=None, after=_no_nan_and_readable),
     Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
         make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
         stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),

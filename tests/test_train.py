@@ -519,3 +519,20 @@ def test_resume_refuses_changed_options_before_loading_anything(home):
         pass
     wrong = invoke(["train", "--resume", extract.id])
     assert wrong.exit_code == 1 and "nothing to resume" in wrong.stderr
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    """safetensors writes 0600; a checkpoint is as readable as any other file the user makes."""
+    from vdi_cli.checkpoints import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        folder, _ = save_checkpoint(tmp_path / "epoch-001", {"epoch": 1},
+                                    {"head.w": torch.ones(3)}, {"epoch": 1})
+        assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+            "config.json": 0o644, "model.safetensors": 0o644, "train_state.pt": 0o644}
+        os.umask(0o077)
+        folder, _ = save_checkpoint(tmp_path / "epoch-002", {"epoch": 2}, {"head.w": torch.ones(3)})
+        assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o600}
+    finally:
+        os.umask(old)

@@ -23,6 +23,13 @@ TRAIN_STATE = "train_state.pt"
 FORMAT_VERSION = 1
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -47,6 +54,9 @@ def save_checkpoint(folder: str | Path, config: dict[str, Any], tensors: dict[st
                                          sort_keys=True, default=str))
     if train_state is not None:
         torch.save(train_state, tmp / TRAIN_STATE)
+    mode = 0o666 & ~_umask()  # safetensors writes 0600: others could not read the weights
+    for path in tmp.iterdir():
+        path.chmod(mode)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)

@@ -112,11 +112,14 @@ def train(
     if json_out:
         print_json(summary)
         return
+    # validation columns only when there was a validation set (not a column of nan)
+    val_keys = [k for k in ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
+                if any(k in h["val"] for h in summary["history"])]
     rows = [(h["epoch"], f"{h['losses'].get('loss', 0):.4f}",
-             *(f"{h['val'].get(k, float('nan')):.2f}" for k in ("R@1,IoU=0.5", "R@1,IoU=0.7",
-                                                                "mIoU")))
+             *(f"{h['val'][k]:.2f}" if k in h["val"] else "" for k in val_keys))
             for h in summary["history"]]
-    print_table(rows, ["epoch", "loss", "val R1@0.5", "val R1@0.7", "val mIoU"])
+    names = {"R@1,IoU=0.5": "val R1@0.5", "R@1,IoU=0.7": "val R1@0.7", "mIoU": "val mIoU"}
+    print_table(rows, ["epoch", "loss", *(names[k] for k in val_keys)])
     typer.echo(f"run {run.id}: best epoch {summary['best_epoch']}, "
                f"checkpoint {summary['best_checkpoint']}")
 
