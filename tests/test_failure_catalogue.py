@@ -266,6 +266,38 @@ def _no_nan_and_readable(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~mask}
 
 
+def _ckpt_copy(edit: Callable[[Path], None]) -> Callable[[Path, dict[str, Any]], None]:
+    """The world's checkpoint copied to {tmp}/ckpt, then changed by `edit(folder)`."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        import shutil
+
+        shutil.copytree(world["ckpt"], tmp / "ckpt")
+        edit(tmp / "ckpt")
+    return make
+
+
+def _edit_config(**changes: Any) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    return edit
+
+
+def _truncate_weights(folder: Path) -> None:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 3])
+
+
+_SHINY = {"id": "shiny-mmn", "config": SMALL_HEAD}
+_SHINY_FROM = {"head": {"id": "shiny-mmn", "plugin": "shiny", "distribution": "vdi-shiny-heads",
+                        "version": "1.2.0"}}
+
+
 def _stale_gone(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert not list((tmp / "home" / "runs").rglob("*.tmp")), list((tmp / "home").rglob("*.tmp"))
     assert (tmp / "home" / "runs" / "run-1" / "epoch-001" / "model.safetensors").is_file()
@@ -294,6 +326,27 @@ ROWS_TRAIN: list[Row] = [
          "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1", "--batch-size", "2",
          "--no-objective", "-H", "hidden_size=32", "-H", "joint_size=16", "-H", "conv_layers=2"),
         exit=0, error=None, after=_no_nan_and_readable),
+    Row("checkpoint-head-plugin-missing", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(_edit_config(head=_SHINY, components=_SHINY_FROM)),
+        error=r"the checkpoint's head 'shiny-mmn' is not installed: it was provided by plugin "
+        r"'shiny' of the distribution 'vdi-shiny-heads 1\.2\.0'",
+        stderr=(r"Hint: install vdi-shiny-heads==1\.2\.0",)),
+    Row("checkpoint-head-plugin-missing-unrecorded", "checkpoint",
+        ("eval", "--checkpoint", "{tmp}/ckpt", "--annotations", "{data}/train.json",
+         "--format", "mmn-json", "--video-dir", "{data}/videos"),
+        make=_ckpt_copy(_edit_config(head=_SHINY, components=None)),
+        error=r"head 'shiny-mmn' is not installed \(the checkpoint does not record which plugin"),
+    Row("checkpoint-truncated-weights", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(_truncate_weights), error=r"model\.safetensors"),
+    Row("checkpoint-config-corrupt", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(lambda f: (f / "config.json").write_text('{"format": 1, "backb')),
+        error=r"config\.json.*corrupt"),
+    Row("checkpoint-other-backbone", "checkpoint",
+        (*RET, "{video}", "a red square", *CK, "--backbone", "tiny-shapes"),
+        error=r"trained with backbone 'open_clip:vdi-tiny', not 'tiny-shapes'"),
     Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
         make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
         stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),

@@ -536,3 +536,43 @@ def test_checkpoint_files_follow_the_umask(tmp_path):
         assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o600}
     finally:
         os.umask(old)
+
+
+class _ShinyHeads:
+    """A third-party head plugin (in-process): the MMN head under another id."""
+
+    @staticmethod
+    def register_heads(register):
+        from vdi_plugins.heads.mmn_config import MMNConfig
+
+        register("shiny-mmn", "vdi_plugins.heads.mmn_model:build_mmn", config=MMNConfig)
+
+
+def test_a_checkpoint_whose_head_plugin_is_gone_names_plugin_and_distribution(home):
+    from vdi_cli import plugins
+    from vdi_cli.checkpoints import read_config
+    from vdi_cli.hookspecs import hookimpl
+    from vdi_cli.model import load_model
+
+    plugin = _ShinyHeads()
+    plugin.register_heads = hookimpl(_ShinyHeads.register_heads)
+    plugins.get_host().register_object(plugin, "vdi-shiny-heads:shiny")
+    try:
+        _, _, summary = _train(home, epochs=1, head="shiny-mmn", objectives=[],
+                               objective_options={})
+    finally:
+        plugins.reset_host()
+    path = summary["best_checkpoint"]
+    recorded = read_config(path)["components"]
+    assert recorded["head"] == {"id": "shiny-mmn", "plugin": "shiny",
+                                "distribution": "vdi-shiny-heads", "version": None}
+    assert recorded["backbone"]["distribution"] == "vdi"
+    with pytest.raises(VdiError) as exc:
+        load_model(path)
+    assert exc.value.message == (
+        "the checkpoint's head 'shiny-mmn' is not installed: it was provided by plugin 'shiny' "
+        "of the distribution 'vdi-shiny-heads' when the checkpoint was trained")
+    assert "did you mean" not in exc.value.message and "vdi-shiny-heads" in exc.value.hint
+    result = invoke(["retrieve", home / "data" / "videos" / "test-iid-00000.mp4", "a shape",
+                     "--checkpoint", path])
+    assert result.exit_code == 1 and "head 'shiny-mmn' is not installed" in result.stderr

@@ -126,6 +126,64 @@ def subset(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def _registry_id(kind: str, component_id: str) -> str:
+    """The registered id behind a component id (`open_clip:ARCH` is the `open-clip` backbone)."""
+    if kind == "backbone":
+        from vdi_cli.backbones import HF_CLIP_PREFIX, OPEN_CLIP_PREFIX
+
+        if component_id.startswith(OPEN_CLIP_PREFIX):
+            return "open-clip"
+        if component_id.startswith(HF_CLIP_PREFIX):
+            return "hf-clip"
+    return component_id
+
+
+def provenance(kind: str, component_id: str) -> dict[str, Any]:
+    """Which plugin (and distribution, version) provides a component now: recorded in every
+    checkpoint, so a later load without that plugin can say what to install."""
+    from vdi_cli.plugins import get_host
+    from vdi_cli.registry import get_registry
+
+    registry = get_registry(kind)
+    rid = _registry_id(kind, component_id)
+    if rid not in registry:
+        return {"id": component_id}
+    component = registry.get(rid)
+    versions = {i.dist: i.version for i in get_host().infos}
+    return {"id": component_id, "plugin": component.plugin,
+            "distribution": component.distribution,
+            "version": versions.get(component.distribution) or None}
+
+
+def require_components(config: dict[str, Any], kinds: tuple[str, ...] = ("backbone", "head")
+                       ) -> None:
+    """Refuse a checkpoint whose backbone or head no installed plugin provides, naming the
+    plugin and distribution that provided it at training time (when the checkpoint says)."""
+    from vdi_cli.errors import UnknownComponentError
+    from vdi_cli.registry import get_registry
+
+    recorded = config.get("components") or {}
+    for kind in kinds:
+        cid = (config.get(kind) or {}).get("id")
+        if not cid or _registry_id(kind, cid) in get_registry(kind):
+            continue
+        origin = recorded.get(kind) or {}
+        dist = origin.get("distribution")
+        if dist:
+            version = f" {origin['version']}" if origin.get("version") else ""
+            raise UnknownComponentError(
+                f"the checkpoint's {kind} '{cid}' is not installed: it was provided by plugin "
+                f"'{origin.get('plugin')}' of the distribution '{dist}{version}' when the "
+                "checkpoint was trained",
+                hint=f"install {dist}{version.replace(' ', '==')} (pip) and enable it "
+                f"(VDI_PLUGINS, if set, must name it); `vdi plugins` lists what is loaded")
+        raise UnknownComponentError(
+            f"the checkpoint's {kind} '{cid}' is not installed (the checkpoint does not record "
+            "which plugin provided it)",
+            hint=f"install the plugin that registers {kind} '{cid}'; `vdi plugins` lists what "
+            "is loaded")
+
+
 def check_compatible(config: dict[str, Any], *, backbone: str | None = None,
                      weights: str | None = None, sampling: dict[str, Any] | None = None) -> None:
     """Refuse features or a backbone that differ from what the checkpoint was trained with."""

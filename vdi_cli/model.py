@@ -82,13 +82,20 @@ def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None
 
     `backbone` reuses an already loaded LoadedBackbone (it must be the checkpoint's backbone)."""
     from vdi_cli.backbones import load_backbone
-    from vdi_cli.checkpoints import check_compatible, load_tensors, read_config, subset
+    from vdi_cli.checkpoints import (
+        check_compatible,
+        load_tensors,
+        read_config,
+        require_components,
+        subset,
+    )
 
     folder = Path(checkpoint)
     if not folder.exists():
         raise VdiError(f"checkpoint '{folder}' does not exist",
                        hint="`vdi runs show ID` lists a training run's checkpoints")
     config = read_config(folder)
+    require_components(config)  # before anything is loaded: name the plugin that is missing
     trained = config["backbone"]
     if backbone is None:
         backbone = load_backbone(trained["id"], weights=trained.get("weights_path"),

@@ -232,10 +232,16 @@ def checkpoint_config(trainer: Trainer, sampling: dict[str, Any], epoch: int,
                       metrics: dict[str, float], durations: list[float] | None = None
                       ) -> dict[str, Any]:
     from vdi_cli import __version__
+    from vdi_cli.checkpoints import provenance
 
     c = trainer.config
     bb = trainer.model.backbone
     return {
+        # who provided each component, so a load without its plugin can say what to install
+        "components": {"backbone": provenance("backbone", bb.id),
+                       "head": provenance("head", c.head),
+                       "parser": provenance("parser", c.parser),
+                       "objectives": {o: provenance("objective", o) for o in c.objectives}},
         "vdi_version": __version__, "epoch": epoch, "metrics": metrics,
         "backbone": {"id": bb.id, "weights": bb.weights_id, "weights_path": c.weights,
                      "options": c.backbone_options, "embed_dim": bb.embed_dim,
