@@ -172,8 +172,10 @@ ROWS: list[Row] = [
 
 # --- TRAIN: training runs, resume, checkpoints, run storage -----------------------------------
 
-def _train_in_row(tmp: Path, world: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    """Train a tiny run into the row's own database and home (run id 1); returns its summary."""
+def _train_in_row(tmp: Path, world: dict[str, Any], db_name: str = "vdi.db", **kw: Any
+                  ) -> dict[str, Any]:
+    """Train a tiny run into the row's own database (or `db_name` beside it) and home (run id
+    1); returns its summary."""
     from vdi_cli.pipeline.train_config import TrainConfig
     from vdi_cli.pipeline.train_run import run_training
     from vdi_cli.store import open_db, run_context
@@ -187,7 +189,7 @@ def _train_in_row(tmp: Path, world: dict[str, Any], **kw: Any) -> dict[str, Any]
     config = TrainConfig(**values)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VDI_HOME", str(tmp / "home"))
-        mp.setenv("VDI_DB", str(tmp / "vdi.db"))
+        mp.setenv("VDI_DB", str(tmp / db_name))
         db = open_db()
         with run_context(db, "train", config.resolved().model_dump()) as run:
             summary = run_training(config, db, run, quiet=True, show_progress=False)
@@ -205,6 +207,15 @@ def _db(tmp: Path) -> Any:
     from vdi_cli.store import open_db
 
     return open_db(tmp / "vdi.db")
+
+
+def _row_run_dir(tmp: Path, run_id: int) -> Path:
+    """Run `run_id`'s checkpoint folder in the row's database (inside its own artifact folder)."""
+    from vdi_cli.pipeline.train import run_folder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDI_HOME", str(tmp / "home"))
+        return run_folder(_db(tmp), run_id)
 
 
 def _refused_up_front(tmp: Path, world: dict[str, Any], result: Any) -> None:
@@ -247,7 +258,7 @@ def _killed_while_saving(tmp: Path, world: dict[str, Any]) -> None:
     import numpy as np
 
     _killed_after_first_epoch(tmp, world, val=None, epochs=2)
-    stale = tmp / "home" / "runs" / "run-1" / "epoch-002.tmp"
+    stale = _row_run_dir(tmp, 1) / "epoch-002.tmp"
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(np.random.default_rng(1).bytes(300_000))
 
@@ -261,7 +272,7 @@ def _no_nan_and_readable(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert "nan" not in out and "val" not in out.splitlines()[0], out
     mask = os.umask(0o022)
     os.umask(mask)
-    files = list((tmp / "home" / "runs").rglob("epoch-001/*"))
+    files = list(_row_run_dir(tmp, 1).glob("epoch-001/*"))
     assert {f.name for f in files} >= {"model.safetensors", "config.json"}
     assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~mask}
 
@@ -298,9 +309,36 @@ _SHINY_FROM = {"head": {"id": "shiny-mmn", "plugin": "shiny", "distribution": "v
                         "version": "1.2.0"}}
 
 
+def _other_database_first(tmp: Path, world: dict[str, Any]) -> None:
+    """Another database under the same home has already trained its run 1."""
+    summary = _train_in_row(tmp, world, db_name="other.db", seed=7)
+    (tmp / "other.json").write_text(json.dumps(summary, default=str))
+
+
+def _other_database_intact(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    from vdi_cli.checkpoints import sha256_file
+    from vdi_cli.store import open_db
+
+    mine = _json(result[1])
+    other = json.loads((tmp / "other.json").read_text())
+    assert mine["run_id"] == 1 and mine["best_checkpoint"] != other["best_checkpoint"]
+    row = next(open_db(tmp / "other.db")["checkpoints"].rows_where("run_id = 1"))
+    assert row["path"] == other["best_checkpoint"]
+    assert sha256_file(Path(row["path"]) / "model.safetensors") == row["sha256"]
+
+
+def _weights_overwritten(tmp: Path, world: dict[str, Any]) -> None:
+    """The row's run 1 whose weights file was since replaced by another run's (valid) one."""
+    import shutil
+
+    summary = _train_in_row(tmp, world, seed=7)  # the world's run has the default seed
+    shutil.copy(Path(world["ckpt"]) / "model.safetensors",
+                Path(summary["best_checkpoint"]) / "model.safetensors")
+
+
 def _stale_gone(tmp: Path, world: dict[str, Any], result: Any) -> None:
-    assert not list((tmp / "home" / "runs").rglob("*.tmp")), list((tmp / "home").rglob("*.tmp"))
-    assert (tmp / "home" / "runs" / "run-1" / "epoch-001" / "model.safetensors").is_file()
+    assert not list(_row_run_dir(tmp, 1).glob("*.tmp")), list(_row_run_dir(tmp, 1).iterdir())
+    assert (_row_run_dir(tmp, 1) / "epoch-001" / "model.safetensors").is_file()
 
 
 ROWS_TRAIN: list[Row] = [
@@ -347,6 +385,16 @@ ROWS_TRAIN: list[Row] = [
     Row("checkpoint-other-backbone", "checkpoint",
         (*RET, "{video}", "a red square", *CK, "--backbone", "tiny-shapes"),
         error=r"trained with backbone 'open_clip:vdi-tiny', not 'tiny-shapes'"),
+    Row("two-databases-one-home", "database",
+        ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1", "--batch-size", "2",
+         "--no-objective", "-H", "hidden_size=32", "-H", "joint_size=16", "-H", "conv_layers=2",
+         "--json"),
+        make=_other_database_first, exit=0, error=None, after=_other_database_intact,
+        slow=True),
+    Row("checkpoint-weights-overwritten", "checkpoint",
+        (*RET, "{video}", "a red square", "--run", "1"), make=_weights_overwritten,
+        error=r"model\.safetensors' are not the ones the database recorded \(sha256 "),
     Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
         make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
         stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),

@@ -106,7 +106,9 @@ def test_keep_best_last_leaves_two_checkpoints_and_resumes(home):
     db, run_id, summary = _train(home, epochs=3, keep_checkpoints="best-last")
     rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch"))
     assert [r["epoch"] for r in rows] == sorted({summary["best_epoch"], 3})
-    on_disk = sorted(p.name for p in (home / "home" / "runs" / f"run-{run_id}").iterdir())
+    from vdi_cli.pipeline.train import run_folder
+
+    on_disk = sorted(p.name for p in run_folder(db, run_id).iterdir())
     assert on_disk == [f"epoch-{r['epoch']:03d}" for r in rows]
     db, _, resumed = _train(home, epochs=4, resume=run_id, keep_checkpoints="best-last")
     assert [h["epoch"] for h in resumed["history"]] == [4]
@@ -338,7 +340,9 @@ def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     from vdi_cli.store import start_run
 
     db, run_id, summary = _train(home, epochs=3)
-    folder = home / "home" / "runs" / f"run-{run_id}"
+    from vdi_cli.pipeline.train import run_folder
+
+    folder = run_folder(db, run_id)
     assert len(list(folder.iterdir())) == 3
     keep = sorted({summary["best_epoch"], 3})
     gone = [e for e in (1, 2, 3) if e not in keep]

@@ -100,10 +100,30 @@ def read_config(folder: str | Path) -> dict[str, Any]:
                        hint="use another checkpoint of the run") from exc
 
 
-def load_tensors(folder: str | Path) -> dict[str, Any]:
+def verify_weights(folder: str | Path, sha256: str | None) -> None:
+    """Refuse weights whose hash is not the one the database recorded when it saved them
+    (another database's run overwrote the folder, a copy went wrong, someone edited it)."""
+    if not sha256:
+        return
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        raise VdiError(f"checkpoint weights '{path}' are missing",
+                       hint="use another checkpoint of the run (`vdi runs show ID`)")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise VdiError(
+            f"checkpoint weights '{path}' are not the ones the database recorded (sha256 "
+            f"{sha256[:12]}..., the file has {actual[:12]}...): the file was changed or "
+            "overwritten since it was saved",
+            hint="use another checkpoint of the run (`vdi runs show ID`), or retrain it")
+
+
+def load_tensors(folder: str | Path, sha256: str | None = None) -> dict[str, Any]:
+    """The checkpoint's tensors; `sha256` (the hash the database recorded) is checked first."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    verify_weights(folder, sha256)
     path = Path(folder) / WEIGHTS
     try:
         return load_file(str(path))

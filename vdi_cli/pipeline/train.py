@@ -262,7 +262,9 @@ def say(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def run_folder(run_id: int) -> Path:
-    from vdi_cli.store.db import app_dir
+def run_folder(db: Any, run_id: int) -> Path:
+    """The run's checkpoint folder, inside its database's own artifact folder
+    (`vdi_cli.store.artifacts`)."""
+    from vdi_cli.store.artifacts import run_dir
 
-    return app_dir() / "runs" / f"run-{run_id}"
+    return run_dir(db, run_id)

@@ -1,7 +1,8 @@
 """`vdi train` as a library call: data, features, parsing, the epoch loop, checkpoints, metrics.
 
-Every epoch writes a checkpoint folder (config + safetensors + optimiser state) under
-VDI_HOME/runs/run-<id>/epoch-<k>, a `checkpoints` row (the best one flagged), the mean of each
+Every epoch writes a checkpoint folder (config + safetensors + optimiser state) under the
+database's own artifact folder, VDI_HOME/stores/<store id>/runs/run-<id>/epoch-<k>
+(`vdi_cli.store.artifacts`), a `checkpoints` row (the best one flagged), the mean of each
 loss term (split "train") and the validation metrics (split "val") to the `metrics` table.
 With `keep_checkpoints="best-last"` the folders and rows of the other epochs are deleted as
 training goes (a CLIP ViT-B/32 checkpoint with its optimiser state is ~0.8 GB an epoch).
@@ -92,9 +93,9 @@ def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[st
     out = []
     for run in runs:
         epochs = [c["epoch"] for c in run["checkpoints"]]
-        removed, freed = (prune_checkpoints(db, run["id"], run_folder(run["id"]), max(epochs))
+        removed, freed = (prune_checkpoints(db, run["id"], run_folder(db, run["id"]), max(epochs))
                           if epochs else ([], 0))
-        temporaries, tmp_bytes = remove_stale_temporaries(run_folder(run["id"]))
+        temporaries, tmp_bytes = remove_stale_temporaries(run_folder(db, run["id"]))
         out.append({"run_id": run["id"], "removed_epochs": removed,
                     "kept_epochs": sorted(set(epochs) - set(removed)),
                     "removed_temporaries": temporaries, "freed_bytes": freed + tmp_bytes})
@@ -155,17 +156,17 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     samples = group_by_video(train_anns, parsed)
     val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
     if resume_row is not None:
-        trainer.load_tensors(load_tensors(resume_row["path"]))
+        trainer.load_tensors(load_tensors(resume_row["path"], sha256=resume_row["sha256"]))
         trainer.load_train_state(load_train_state(resume_row["path"]))
         inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
         parent = get_run(db, int(resume))  # type: ignore[arg-type]
         if parent["status"] != "running" or parent["process_gone"]:  # not writing any more
-            names, _ = remove_stale_temporaries(run_folder(int(resume)))  # type: ignore[arg-type]
+            names, _ = remove_stale_temporaries(run_folder(db, int(resume)))  # type: ignore[arg-type]
             if names:
                 say(f"removed {len(names)} unfinished checkpoint folder(s) of run {resume} "
                     f"(its process was killed while writing): {', '.join(names)}", quiet)
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
-    folder = run_folder(run.id)
+    folder = run_folder(db, run.id)
     epochs = int(config.epochs or 1)
     history = []
     for epoch in range(trainer.epoch + 1, epochs + 1):
