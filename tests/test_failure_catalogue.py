@@ -35,9 +35,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vdi_cli.hookspecs import hookimpl  # noqa: E402
 from vdi_cli.testing import (  # noqa: E402
     invoke,
     make_video,
+    plugin_host,
     register_tiny_open_clip,
     run_vdi,
 )
@@ -238,23 +240,31 @@ def _best_agrees(tmp: Path, world: dict[str, Any], result: Any) -> None:
     assert sha256_file(Path(best[0]["path"]) / "model.safetensors") == best[0]["sha256"]
 
 
-def _killed_after_first_epoch(tmp: Path, world: dict[str, Any], **kw: Any) -> None:
-    """A 3-epoch run with validation (on the training file; R@1,IoU=0.7 selects the best) as
-    a kill after epoch 1 leaves it: the later checkpoints never written."""
-    import shutil
+class _StopAfter:
+    """A logger plugin that presses Ctrl-C once epoch `epoch`'s checkpoint is saved."""
 
-    _train_in_row(tmp, world, **{"epochs": 3, "val": str(Path(world["data"]) / "train.json"),
-                                 "select_metric": "R@1,IoU=0.7", **kw})
-    db = _db(tmp)
-    for row in list(db["checkpoints"].rows_where("epoch > 1")):
-        shutil.rmtree(row["path"])
-    with db.conn:
-        db.execute("delete from checkpoints where epoch > 1")
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def track_event(self, event: Any) -> None:
+        if event.kind == "checkpoint_saved" and event.payload["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+    track_event = hookimpl(track_event)
+
+
+def _killed_after_first_epoch(tmp: Path, world: dict[str, Any], **kw: Any) -> None:
+    """A 3-epoch run with validation (on the training file; R@1,IoU=0.7 selects the best),
+    stopped right after epoch 1 (Ctrl-C; its row finished `interrupted`)."""
+    with plugin_host(_StopAfter(1)), pytest.raises(KeyboardInterrupt):
+        _train_in_row(tmp, world, **{"epochs": 3, "val": str(Path(world["data"]) / "train.json"),
+                                     "select_metric": "R@1,IoU=0.7", **kw})
 
 
 def _killed_while_saving(tmp: Path, world: dict[str, Any]) -> None:
     """A SIGKILL inside `save_checkpoint` of epoch 2: its `epoch-002.tmp/` folder stays, with
-    the safetensors file half written (the run's process is gone; the row is left finished)."""
+    the safetensors file half written (here the run stopped after epoch 1 and the folder is
+    written as the kill leaves it; the row is left finished)."""
     import numpy as np
 
     _killed_after_first_epoch(tmp, world, val=None, epochs=2)
@@ -375,6 +385,9 @@ ROWS_TRAIN: list[Row] = [
          "--format", "mmn-json", "--video-dir", "{data}/videos"),
         make=_ckpt_copy(_edit_config(head=_SHINY, components=None)),
         error=r"head 'shiny-mmn' is not installed \(the checkpoint does not record which plugin"),
+    Row("checkpoint-old-format-loads", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt", "--json"),
+        make=_ckpt_copy(_edit_config(components=None, text_tensors=None)), exit=0, error=None),
     Row("checkpoint-truncated-weights", "checkpoint",
         (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
         make=_ckpt_copy(_truncate_weights), error=r"model\.safetensors"),

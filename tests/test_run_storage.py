@@ -114,3 +114,52 @@ def test_runs_in_the_old_layout_still_load_prune_and_resume(home, data, tmp_path
     assert resumed.exit_code == 0, resumed.stderr
     out = resumed.json()
     assert Path(out["best_checkpoint"]).parent == run_folder(db, out["run_id"])
+
+
+def test_checkpoints_store_only_what_training_changed(home, data, tmp_path):
+    """Epoch 1 (text tower frozen) stores no text tensor, epoch 2 only the trainable last block
+    and what follows it; only the newest epoch keeps the optimiser state; each loads to the
+    weights training had (the rest from the pretrained backbone)."""
+    from vdi_cli.backbones import load_backbone
+    from vdi_cli.checkpoints import load_tensors, read_config
+    from vdi_cli.model import load_model
+
+    db, run_id, _ = train(tmp_path / "a.db", data, epochs=2, freeze_text_epochs=1,
+                          train_text_layers=1, keep_checkpoints="all")
+    rows = {r["epoch"]: Path(r["path"]) for r in db["checkpoints"].rows_where("run_id = 1")}
+    first, second = load_tensors(rows[1]), load_tensors(rows[2])
+    assert not [k for k in first if k.startswith("text.")]
+    stored = sorted(k[len("text."):] for k in second if k.startswith("text."))
+    assert stored and all("resblocks.0." not in k and "embedding" not in k for k in stored)
+    assert read_config(rows[2])["text_tensors"] == {
+        "stored": len(stored), "total": len(load_backbone("open_clip:vdi-tiny")
+                                            .named_text_parameters()), "rest": "pretrained"}
+    assert [p.name for p in sorted(rows[1].iterdir())] == ["config.json", "model.safetensors"]
+    assert (rows[2] / "train_state.pt").is_file()
+    pretrained = load_backbone("open_clip:vdi-tiny").text_state_dict()
+    for epoch, tensors in ((1, first), (2, second)):
+        model, _ = load_model(rows[epoch])
+        text = model.backbone.text_state_dict()
+        for name, value in text.items():
+            want = tensors.get(f"text.{name}", pretrained[name])
+            assert torch.equal(value, want), (epoch, name)
+
+
+def test_best_last_is_the_default_and_old_full_checkpoints_still_load(home, data, tmp_path):
+    from vdi_cli.checkpoints import save_checkpoint
+    from vdi_cli.model import load_model
+
+    db, run_id, summary = train(tmp_path / "a.db", data, epochs=3)
+    assert len(list(db["checkpoints"].rows_where("run_id = 1"))) <= 2
+    # the old format: every text tensor and the optimiser state in every epoch
+    model, config = load_model(summary["best_checkpoint"])
+    old = model.state_tensors()
+    for name in list(old):
+        if name.startswith("text."):
+            old[name] = old[name] + 0.5  # unlike the pretrained values, so a fallback would show
+    old_config = {k: v for k, v in config.items() if k not in ("text_tensors", "components",
+                                                                "format")}
+    save_checkpoint(tmp_path / "old" / "epoch-003", old_config, old, {"epoch": 3})
+    reloaded, _ = load_model(tmp_path / "old" / "epoch-003")
+    for name, value in reloaded.backbone.text_state_dict().items():
+        assert torch.equal(value, old[f"text.{name}"]), name

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vdi_cli.errors import VdiError  # noqa: E402
+from vdi_cli.hookspecs import hookimpl  # noqa: E402
 from vdi_cli.pipeline.train import select_text_parameters  # noqa: E402
 from vdi_cli.pipeline.train_config import TrainConfig  # noqa: E402
 from vdi_cli.pipeline.train_data import VideoSample, collate, epoch_batches  # noqa: E402
@@ -61,7 +62,7 @@ def _train(world, resume=None, **kw):
 
 
 def test_training_lowers_the_loss_and_writes_checkpoints_and_metrics(home):
-    db, run_id, summary = _train(home)
+    db, run_id, summary = _train(home, keep_checkpoints="all")
     losses = [h["losses"]["loss"] for h in summary["history"]]
     assert losses[-1] < losses[0]
     assert {"iou", "vid", "sent", "visual-context", "spatial-dynamic"} <= set(
@@ -185,8 +186,9 @@ def test_token_embeddings_only_and_mean_pooling_train_and_reload(home):
     trained = {k[len("text."):]: v for k, v in load_tensors(path).items()
                if k.startswith("text.")}
     pretrained = load_backbone("open_clip:vdi-tiny").text_state_dict()
-    changed = sorted(k for k in pretrained if not torch.equal(trained[k], pretrained[k]))
-    assert changed == ["token_embedding.weight"]  # everything else stayed pretrained
+    # only what trained is stored; everything else stayed pretrained and is referenced
+    assert list(trained) == ["token_embedding.weight"]
+    assert not torch.equal(trained["token_embedding.weight"], pretrained["token_embedding.weight"])
     model, config = load_model(path)
     assert config["text_pool"] == "mean" and model.text_pool == "mean"
     texts = ["a red square slides left", "the blue circle grows"]
@@ -339,7 +341,7 @@ def test_training_steps_on_cuda_with_mixed_precision(home):
 def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     from vdi_cli.store import start_run
 
-    db, run_id, summary = _train(home, epochs=3)
+    db, run_id, summary = _train(home, epochs=3, keep_checkpoints="all")
     from vdi_cli.pipeline.train import run_folder
 
     folder = run_folder(db, run_id)
@@ -386,7 +388,8 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_its_checkpoints(world, tmp
         [sys.executable, "-m", "vdi_cli", "train", "--dataset", "mmn-json", "--annotations",
          str(world / "data" / "train.json"), "--video-dir", str(world / "data" / "videos"),
          "--backbone", "tiny-shapes", "--fps", "2", "--epochs", "1000", "--batch-size", "2",
-         "--no-objective", "-H", "hidden_size=32", "-H", "conv_layers=2", "-o", "patience=0"],
+         "--no-objective", "-H", "hidden_size=32", "-H", "conv_layers=2", "-o", "patience=0",
+         "-o", "keep_checkpoints=all"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     db = None
@@ -461,14 +464,28 @@ def test_a_resumed_run_records_the_best_checkpoint_it_really_has(home):
     assert all(torch.equal(want[k], got[k]) for k in want)
 
 
-def _cut_after(db, run_id, epoch):
-    """What a kill after `epoch` leaves: the later epochs' checkpoints never written."""
-    import shutil
+class StopAfter:
+    """A logger plugin that presses Ctrl-C once epoch `epoch`'s checkpoint is saved."""
 
-    for row in list(db["checkpoints"].rows_where("run_id = ? and epoch > ?", [run_id, epoch])):
-        shutil.rmtree(row["path"])
-    with db.conn:
-        db.execute("delete from checkpoints where run_id = ? and epoch > ?", [run_id, epoch])
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    @hookimpl
+    def track_event(self, event):
+        if event.kind == "checkpoint_saved" and event.payload["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _train_stopped(world, after, **kw):
+    """A run stopped (Ctrl-C, finished `interrupted`) right after epoch `after`."""
+    from vdi_cli.testing import plugin_host
+
+    db = open_db(world / "vdi.db")
+    with plugin_host(StopAfter(after)), pytest.raises(KeyboardInterrupt):
+        _train(world, **kw)
+    run_id = max(r["id"] for r in db["runs"].rows)
+    assert db["runs"].get(run_id)["status"] == "interrupted"
+    return db, run_id
 
 
 def test_resume_alone_continues_with_the_stored_options(home):
@@ -477,8 +494,7 @@ def test_resume_alone_continues_with_the_stored_options(home):
     from vdi_cli.checkpoints import load_tensors
 
     db, straight_id, straight = _train(home, epochs=3)
-    db, cut, _ = _train(home, epochs=3)
-    _cut_after(db, cut, 1)
+    db, cut = _train_stopped(home, 1, epochs=3)
     result = invoke(["train", "--resume", cut, "--json"])
     assert result.exit_code == 0, result.stderr
     out = result.json()

@@ -1,9 +1,12 @@
 """Checkpoints: a folder with `config.json` + `model.safetensors` (+ `train_state.pt` to resume).
 
 `config.json` records everything needed to rebuild the model and to refuse a mismatch: backbone
-id and weights id, feature sampling, parser config, head id and config, vdi version. Tensors are
-safetensors (head.*, text.* and objective.<id>.*); the optimizer state is a plain dict of tensors
-loaded with `torch.load(weights_only=True)`: nothing is ever unpickled.
+id and weights id, feature sampling, parser config, head id and config, which plugins provided
+them, vdi version. Tensors are safetensors (head.*, text.* and objective.<id>.*); only what
+training changed is stored: text tensors left out (all of them while the tower is frozen) are
+the backbone's pretrained ones, which loading takes from the backbone named by id and weights
+id. The optimizer state is a plain dict of tensors loaded with `torch.load(weights_only=True)`:
+nothing is ever unpickled; a training run keeps it in its newest epoch only.
 """
 
 from __future__ import annotations
@@ -61,6 +64,18 @@ def save_checkpoint(folder: str | Path, config: dict[str, Any], tensors: dict[st
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder, sha256_file(folder / WEIGHTS)
+
+
+def drop_train_state(folder: str | Path) -> int:
+    """Delete a checkpoint's optimiser state (resume reads only the newest epoch's); returns the
+    bytes freed. The weights and config stay, so the epoch still evaluates and retrieves."""
+    path = Path(folder) / TRAIN_STATE
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def stale_temporaries(run_folder: str | Path) -> list[Path]:

@@ -152,5 +152,6 @@ def inherit_checkpoints(db: Any, parent: int, run_id: int) -> None:
         db.execute("update checkpoints set best = 0 where run_id = ?", [run_id])
         for row in rows:
             copied = {k: row.get(k) for k in ("epoch", "path", "sha256", "metric", "value")}
-            copied.update(run_id=run_id, best=int(row is best), created_at=now())
+            copied.update(run_id=run_id, best=int(row is best),
+                          created_at=row.get("created_at") or now())
             db["checkpoints"].insert(copied)
