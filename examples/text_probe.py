@@ -9,7 +9,8 @@ every training and test-iid query of a generated world and report
     .venv/bin/python examples/text_probe.py --data experiment-out/shapes \
         [--home VDI_HOME] [CHECKPOINT ...] [--json FILE]
 
-A checkpoint is a folder such as VDI_HOME/runs/run-6/epoch-008 (`vdi runs show ID` lists them).
+A checkpoint is a folder such as VDI_HOME/stores/<store id>/runs/run-6/epoch-008 (`vdi runs
+show ID` lists them).
 This is how we found that fine-tuning the tower in `vdi train` loses what it knew (README,
 "Which input holds it back").
 """

@@ -40,10 +40,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vdi_cli.hookspecs import hookimpl  # noqa: E402
 from vdi_cli.testing import (  # noqa: E402
     damage_video,
     invoke,
     make_video,
+    plugin_host,
     register_tiny_open_clip,
     run_vdi,
 )
@@ -945,6 +947,257 @@ ROWS_ENV: list[Row] = [
         exit=0, error=None, settle=_extracts_finished, after=_all_whole, slow=True),
 ]
 ROWS += ROWS_ENV
+
+
+# --- TRAIN: training runs, resume, checkpoints, run storage -----------------------------------
+
+def _train_in_row(tmp: Path, world: dict[str, Any], db_name: str = "vdi.db", **kw: Any
+                  ) -> dict[str, Any]:
+    """Train a tiny run into the row's own database (or `db_name` beside it) and home (run id
+    1); returns its summary."""
+    from vdi_cli.pipeline.train_config import TrainConfig
+    from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.store import open_db, run_context
+
+    data = Path(world["data"])
+    values = dict(dataset="mmn-json", annotations=str(data / "train.json"),
+                  video_dir=str(data / "videos"), backbone=TINY, fps=1, epochs=1, batch_size=2,
+                  lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
+                  objectives=[])
+    values.update(kw)
+    config = TrainConfig(**values)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDI_HOME", str(tmp / "home"))
+        mp.setenv("VDI_DB", str(tmp / db_name))
+        db = open_db()
+        with run_context(db, "train", config.resolved().model_dump()) as run:
+            summary = run_training(config, db, run, quiet=True, show_progress=False)
+        db.conn.close()
+    return summary
+
+
+def _trained(**kw: Any) -> Callable[[Path, dict[str, Any]], None]:
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        _train_in_row(tmp, world, **kw)
+    return make
+
+
+def _db(tmp: Path) -> Any:
+    from vdi_cli.store import open_db
+
+    return open_db(tmp / "vdi.db")
+
+
+def _row_run_dir(tmp: Path, run_id: int) -> Path:
+    """Run `run_id`'s checkpoint folder in the row's database (inside its own artifact folder)."""
+    from vdi_cli.pipeline.train import run_folder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VDI_HOME", str(tmp / "home"))
+        return run_folder(_db(tmp), run_id)
+
+
+def _refused_up_front(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """No second run row, no feature of another backbone extracted."""
+    db = _db(tmp)
+    assert db["runs"].count == 1
+    assert {r["backbone"] for r in db["features"].rows} == {TINY}
+
+
+def _best_agrees(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """The resumed run's best epoch, its best row and the file that row names agree."""
+    from vdi_cli.checkpoints import sha256_file
+
+    out = _json(result[1])
+    best = [r for r in _db(tmp)["checkpoints"].rows_where("run_id = ?", [out["run_id"]])
+            if r["best"]]
+    assert len(best) == 1 and best[0]["epoch"] == out["best_epoch"], best
+    assert best[0]["path"] == out["best_checkpoint"]
+    assert Path(out["best_checkpoint"]).name == f"epoch-{out['best_epoch']:03d}"
+    assert sha256_file(Path(best[0]["path"]) / "model.safetensors") == best[0]["sha256"]
+
+
+class _StopAfter:
+    """A logger plugin that presses Ctrl-C once epoch `epoch`'s checkpoint is saved."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def track_event(self, event: Any) -> None:
+        if event.kind == "checkpoint_saved" and event.payload["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+    track_event = hookimpl(track_event)
+
+
+def _killed_after_first_epoch(tmp: Path, world: dict[str, Any], **kw: Any) -> None:
+    """A 3-epoch run with validation (on the training file; R@1,IoU=0.7 selects the best),
+    stopped right after epoch 1 (Ctrl-C; its row finished `interrupted`)."""
+    with plugin_host(_StopAfter(1)), pytest.raises(KeyboardInterrupt):
+        _train_in_row(tmp, world, **{"epochs": 3, "val": str(Path(world["data"]) / "train.json"),
+                                     "select_metric": "R@1,IoU=0.7", **kw})
+
+
+def _killed_while_saving(tmp: Path, world: dict[str, Any]) -> None:
+    """A SIGKILL inside `save_checkpoint` of epoch 2: its `epoch-002.tmp/` folder stays, with
+    the safetensors file half written (here the run stopped after epoch 1 and the folder is
+    written as the kill leaves it; the row is left finished)."""
+    import numpy as np
+
+    _killed_after_first_epoch(tmp, world, val=None, epochs=2)
+    stale = _row_run_dir(tmp, 1) / "epoch-002.tmp"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(np.random.default_rng(1).bytes(300_000))
+
+
+def _no_nan_and_readable(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """Without --val the epoch table has no validation columns (was: columns of nan), and the
+    checkpoint files are written with the umask's mode (was: 0600 for the weights)."""
+    import os
+
+    out = result[1]
+    assert "nan" not in out and "val" not in out.splitlines()[0], out
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = list(_row_run_dir(tmp, 1).glob("epoch-001/*"))
+    assert {f.name for f in files} >= {"model.safetensors", "config.json"}
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~mask}
+
+
+def _ckpt_copy(edit: Callable[[Path], None]) -> Callable[[Path, dict[str, Any]], None]:
+    """The world's checkpoint copied to {tmp}/ckpt, then changed by `edit(folder)`."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        import shutil
+
+        shutil.copytree(world["ckpt"], tmp / "ckpt")
+        edit(tmp / "ckpt")
+    return make
+
+
+def _edit_config(**changes: Any) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    return edit
+
+
+def _truncate_weights(folder: Path) -> None:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 3])
+
+
+_SHINY = {"id": "shiny-mmn", "config": SMALL_HEAD}
+_SHINY_FROM = {"head": {"id": "shiny-mmn", "plugin": "shiny", "distribution": "vdi-shiny-heads",
+                        "version": "1.2.0"}}
+
+
+def _other_database_first(tmp: Path, world: dict[str, Any]) -> None:
+    """Another database under the same home has already trained its run 1."""
+    summary = _train_in_row(tmp, world, db_name="other.db", seed=7)
+    (tmp / "other.json").write_text(json.dumps(summary, default=str))
+
+
+def _other_database_intact(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    from vdi_cli.checkpoints import sha256_file
+    from vdi_cli.store import open_db
+
+    mine = _json(result[1])
+    other = json.loads((tmp / "other.json").read_text())
+    assert mine["run_id"] == 1 and mine["best_checkpoint"] != other["best_checkpoint"]
+    row = next(open_db(tmp / "other.db")["checkpoints"].rows_where("run_id = 1"))
+    assert row["path"] == other["best_checkpoint"]
+    assert sha256_file(Path(row["path"]) / "model.safetensors") == row["sha256"]
+
+
+def _weights_overwritten(tmp: Path, world: dict[str, Any]) -> None:
+    """The row's run 1 whose weights file was since replaced by another run's (valid) one."""
+    import shutil
+
+    summary = _train_in_row(tmp, world, seed=7)  # the world's run has the default seed
+    shutil.copy(Path(world["ckpt"]) / "model.safetensors",
+                Path(summary["best_checkpoint"]) / "model.safetensors")
+
+
+def _stale_gone(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    assert not list(_row_run_dir(tmp, 1).glob("*.tmp")), list(_row_run_dir(tmp, 1).iterdir())
+    assert (_row_run_dir(tmp, 1) / "epoch-001" / "model.safetensors").is_file()
+
+
+ROWS_TRAIN: list[Row] = [
+    Row("resume-changed-options", "options",
+        ("train", "--resume", "1", "--epochs", "2", "--lr", "0.5", "-H", "hidden_size=64",
+         "--backbone", "tiny-shapes"),
+        make=_trained(), after=_refused_up_front,
+        error=r"--resume 1 continues with the stored options, and these differ: backbone: "
+        r"'open_clip:vdi-tiny' -> 'tiny-shapes'; head_options\.hidden_size: 32 -> 64; "
+        r"lr: 0\.001 -> 0\.5"),
+    Row("resume-nothing-left", "options", ("train", "--resume", "1"), make=_trained(),
+        after=_refused_up_front, error=r"run 1 has already trained 1 of 1 epochs"),
+    Row("resume-not-a-training-run", "options", ("train", "--resume", "1"),
+        make=lambda tmp, world: _db(tmp)["runs"].insert(
+            {"command": "extract", "status": "ok", "started_at": "2026-01-01"}),
+        error=r"run 1 was made by `vdi extract`.*nothing to resume"),
+    Row("resume-unknown-run", "options", ("train", "--resume", "7"), error=r"no run with id 7"),
+    Row("resume-with-the-stored-options", "options",
+        ("train", "--resume", "1", "--epochs", "5", "--lr", "0.001", "--json"),
+        make=_killed_after_first_epoch, exit=0, error=None, after=_best_agrees, slow=True),
+    Row("train-without-val", "options",
+        ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1", "--batch-size", "2",
+         "--no-objective", "-H", "hidden_size=32", "-H", "joint_size=16", "-H", "conv_layers=2"),
+        exit=0, error=None, after=_no_nan_and_readable),
+    Row("checkpoint-head-plugin-missing", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(_edit_config(head=_SHINY, components=_SHINY_FROM)),
+        error=r"the checkpoint's head 'shiny-mmn' is not installed: it was provided by plugin "
+        r"'shiny' of the distribution 'vdi-shiny-heads 1\.2\.0'",
+        stderr=(r"Hint: install vdi-shiny-heads==1\.2\.0",)),
+    Row("checkpoint-head-plugin-missing-unrecorded", "checkpoint",
+        ("eval", "--checkpoint", "{tmp}/ckpt", "--annotations", "{data}/train.json",
+         "--format", "mmn-json", "--video-dir", "{data}/videos"),
+        make=_ckpt_copy(_edit_config(head=_SHINY, components=None)),
+        error=r"head 'shiny-mmn' is not installed \(the checkpoint does not record which plugin"),
+    Row("checkpoint-old-format-loads", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt", "--json"),
+        make=_ckpt_copy(_edit_config(components=None, text_tensors=None)), exit=0, error=None),
+    Row("checkpoint-truncated-weights", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(_truncate_weights), error=r"model\.safetensors"),
+    Row("checkpoint-config-corrupt", "checkpoint",
+        (*RET, "{video}", "a red square", "--checkpoint", "{tmp}/ckpt"),
+        make=_ckpt_copy(lambda f: (f / "config.json").write_text('{"format": 1, "backb')),
+        error=r"config\.json.*corrupt"),
+    Row("checkpoint-other-backbone", "checkpoint",
+        (*RET, "{video}", "a red square", *CK, "--backbone", "tiny-shapes"),
+        error=r"trained with backbone 'open_clip:vdi-tiny', not 'tiny-shapes'"),
+    Row("two-databases-one-home", "database",
+        ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json", "--video-dir",
+         "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1", "--batch-size", "2",
+         "--no-objective", "-H", "hidden_size=32", "-H", "joint_size=16", "-H", "conv_layers=2",
+         "--json"),
+        make=_other_database_first, exit=0, error=None, after=_other_database_intact,
+        slow=True),
+    Row("checkpoint-weights-overwritten", "checkpoint",
+        (*RET, "{video}", "a red square", "--run", "1"), make=_weights_overwritten,
+        error=r"model\.safetensors' are not the ones the database recorded \(sha256 "),
+    Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
+        make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
+        stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),
+    Row("stale-checkpoint-tmp-prune", "signal", ("runs", "prune", "1"),
+        make=_killed_while_saving, exit=0, error=None, slow=True,
+        after=lambda tmp, world, result: (
+            _stale_gone(tmp, world, result),
+            re.search(r"run 1: removed epochs none and unfinished epoch-002\.tmp \(0\.3 MB\)",
+                      result[1]) or pytest.fail(result[1]))),
+]
+
+
+ROWS += ROWS_TRAIN
 
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 

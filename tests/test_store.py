@@ -192,3 +192,20 @@ def test_commands_opening_a_new_database_at_once_all_succeed(tmp_path):
         db = open_db(path)
         assert [r["name"] for r in db[MIGRATIONS_TABLE].rows] == [m.__name__ for m in MIGRATIONS]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_each_database_gets_its_own_artifact_folder(tmp_path, monkeypatch):
+    """m003: a random store id per database names its folder under VDI_HOME/stores; an old
+    database gets one when it is opened, and keeps it."""
+    from vdi_cli.store.artifacts import artifact_dir, store_id
+
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    a, b = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
+    assert store_id(a) != store_id(b) and len(store_id(a)) == 32
+    assert artifact_dir(a) == tmp_path / "home" / "stores" / store_id(a)
+    assert artifact_dir(a) != artifact_dir(b)
+    assert store_id(open_db(tmp_path / "a.db")) == store_id(a)
+    import json
+
+    assert json.loads((artifact_dir(b) / "store.json").read_text()) == {
+        "db": str((tmp_path / "b.db").resolve())}

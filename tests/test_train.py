@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vdi_cli.errors import VdiError  # noqa: E402
+from vdi_cli.hookspecs import hookimpl  # noqa: E402
 from vdi_cli.pipeline.train import select_text_parameters  # noqa: E402
 from vdi_cli.pipeline.train_config import TrainConfig  # noqa: E402
 from vdi_cli.pipeline.train_data import VideoSample, collate, epoch_batches  # noqa: E402
@@ -61,7 +62,7 @@ def _train(world, resume=None, **kw):
 
 
 def test_training_lowers_the_loss_and_writes_checkpoints_and_metrics(home):
-    db, run_id, summary = _train(home)
+    db, run_id, summary = _train(home, keep_checkpoints="all")
     losses = [h["losses"]["loss"] for h in summary["history"]]
     assert losses[-1] < losses[0]
     assert {"iou", "vid", "sent", "visual-context", "spatial-dynamic"} <= set(
@@ -106,7 +107,9 @@ def test_keep_best_last_leaves_two_checkpoints_and_resumes(home):
     db, run_id, summary = _train(home, epochs=3, keep_checkpoints="best-last")
     rows = list(db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch"))
     assert [r["epoch"] for r in rows] == sorted({summary["best_epoch"], 3})
-    on_disk = sorted(p.name for p in (home / "home" / "runs" / f"run-{run_id}").iterdir())
+    from vdi_cli.pipeline.train import run_folder
+
+    on_disk = sorted(p.name for p in run_folder(db, run_id).iterdir())
     assert on_disk == [f"epoch-{r['epoch']:03d}" for r in rows]
     db, _, resumed = _train(home, epochs=4, resume=run_id, keep_checkpoints="best-last")
     assert [h["epoch"] for h in resumed["history"]] == [4]
@@ -142,12 +145,16 @@ def test_checkpoint_reload_gives_identical_predictions(home):
 def test_resume_continues_the_same_trajectory(home):
     from vdi_cli.checkpoints import load_tensors
 
-    db, _, straight = _train(home, epochs=2)
+    def epoch_path(run_id, epoch):
+        return next(db["checkpoints"].rows_where("run_id = ? and epoch = ?",
+                                                 [run_id, epoch]))["path"]
+
+    db, straight_id, straight = _train(home, epochs=2)
     db, first, _ = _train(home, epochs=1)
-    db, _, resumed = _train(home, epochs=2, resume=first)
+    db, resumed_id, resumed = _train(home, epochs=2, resume=first)
     assert [h["epoch"] for h in resumed["history"]] == [2]
-    a = load_tensors(straight["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
-    b = load_tensors(resumed["best_checkpoint"].rsplit("/", 1)[0] + "/epoch-002")
+    a = load_tensors(epoch_path(straight_id, 2))
+    b = load_tensors(epoch_path(resumed_id, 2))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
@@ -179,8 +186,9 @@ def test_token_embeddings_only_and_mean_pooling_train_and_reload(home):
     trained = {k[len("text."):]: v for k, v in load_tensors(path).items()
                if k.startswith("text.")}
     pretrained = load_backbone("open_clip:vdi-tiny").text_state_dict()
-    changed = sorted(k for k in pretrained if not torch.equal(trained[k], pretrained[k]))
-    assert changed == ["token_embedding.weight"]  # everything else stayed pretrained
+    # only what trained is stored; everything else stayed pretrained and is referenced
+    assert list(trained) == ["token_embedding.weight"]
+    assert not torch.equal(trained["token_embedding.weight"], pretrained["token_embedding.weight"])
     model, config = load_model(path)
     assert config["text_pool"] == "mean" and model.text_pool == "mean"
     texts = ["a red square slides left", "the blue circle grows"]
@@ -240,7 +248,7 @@ def test_train_command_errors(home):
     malformed = invoke(["train", "--dataset", "mmn-json", "--annotations", "x",
                         "--video-dir", "y", "-O", "visual-context.=1"])
     assert malformed.exit_code == 1 and "is not ID.key=value" in malformed.stderr
-    with pytest.raises(VdiError, match="no checkpoint to resume"):
+    with pytest.raises(VdiError, match="no run with id 999"):
         _train(home, epochs=1, resume=999)
 
 
@@ -333,8 +341,10 @@ def test_training_steps_on_cuda_with_mixed_precision(home):
 def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     from vdi_cli.store import start_run
 
-    db, run_id, summary = _train(home, epochs=3)
-    folder = home / "home" / "runs" / f"run-{run_id}"
+    db, run_id, summary = _train(home, epochs=3, keep_checkpoints="all")
+    from vdi_cli.pipeline.train import run_folder
+
+    folder = run_folder(db, run_id)
     assert len(list(folder.iterdir())) == 3
     keep = sorted({summary["best_epoch"], 3})
     gone = [e for e in (1, 2, 3) if e not in keep]
@@ -354,7 +364,7 @@ def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
     assert first["removed_epochs"] == gone and first["kept_epochs"] == keep
     assert first["freed_bytes"] > 1_000_000  # a tiny model's weights and optimiser state
     assert second == {"run_id": running, "removed_epochs": [], "kept_epochs": [],
-                      "freed_bytes": 0}
+                      "removed_temporaries": [], "freed_bytes": 0}
     assert sorted(p.name for p in folder.iterdir()) == [f"epoch-{e:03d}" for e in keep]
     rows = db["checkpoints"].rows_where("run_id = ?", [run_id], order_by="epoch")
     assert [r["epoch"] for r in rows] == keep
@@ -378,7 +388,8 @@ def test_sigterm_stops_training_like_ctrl_c_and_keeps_its_checkpoints(world, tmp
         [sys.executable, "-m", "vdi_cli", "train", "--dataset", "mmn-json", "--annotations",
          str(world / "data" / "train.json"), "--video-dir", str(world / "data" / "videos"),
          "--backbone", "tiny-shapes", "--fps", "2", "--epochs", "1000", "--batch-size", "2",
-         "--no-objective", "-H", "hidden_size=32", "-H", "conv_layers=2", "-o", "patience=0"],
+         "--no-objective", "-H", "hidden_size=32", "-H", "conv_layers=2", "-o", "patience=0",
+         "-o", "keep_checkpoints=all"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     db = None
@@ -425,3 +436,163 @@ def test_two_processes_with_the_same_seed_train_bit_identical_models(world, tmp_
     a, b = (load_tensors(Path(r["best_checkpoint"])) for r in runs)
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_a_resumed_run_records_the_best_checkpoint_it_really_has(home):
+    """R@1,IoU=0.7 stays 0 on this data, so the best is epoch 1, trained by the parent run: the
+    resumed run's best row must name epoch 1 *and* point at its weights, and `--run` loads them."""
+    from vdi_cli.checkpoints import load_tensors
+    from vdi_cli.pipeline.evaluate_model import resolve_checkpoint
+
+    metric = "R@1,IoU=0.7"
+    db, first, one = _train(home, epochs=2, select_metric=metric)
+    assert one["best_epoch"] == 1
+    db, second, resumed = _train(home, epochs=4, resume=first, select_metric=metric)
+    assert [h["epoch"] for h in resumed["history"]] == [3, 4]
+    assert all(h["val"][metric] == 0 for h in one["history"] + resumed["history"])
+    best = [r for r in db["checkpoints"].rows_where("run_id = ?", [second]) if r["best"]]
+    assert len(best) == 1 and best[0]["epoch"] == 1 == resumed["best_epoch"]
+    assert best[0]["path"] == one["best_checkpoint"] == resumed["best_checkpoint"]
+    assert Path(best[0]["path"]).name == "epoch-001"
+    assert resolve_checkpoint(db, None, second) == one["best_checkpoint"]
+    out = invoke(["eval", "--run", second, "--annotations", home / "data" / "test_iid.json",
+                  "--format", "mmn-json", "--video-dir", home / "data" / "videos", "--json"])
+    assert out.exit_code == 0, out.stderr
+    assert out.json()["checkpoint"] == one["best_checkpoint"]
+    want = load_tensors(one["best_checkpoint"])
+    got = load_tensors(out.json()["checkpoint"])
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+class StopAfter:
+    """A logger plugin that presses Ctrl-C once epoch `epoch`'s checkpoint is saved."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    @hookimpl
+    def track_event(self, event):
+        if event.kind == "checkpoint_saved" and event.payload["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _train_stopped(world, after, **kw):
+    """A run stopped (Ctrl-C, finished `interrupted`) right after epoch `after`."""
+    from vdi_cli.testing import plugin_host
+
+    db = open_db(world / "vdi.db")
+    with plugin_host(StopAfter(after)), pytest.raises(KeyboardInterrupt):
+        _train(world, **kw)
+    run_id = max(r["id"] for r in db["runs"].rows)
+    assert db["runs"].get(run_id)["status"] == "interrupted"
+    return db, run_id
+
+
+def test_resume_alone_continues_with_the_stored_options(home):
+    """`vdi train --resume ID` needs no other option: it trains the stored configuration (lr,
+    head, objectives, data...), so it ends where an uninterrupted run ends."""
+    from vdi_cli.checkpoints import load_tensors
+
+    db, straight_id, straight = _train(home, epochs=3)
+    db, cut = _train_stopped(home, 1, epochs=3)
+    result = invoke(["train", "--resume", cut, "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = result.json()
+    assert out["epochs"] == [2, 3] and out["resumed_from"] == cut
+    for got, want in zip(out["history"], straight["history"][1:], strict=True):
+        assert got["losses"] == pytest.approx(want["losses"])
+    a = load_tensors(next(db["checkpoints"].rows_where("run_id = ? and epoch = 3",
+                                                       [straight_id]))["path"])
+    b = load_tensors(next(db["checkpoints"].rows_where("run_id = ? and epoch = 3",
+                                                       [out["run_id"]]))["path"])
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    recorded = json.loads(db["runs"].get(out["run_id"])["config"])
+    assert recorded["lr"] == 1e-3 and recorded["head_options"] == SMALL_HEAD
+
+
+def test_resume_refuses_changed_options_before_loading_anything(home):
+    db, parent, _ = _train(home, epochs=1)
+    runs, features = db["runs"].count, db["features"].count
+    changed = invoke(["train", "--resume", parent, "--epochs", "2", "--lr", "0.5",
+                      "-H", "hidden_size=64", "--backbone", "tiny-shapes", "--fps", "1"])
+    assert changed.exit_code == 1, changed.stderr
+    error = changed.stderr.splitlines()[0]
+    assert error.startswith(f"Error: --resume {parent} continues with the stored options")
+    for diff in ("backbone: 'open_clip:vdi-tiny' -> 'tiny-shapes'", "fps: 2.0 -> 1.0",
+                 "head_options.hidden_size: 32 -> 64", "lr: 0.001 -> 0.5"):
+        assert diff in error
+    assert "Hint: " in changed.stderr and "Traceback" not in changed.stderr
+    # refused up front: no run row, no feature of the other backbone extracted
+    assert (db["runs"].count, db["features"].count) == (runs, features)
+    done = invoke(["train", "--resume", parent])
+    assert done.exit_code == 1 and f"run {parent} has already trained 1 of 1 epochs" in done.stderr
+    other = invoke(["train", "--resume", parent, "--epochs", "2", "--lr", "0.001",
+                    "--batch-size", "2", "-H", "hidden_size=32", "--annotations",
+                    home / "data" / ".." / "data" / "train.json", "-o", "patience=5", "--json"])
+    assert other.exit_code == 0, other.stderr  # equal to the stored values, or may change
+    assert other.json()["epochs"] == [2]
+    missing = invoke(["train", "--annotations", "x.json"])
+    assert missing.exit_code == 2 and "missing options --dataset, --video-dir" in missing.stderr
+    with run_context(db, "extract", {}) as extract:
+        pass
+    wrong = invoke(["train", "--resume", extract.id])
+    assert wrong.exit_code == 1 and "nothing to resume" in wrong.stderr
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    """safetensors writes 0600; a checkpoint is as readable as any other file the user makes."""
+    from vdi_cli.checkpoints import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        folder, _ = save_checkpoint(tmp_path / "epoch-001", {"epoch": 1},
+                                    {"head.w": torch.ones(3)}, {"epoch": 1})
+        assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+            "config.json": 0o644, "model.safetensors": 0o644, "train_state.pt": 0o644}
+        os.umask(0o077)
+        folder, _ = save_checkpoint(tmp_path / "epoch-002", {"epoch": 2}, {"head.w": torch.ones(3)})
+        assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o600}
+    finally:
+        os.umask(old)
+
+
+class _ShinyHeads:
+    """A third-party head plugin (in-process): the MMN head under another id."""
+
+    @staticmethod
+    def register_heads(register):
+        from vdi_plugins.heads.mmn_config import MMNConfig
+
+        register("shiny-mmn", "vdi_plugins.heads.mmn_model:build_mmn", config=MMNConfig)
+
+
+def test_a_checkpoint_whose_head_plugin_is_gone_names_plugin_and_distribution(home):
+    from vdi_cli import plugins
+    from vdi_cli.checkpoints import read_config
+    from vdi_cli.hookspecs import hookimpl
+    from vdi_cli.model import load_model
+
+    plugin = _ShinyHeads()
+    plugin.register_heads = hookimpl(_ShinyHeads.register_heads)
+    plugins.get_host().register_object(plugin, "vdi-shiny-heads:shiny")
+    try:
+        _, _, summary = _train(home, epochs=1, head="shiny-mmn", objectives=[],
+                               objective_options={})
+    finally:
+        plugins.reset_host()
+    path = summary["best_checkpoint"]
+    recorded = read_config(path)["components"]
+    assert recorded["head"] == {"id": "shiny-mmn", "plugin": "shiny",
+                                "distribution": "vdi-shiny-heads", "version": None}
+    assert recorded["backbone"]["distribution"] == "vdi"
+    with pytest.raises(VdiError) as exc:
+        load_model(path)
+    assert exc.value.message == (
+        "the checkpoint's head 'shiny-mmn' is not installed: it was provided by plugin 'shiny' "
+        "of the distribution 'vdi-shiny-heads' when the checkpoint was trained")
+    assert "did you mean" not in exc.value.message and "vdi-shiny-heads" in exc.value.hint
+    result = invoke(["retrieve", home / "data" / "videos" / "test-iid-00000.mp4", "a shape",
+                     "--checkpoint", path])
+    assert result.exit_code == 1 and "head 'shiny-mmn' is not installed" in result.stderr

@@ -76,19 +76,29 @@ def build_model(backbone: Any, head_id: str, head_options: dict[str, Any] | None
     return GroundingModel(backbone, head, head_id, dumped, context_length, text_pool)
 
 
-def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None
-               ) -> tuple[GroundingModel, dict[str, Any]]:
+def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None,
+               sha256: str | None = None) -> tuple[GroundingModel, dict[str, Any]]:
     """Rebuild a trained model from a checkpoint folder; returns (model, checkpoint config).
 
-    `backbone` reuses an already loaded LoadedBackbone (it must be the checkpoint's backbone)."""
+    `backbone` reuses an already loaded LoadedBackbone (it must be the checkpoint's backbone);
+    `sha256`, the weights hash the database recorded, is checked before anything is loaded."""
     from vdi_cli.backbones import load_backbone
-    from vdi_cli.checkpoints import check_compatible, load_tensors, read_config, subset
+    from vdi_cli.checkpoints import (
+        check_compatible,
+        load_tensors,
+        read_config,
+        require_components,
+        subset,
+        verify_weights,
+    )
 
     folder = Path(checkpoint)
     if not folder.exists():
         raise VdiError(f"checkpoint '{folder}' does not exist",
                        hint="`vdi runs show ID` lists a training run's checkpoints")
     config = read_config(folder)
+    require_components(config)  # before anything is loaded: name the plugin that is missing
+    verify_weights(folder if folder.is_dir() else folder.parent, sha256)
     trained = config["backbone"]
     if backbone is None:
         backbone = load_backbone(trained["id"], weights=trained.get("weights_path"),

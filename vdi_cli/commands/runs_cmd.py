@@ -79,7 +79,8 @@ def prune_cmd(
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Delete the checkpoints of training runs that are neither the best nor the newest epoch
-    (what `-o keep_checkpoints=best-last` does during training)."""
+    (what `-o keep_checkpoints=best-last` does during training), and the unfinished
+    `epoch-NNN.tmp/` folders a killed run left."""
     from vdi_cli.pipeline.train_run import prune_runs
 
     results = prune_runs(open_store(), run_ids, force=force)
@@ -89,7 +90,9 @@ def prune_cmd(
     for r in results:
         removed = ", ".join(map(str, r["removed_epochs"])) or "none"
         kept = ", ".join(map(str, r["kept_epochs"])) or "none"
-        typer.echo(f"run {r['run_id']}: removed epochs {removed} "
+        temporaries = (f" and unfinished {', '.join(r['removed_temporaries'])}"
+                       if r["removed_temporaries"] else "")
+        typer.echo(f"run {r['run_id']}: removed epochs {removed}{temporaries} "
                    f"({r['freed_bytes'] / 1e6:.1f} MB), kept {kept}")
 
 

@@ -56,9 +56,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(
-    dataset: str = Opt(..., "--dataset", help="Annotation format (vdi datasets)."),
-    annotations: str = Opt(..., "--annotations", help="Training annotation file."),
-    video_dir: str = Opt(..., "--video-dir", help="Folder with <video id>.mp4 files."),
+    ctx: typer.Context,
+    dataset: str = Opt(None, "--dataset", help="Annotation format (vdi datasets); required "
+                       "unless --resume."),
+    annotations: str = Opt(None, "--annotations", help="Training annotation file; required "
+                           "unless --resume."),
+    video_dir: str = Opt(None, "--video-dir", help="Folder with <video id>.mp4 files; required "
+                         "unless --resume."),
     val: str = Opt(None, "--val", help="Validation annotation file (same format)."),
     backbone: str = Opt("clip-vit-b32", "--backbone", help="Backbone id (vdi backbones)."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
@@ -79,7 +83,9 @@ def train(
     seed: int = Opt(25285, "--seed"),
     option: list[str] = Opt([], "-o", help="Any training option key=value (see README), e.g. "
                             "-o scope=moment -o patience=0 -o train_text_layers=2."),
-    resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint."),
+    resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint, with "
+                      "its stored options (an option given that differs is refused; --epochs "
+                      "and -o patience/keep_checkpoints may change)."),
     json_out: bool = Opt(False, "--json", help="JSON summary on stdout."),
     list_options: bool = Opt(False, "--list-options", callback=_list_options, is_eager=True,
                              help="List the -o options (type, default) and exit."),
@@ -112,8 +118,15 @@ def train(
     values = _merge(values, overrides)
     from pydantic import ValidationError
 
+    db = open_store() if resume is not None else None
     try:
-        config = TrainConfig(**values).resolved()
+        if resume is not None:
+            from vdi_cli.pipeline.train_resume import resume_config
+
+            config = resume_config(db, resume, _given(ctx, values, option))
+        else:
+            _require(dataset=dataset, annotations=annotations, video_dir=video_dir)
+            config = TrainConfig(**values).resolved()
     except ValidationError as exc:
         problems = "; ".join(
             (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
@@ -121,7 +134,7 @@ def train(
         raise ConfigError(f"invalid training options: {problems}",
                           hint="`vdi train --list-options` lists the -o options") from exc
     check_train_config(config)  # ids, component options, device: before any model loads
-    db = open_store()
+    db = db if db is not None else open_store()
     with run_context(db, "train", config.model_dump(), sys.argv[1:], backbone=config.backbone,
                      head=config.head, parser=config.parser) as run:
         summary = run_training(config, db, run, resume=resume, quiet=get_settings().quiet,
@@ -130,13 +143,51 @@ def train(
     if json_out:
         print_json(summary)
         return
+    # validation columns only when there was a validation set (not a column of nan)
+    val_keys = [k for k in ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
+                if any(k in h["val"] for h in summary["history"])]
     rows = [(h["epoch"], f"{h['losses'].get('loss', 0):.4f}",
-             *(f"{h['val'].get(k, float('nan')):.2f}" for k in ("R@1,IoU=0.5", "R@1,IoU=0.7",
-                                                                "mIoU")))
+             *(f"{h['val'][k]:.2f}" if k in h["val"] else "" for k in val_keys))
             for h in summary["history"]]
-    print_table(rows, ["epoch", "loss", "val R1@0.5", "val R1@0.7", "val mIoU"])
+    names = {"R@1,IoU=0.5": "val R1@0.5", "R@1,IoU=0.7": "val R1@0.7", "mIoU": "val mIoU"}
+    print_table(rows, ["epoch", "loss", *(names[k] for k in val_keys)])
     typer.echo(f"run {run.id}: best epoch {summary['best_epoch']}, "
                f"checkpoint {summary['best_checkpoint']}")
+
+
+# command-line parameters -> the TrainConfig keys they set (the rest map one to one)
+_PARAM_KEYS = {"head_option": "head_options", "parser_option": "parser_options",
+               "objective": "objectives", "no_objective": "objectives",
+               "objective_option": "objective_options"}
+_CONFIG_PARAMS = ("dataset", "annotations", "video_dir", "val", "backbone", "weights", "head",
+                  "head_option", "parser", "parser_option", "objective", "no_objective",
+                  "objective_option", "fps", "num_frames", "epochs", "batch_size", "lr", "seed")
+
+
+def _given(ctx: typer.Context, values: dict[str, Any], option: list[str]) -> dict[str, Any]:
+    """The options the user typed (not left at their defaults), as TrainConfig keys: what a
+    resume compares with the stored configuration."""
+    from vdi_cli.config import parse_overrides
+
+    given = {}
+    for param in _CONFIG_PARAMS:
+        source = ctx.get_parameter_source(param)  # typer's own click: compare by name
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            key = _PARAM_KEYS.get(param, param)
+            given[key] = values[key]
+    given.update(parse_overrides(option))
+    given["device"] = values["device"]
+    return given
+
+
+def _require(**options: Any) -> None:
+    from vdi_cli.errors import UsageError
+
+    missing = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is None]
+    if missing:
+        raise UsageError(f"missing option{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                         hint="a new run needs --dataset, --annotations and --video-dir; "
+                         "`--resume ID` continues a run with its stored options")
 
 
 def register(app: typer.Typer) -> None:

@@ -76,7 +76,10 @@ def evaluate_checkpoint(
 
     check_query_forms(query_forms)
     data = load_dataset(format_id, annotations, **(dataset_options or {}))
-    model, config = load_model(checkpoint, device=device)
+    from vdi_cli.store.artifacts import recorded_sha256
+
+    model, config = load_model(checkpoint, device=device,
+                               sha256=recorded_sha256(db, checkpoint))
     source = FeatureSource(db, model.backbone, config["sampling"], patches=False)
     source.ensure([a.video_id for a in data.annotations], video_dir, show_progress=show_progress)
     usable = [a for a in data.annotations if a.video_id not in source.failed]

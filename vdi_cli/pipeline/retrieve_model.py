@@ -38,6 +38,7 @@ class ModelChoice:
     train_run: int | None = None
     config: dict[str, Any] | None = None
     notice: str | None = None
+    sha256: str | None = None  # the weights hash the store recorded (checked at load)
 
     @property
     def training_free(self) -> bool:
@@ -106,6 +107,9 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
                 f"training-free {FREE_HEAD} head (CLIP text-frame similarity) on backbone {bb}"))
         choice = _from_run(db, int(latest[0]["id"]), "latest")
     choice.config = read_config(choice.checkpoint or "")
+    from vdi_cli.store.artifacts import recorded_sha256
+
+    choice.sha256 = recorded_sha256(db, choice.checkpoint or "")
     if choice.source == "latest":
         train = choice.config.get("train") or {}
         data = train.get("annotations") or "?"
@@ -179,7 +183,8 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
         spec = resolve_backbone(trained.get("id", ""), weights, trained.get("options"))
         check_compatible(config, weights=spec.weights_id)
         loaded = loaded if loaded is not None else spec.load(device=device)
-    model, config = load_model(choice.checkpoint or "", device=device, backbone=loaded)
+    model, config = load_model(choice.checkpoint or "", device=device, backbone=loaded,
+                               sha256=choice.sha256)
     sampling = Sampling.from_any(config.get("sampling")).to_dict()
     durations = config.get("durations") or {}
     if window:

@@ -61,8 +61,9 @@ class TrainConfig(BaseModel):
         "eot", description="Sentence vector: CLIP's end-of-text token (paper), or, beyond the "
         "paper, the mean of the final token states start..end (kept in the checkpoint).")
     keep_checkpoints: Literal["all", "best-last"] = Field(
-        "all", description="Epoch checkpoints kept on disk: every one, or only the best and the "
-        "newest (enough to evaluate and to resume; the others are deleted as training goes).")
+        "best-last", description="Epoch checkpoints kept on disk: only the best and the newest "
+        "(enough to evaluate and to resume; the others are deleted as training goes), or every "
+        "one.")
     seed: int = 25285
     device: str = "cpu"
     amp: bool = Field(True, description="Mixed precision (bfloat16 autocast) on cuda; CPU "

@@ -1,10 +1,12 @@
 """`vdi train` as a library call: data, features, parsing, the epoch loop, checkpoints, metrics.
 
-Every epoch writes a checkpoint folder (config + safetensors + optimiser state) under
-VDI_HOME/runs/run-<id>/epoch-<k>, a `checkpoints` row (the best one flagged), the mean of each
+Every epoch writes a checkpoint folder (config + safetensors + optimiser state) under the
+database's own artifact folder, VDI_HOME/stores/<store id>/runs/run-<id>/epoch-<k>
+(`vdi_cli.store.artifacts`), a `checkpoints` row (the best one flagged), the mean of each
 loss term (split "train") and the validation metrics (split "val") to the `metrics` table.
-With `keep_checkpoints="best-last"` the folders and rows of the other epochs are deleted as
-training goes (a CLIP ViT-B/32 checkpoint with its optimiser state is ~0.8 GB an epoch).
+Only the newest epoch keeps its optimiser state (resume reads nothing else; with CLIP ViT-B/32
+it is 511 MB of the newest epoch's 767 MB). With `keep_checkpoints="best-last"` (the default)
+the folders and rows of the other epochs are deleted as training goes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int
     return sorted(row["epoch"] for row in rows), freed
 
 
+def _drop_older_train_states(db: Any, run_id: int, folder: Any, newest_epoch: int) -> None:
+    """Only the newest epoch keeps its optimiser state (twice the trained tensors' size with
+    AdamW): resume starts from it, evaluation never reads it. Folders outside the run's own
+    (a parent's, inherited by a resume) are left alone."""
+    from pathlib import Path
+
+    from vdi_cli.checkpoints import drop_train_state
+
+    root = Path(folder).resolve()
+    for row in db["checkpoints"].rows_where("run_id = ? and epoch < ?", [run_id, newest_epoch]):
+        if Path(row["path"]).resolve().parent == root:
+            drop_train_state(row["path"])
+
+
 def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[str, Any]]:
     """`vdi runs prune`: keep_checkpoints=best-last applied afterwards to training runs. Every
     run is checked before any is touched, so a wrong id deletes nothing."""
@@ -87,13 +103,17 @@ def prune_runs(db: Any, run_ids: list[int], force: bool = False) -> list[dict[st
             raise VdiError(f"run {run['id']} is still running (or was killed on another "
                            "machine, or before vdi recorded its process)",
                            hint="wait for it to finish; if its process is gone, add --force")
+    from vdi_cli.checkpoints import remove_stale_temporaries
+
     out = []
     for run in runs:
         epochs = [c["epoch"] for c in run["checkpoints"]]
-        removed, freed = (prune_checkpoints(db, run["id"], run_folder(run["id"]), max(epochs))
+        removed, freed = (prune_checkpoints(db, run["id"], run_folder(db, run["id"]), max(epochs))
                           if epochs else ([], 0))
+        temporaries, tmp_bytes = remove_stale_temporaries(run_folder(db, run["id"]))
         out.append({"run_id": run["id"], "removed_epochs": removed,
-                    "kept_epochs": sorted(set(epochs) - set(removed)), "freed_bytes": freed})
+                    "kept_epochs": sorted(set(epochs) - set(removed)),
+                    "removed_temporaries": temporaries, "freed_bytes": freed + tmp_bytes})
     return out
 
 
@@ -102,7 +122,12 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     import torch
 
     from vdi_cli.backbones import load_backbone
-    from vdi_cli.checkpoints import load_tensors, load_train_state, read_config, save_checkpoint
+    from vdi_cli.checkpoints import (
+        load_tensors,
+        load_train_state,
+        remove_stale_temporaries,
+        save_checkpoint,
+    )
     from vdi_cli.datasets import load_dataset
     from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
@@ -110,11 +135,15 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.infer import evaluate_samples
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
+    from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
+    from vdi_cli.store import get_run
     from vdi_cli.store.runs import now
     from vdi_cli.types import RunEvent
 
     config = config.resolved()
+    # a resume is checked against the stored options before any data or model is loaded
+    resume_row = check_resume(db, resume, config) if resume is not None else None
     train_report = load_dataset(config.dataset, config.annotations)
     val_report = load_dataset(config.dataset, config.val) if config.val else None
     from vdi_cli.environment import ensure_writable_dir
@@ -144,17 +173,18 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                                                  db=db).queries}
     samples = group_by_video(train_anns, parsed)
     val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
-    if resume is not None:
-        row = latest_checkpoint(db, resume)
-        old = read_config(row["path"])
-        if old["backbone"]["id"] != backbone.id or old["sampling"] != sampling:
-            raise VdiError(f"run {resume} was trained with {old['backbone']['id']} / "
-                           f"{old['sampling']}, not {backbone.id} / {sampling}",
-                           hint="resume with the same --backbone and sampling options")
-        trainer.load_tensors(load_tensors(row["path"]))
-        trainer.load_train_state(load_train_state(row["path"]))
+    if resume_row is not None:
+        trainer.load_tensors(load_tensors(resume_row["path"], sha256=resume_row["sha256"]))
+        trainer.load_train_state(load_train_state(resume_row["path"]))
+        inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
+        parent = get_run(db, int(resume))  # type: ignore[arg-type]
+        if parent["status"] != "running" or parent["process_gone"]:  # not writing any more
+            names, _ = remove_stale_temporaries(run_folder(db, int(resume)))  # type: ignore[arg-type]
+            if names:
+                say(f"removed {len(names)} unfinished checkpoint folder(s) of run {resume} "
+                    f"(its process was killed while writing): {', '.join(names)}", quiet)
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
-    folder = run_folder(run.id)
+    folder = run_folder(db, run.id)
     epochs = int(config.epochs or 1)
     history = []
     for epoch in range(trainer.epoch + 1, epochs + 1):
@@ -196,6 +226,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                 "metric": config.select_metric if val else None,
                 "value": val.get(config.select_metric), "best": int(is_best),
                 "created_at": now()})
+        _drop_older_train_states(db, run.id, folder, epoch)
         if config.keep_checkpoints == "best-last":
             prune_checkpoints(db, run.id, folder, epoch)
         emit(RunEvent("epoch_finished", run.id, "train",
@@ -207,9 +238,10 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         if trainer.should_stop():
             say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
             break
-    best = best_checkpoint(db, run.id) if history else None
+    best = _newest_checkpoint(db, run.id, best_only=True) or _newest_checkpoint(db, run.id)
     summary = {
-        "epochs": [h["epoch"] for h in history], "best_epoch": trainer.best_epoch,
+        "epochs": [h["epoch"] for h in history],
+        "best_epoch": best["epoch"] if best else trainer.best_epoch,
         "best_value": trainer.best, "best_checkpoint": best["path"] if best else None,
         "train_queries": len(train_anns), "train_videos": len(samples),
         "val_queries": sum(len(s.queries) for s in val_samples),

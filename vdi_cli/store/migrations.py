@@ -160,8 +160,19 @@ def m004_file_hashes(db: Any) -> None:
     )
 
 
+def m005_store_identity(db: Any) -> None:
+    """`_vdi_store`: a random id that names this database's artifact folder
+    (VDI_HOME/stores/<id>/), so two databases under one home never share run folders."""
+    import uuid
+
+    db["_vdi_store"].create({"key": str, "value": str}, pk="key")
+    db["_vdi_store"].insert_all([{"key": "id", "value": uuid.uuid4().hex},
+                                 {"key": "created_at", "value": datetime.now(UTC).isoformat()}])
+
+
 MIGRATIONS: list[Callable[[Any], None]] = [
     m001_core_tables, m002_run_process, m003_library_indexes, m004_file_hashes,
+    m005_store_identity,
 ]
 
 
