@@ -148,7 +148,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     val_report = load_dataset(config.dataset, config.val) if config.val else None
     from vdi_cli.environment import ensure_writable_dir
 
-    ensure_writable_dir(run_folder(run.id).parent, "runs folder")  # before the model loads
+    ensure_writable_dir(run_folder(db, run.id).parent, "runs folder")  # before the model loads
     backbone = load_backbone(config.backbone, config.weights, device=config.device,
                              options=config.backbone_options)
     sampling = config.sampling()
