@@ -178,7 +178,13 @@ class OpenClipSpec:
         except Exception as exc:  # noqa: BLE001 - any network failure
             raise VdiError(f"{message}; the download failed ({exc})", hint=hint) from exc
 
-    def load(self, device: str = "cpu", precision: str = "auto") -> OpenClipBackbone:
+    def load(self, device: str = "cpu", precision: str = "auto", text_only: bool = False
+             ) -> OpenClipBackbone:
+        """The model on `device`. `text_only=True` (the features are cached, only sentences
+        need encoding) builds the architecture without initialising it and loads only the
+        non-visual weights from the file: the image tower is never materialised, which is
+        most of a cold start (ViT-B/32's 88 M image parameters). Random weights and local-dir
+        folders take the full load (their text tower depends on the whole initialisation)."""
         import torch
 
         check_device(device)
@@ -204,6 +210,12 @@ class OpenClipSpec:
         if (self.weights or "").startswith(LOCAL_DIR):
             folder = Path(self.weights[len(LOCAL_DIR):]).expanduser()  # type: ignore[index]
             name, checkpoint = LOCAL_DIR + str(folder), None
+        if text_only and checkpoint is not None:
+            model = _text_only_model(open_clip, name, checkpoint, quick_gelu)
+            if model is not None:
+                loaded = OpenClipBackbone(self, model, device, half, open_clip, name)
+                loaded.text_only = True
+                return loaded
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # random weights are the same on every load
             try:
@@ -264,6 +276,9 @@ class OpenClipBackbone(LoadedBackbone):
     def encode_pixels(self, pixels: Any) -> tuple[Any, Any]:
         import torch
 
+        if getattr(self, "text_only", False):
+            raise VdiError(f"backbone {self.id} was loaded without its image tower",
+                           hint="load it with text_only=False to encode frames")
         with torch.no_grad():
             visual = self.module.visual
             pooled, tokens = visual(self._finish_pixels(pixels))
@@ -315,6 +330,49 @@ class OpenClipBackbone(LoadedBackbone):
             for n, p in self.module.named_parameters()
             if not n.startswith("visual.") and n not in ("logit_scale", "logit_bias")
         ]
+
+
+def _text_only_model(open_clip: Any, name: str, checkpoint: str, quick_gelu: bool) -> Any:
+    """The architecture with storage allocated but not initialised, the checkpoint's non-visual
+    tensors loaded into it, and the text side's non-persistent buffers (the causal mask)
+    rebuilt; None when something else would be left unset (the caller loads in full)."""
+    import torch
+
+    logging.disable(logging.WARNING)  # "initialized randomly": nothing is initialised at all
+    try:
+        with torch.device("meta"):
+            model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu,
+                                           device="meta")
+    finally:
+        logging.disable(logging.NOTSET)
+    model.to_empty(device="cpu")
+    if checkpoint.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(checkpoint, framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("visual.")}
+    else:
+        from open_clip.factory import load_state_dict
+
+        state = {k: v for k, v in load_state_dict(checkpoint, weights_only=True).items()
+                 if not k.startswith("visual.")}
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or [k for k in result.missing_keys if not k.startswith("visual.")]:
+        return None
+    for mod_name, module in model.named_modules():
+        if mod_name.startswith("visual"):
+            continue
+        for buf_name, buf in list(module.named_buffers(recurse=False)):
+            key = f"{mod_name}.{buf_name}" if mod_name else buf_name
+            if key in state:
+                continue
+            if buf_name == "attn_mask" and buf.dim() == 2 and buf.shape[0] == buf.shape[1]:
+                n = buf.shape[0]  # open_clip's causal mask: -inf above the diagonal
+                mask = torch.empty(n, n).fill_(float("-inf")).triu_(1)
+                module.register_buffer("attn_mask", mask, persistent=False)
+            else:
+                return None
+    return model
 
 
 def torch_pad(tokens: Any, length: int) -> Any:

@@ -331,3 +331,39 @@ def test_bad_input_errors(store, tmp_path):
     _error([video, Q1, "-c", ck, "--fps", "5"], "the checkpoint was trained on features sampled")
     _error([video, Q1, "-c", ck, "--run", store["run"]], "--checkpoint and --run contradict")
     _error([video, Q1, "-c", ck, "-k", "0"], "--top-k must be at least 1")
+
+
+def test_cached_features_load_only_the_text_tower(tmp_path):
+    """A repeat query on cached features (and every library search) loads no image tower:
+    the text tower alone gives the same sentence vectors, hence the same moments; a video
+    without features makes the Retriever load the image tower after all."""
+    from vdi_cli.backbones import resolve_backbone
+    from vdi_cli.errors import VdiError
+    from vdi_cli.pipeline.retrieve import Retriever, expand_inputs
+    from vdi_cli.store import open_db
+
+    spec = resolve_backbone("tiny-shapes")
+    full, text = spec.load(), spec.load(text_only=True)
+    assert getattr(text, "text_only", False) and not getattr(full, "text_only", False)
+    tokens = full.tokenize([Q1, Q2])
+    assert torch.equal(full.encode_text(tokens), text.encode_text(tokens))
+    assert set(full.text_state_dict()) == set(text.text_state_dict())
+    with pytest.raises(VdiError, match="loaded without its image tower"):
+        text.encode_pixels(torch.zeros(1, 3, 48, 48))
+
+    db = open_db(tmp_path / "vdi.db")
+    first_video = make_video(tmp_path / "a.mp4", seconds=8, fps=2, size=(48, 48))
+    videos = expand_inputs(first_video)
+    free = {"training_free": True, "backbone": "tiny-shapes"}
+    cold = Retriever(db, videos=videos, **free)
+    assert not getattr(cold.loaded.backbone, "text_only", False)  # nothing cached yet
+    before = cold.search(videos, [Q1], top_k=3)
+    warm = Retriever(db, videos=videos, **free)
+    assert warm.loaded.backbone.text_only
+    again = warm.search(videos, [Q1], top_k=3)
+    assert [(m.start, m.end, m.score) for m in again.videos[0].moments[0]] == \
+        [(m.start, m.end, m.score) for m in before.videos[0].moments[0]]
+    new = expand_inputs(make_video(tmp_path / "b.mp4", seconds=6, fps=2, size=(48, 48), seed=4))
+    mixed = warm.search(videos + new, [Q1], top_k=3)
+    assert not getattr(warm.loaded.backbone, "text_only", False)
+    assert [v.status for v in mixed.videos] == ["memory", "extracted"]

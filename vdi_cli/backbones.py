@@ -327,6 +327,20 @@ def load_backbone(
     device: str = "cpu",
     precision: str = "auto",
     options: dict[str, Any] | None = None,
+    text_only: bool = False,
 ) -> LoadedBackbone:
-    """Resolve and load in one call."""
-    return resolve_backbone(backbone_id, weights, options).load(device=device, precision=precision)
+    """Resolve and load in one call (`text_only`: see `load_spec`)."""
+    return load_spec(resolve_backbone(backbone_id, weights, options), device=device,
+                     precision=precision, text_only=text_only)
+
+
+def load_spec(spec: Any, device: str = "cpu", precision: str = "auto",
+              text_only: bool = False) -> LoadedBackbone:
+    """Load a backbone spec. `text_only=True` asks for the text tower alone (retrieval on cached
+    features, library search): a backend that can skip its image tower does (open_clip), one
+    that cannot loads in full; either way `encode_text` gives the same vectors."""
+    import inspect
+
+    if text_only and "text_only" in inspect.signature(spec.load).parameters:
+        return spec.load(device=device, precision=precision, text_only=True)
+    return spec.load(device=device, precision=precision)

@@ -77,7 +77,8 @@ def build_model(backbone: Any, head_id: str, head_options: dict[str, Any] | None
 
 
 def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None,
-               sha256: str | None = None) -> tuple[GroundingModel, dict[str, Any]]:
+               sha256: str | None = None, text_only: bool = False
+               ) -> tuple[GroundingModel, dict[str, Any]]:
     """Rebuild a trained model from a checkpoint folder; returns (model, checkpoint config).
 
     `backbone` reuses an already loaded LoadedBackbone (it must be the checkpoint's backbone);
@@ -102,7 +103,8 @@ def load_model(checkpoint: str | Path, device: str = "cpu", backbone: Any = None
     trained = config["backbone"]
     if backbone is None:
         backbone = load_backbone(trained["id"], weights=trained.get("weights_path"),
-                                 device=device, options=trained.get("options"))
+                                 device=device, options=trained.get("options"),
+                                 text_only=text_only)
     check_compatible(config, backbone=backbone.id, weights=backbone.weights_id)
     model = build_model(backbone, config["head"]["id"], config["head"]["config"],
                         config.get("context_length"), config.get("text_pool", "eot"))

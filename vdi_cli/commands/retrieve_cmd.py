@@ -90,7 +90,7 @@ def retrieve_command(
         retriever = Retriever(db, checkpoint=checkpoint, run=run, training_free=training_free,
                               backbone=backbone, weights=weights, fps=fps, window=window,
                               overlap=overlap, head_options=parse_overrides(head_option),
-                              device=settings.device, notify=notice)
+                              device=settings.device, notify=notice, videos=videos)
         model = retriever.describe()
         handle.update(backbone=model["backbone"], head=model["head"])
         result = retriever.search(videos, texts, top_k=top_k, keep_maps=plot is not None,

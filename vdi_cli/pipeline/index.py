@@ -91,14 +91,20 @@ def model_record(retriever: Any) -> tuple[dict[str, Any], str]:
             from vdi_cli.store.hashes import hash_file
 
             record["checkpoint_sha256"] = hash_file(weights)
-    key_fields = {k: v for k, v in record.items() if k not in ("source", "train_run")}
+    given = retriever._load_args.get("weights")  # a local file or local-dir:FOLDER, if any
+    if given and not str(given).startswith("local-dir:") and Path(given).exists():
+        given = str(Path(given).resolve())
+    record["weights_path"] = given
+    key_fields = {k: v for k, v in record.items()
+                  if k not in ("source", "train_run", "weights_path")}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     return record, key
 
 
 def open_retriever(db: Any, model: dict[str, Any], *, device: str = "cpu",
-                   notify: Callable[[str], None] | None = None) -> Any:
-    """The Retriever of the model an index is bound to."""
+                   notify: Callable[[str], None] | None = None, text_only: bool = False) -> Any:
+    """The Retriever of the model an index is bound to (`text_only`: for searching, which
+    never encodes a frame)."""
     from vdi_cli.pipeline.retrieve import Retriever
 
     if model.get("checkpoint"):
@@ -116,14 +122,14 @@ def open_retriever(db: Any, model: dict[str, Any], *, device: str = "cpu",
                                "was built (its weights hash differs)",
                                hint="rebuild the index: vdi index build NAME SOURCES... --force")
         return Retriever(db, checkpoint=str(ckpt), window=model.get("window"),
-                         overlap=float(model.get("overlap", 0.5)), device=device, notify=notify)
+                         overlap=float(model.get("overlap", 0.5)), device=device, notify=notify,
+                         text_only=text_only)
     return Retriever(db, training_free=True, backbone=model["backbone"],
-                     weights=None if str(model["weights"]).startswith(("random", "sha256:"))
-                     else model["weights"],
+                     weights=model.get("weights_path"),
                      fps=model["sampling"].get("fps"), window=model.get("window"),
                      overlap=float(model.get("overlap", 0.5)),
                      head_options=model.get("head_config") or None, device=device,
-                     notify=notify)
+                     notify=notify, text_only=text_only)
 
 
 def build_index(db: Any, name: str, videos: Sequence[Any], *, kind: str = "flat",

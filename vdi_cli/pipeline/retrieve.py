@@ -174,8 +174,12 @@ class Retriever:
                  weights: str | None = None, fps: float | None = None,
                  window: float | None = None, overlap: float = 0.5,
                  head_options: dict[str, Any] | None = None, device: str = "cpu",
-                 loaded_backbone: Any = None, notify: Callable[[str], None] | None = None
+                 loaded_backbone: Any = None, notify: Callable[[str], None] | None = None,
+                 videos: Sequence[VideoInput] | None = None, text_only: bool | None = None
                  ) -> None:
+        """`videos` (the ones the first search will read) or `text_only=True` lets the model
+        load without its image tower when no frame needs encoding: a cold start then costs the
+        text tower and the head only. A later search that needs extraction loads it in full."""
         self.db = db
         self.overlap = overlap
         if not 0 <= overlap < 1:
@@ -186,9 +190,13 @@ class Retriever:
         self.notice = self.choice.notice
         if self.notice and notify is not None:  # before loading: the load itself may fail
             notify(self.notice)
-        self.loaded = load_retrieval_model(self.choice, backbone=backbone, weights=weights,
-                                           fps=fps, window=window, head_options=head_options,
-                                           device=device, loaded=loaded_backbone)
+        self._load_args = {"backbone": backbone, "weights": weights, "fps": fps,
+                           "window": window, "head_options": head_options, "device": device}
+        if text_only is None:
+            text_only = loaded_backbone is None and videos is not None and \
+                self._all_cached(videos, backbone, weights, fps)
+        self.loaded = load_retrieval_model(self.choice, loaded=loaded_backbone,
+                                           text_only=bool(text_only), **self._load_args)
         self.warnings = model_warnings(self.loaded)
         for line in self.warnings if notify is not None else []:
             notify(line)
@@ -197,6 +205,39 @@ class Retriever:
 
     def describe(self) -> dict[str, Any]:
         return {**self.loaded.describe(), "overlap": self.overlap}
+
+    def _all_cached(self, videos: Sequence[VideoInput], backbone: str | None,
+                    weights: str | None, fps: float | None) -> bool:
+        """True when every video already has features for the model that will load (its
+        backbone, weights and sampling known without loading it)."""
+        from vdi_cli.features import find_feature_row
+        from vdi_cli.pipeline.retrieve_model import DEFAULT_FREE_BACKBONE
+        from vdi_cli.store.hashes import cached_sha256
+        from vdi_cli.video import Sampling
+
+        try:
+            if self.choice.training_free:
+                from vdi_cli.backbones import resolve_backbone
+
+                spec = resolve_backbone(backbone or DEFAULT_FREE_BACKBONE, weights)
+                bb_id, weights_id, sampling = spec.id, spec.weights_id, Sampling(fps=fps)
+            else:
+                trained = (self.choice.config or {}).get("backbone") or {}
+                bb_id, weights_id = trained.get("id"), trained.get("weights")
+                sampling = Sampling.from_any((self.choice.config or {}).get("sampling"))
+            for v in videos:
+                row = find_feature_row(self.db, cached_sha256(self.db, v.path), bb_id,
+                                       weights_id, sampling)
+                if row is None or not Path(row["path"]).is_file():
+                    return False
+        except (OSError, VdiError):
+            return False  # the full load path reports what is wrong
+        return True
+
+    def _full_backbone(self) -> None:
+        """Load the image tower after all (a search met a video without features)."""
+        if getattr(self.loaded.backbone, "text_only", False):
+            self.loaded = load_retrieval_model(self.choice, **self._load_args)
 
     def encode(self, queries: Sequence[str]) -> Any:
         import torch
@@ -283,6 +324,11 @@ class Retriever:
         """Extract (or find cached) features; (input, sha256, status) of the usable videos."""
         from vdi_cli.pipeline.extract import extract_features
 
+        if getattr(self.loaded.backbone, "text_only", False) and \
+                not self._all_cached(videos, self._load_args["backbone"],
+                                     self._load_args["weights"], self._load_args["fps"]):
+            self._full_backbone()
+            self._texts.clear()
         bb = self.loaded.backbone
         report = extract_features(self.db, [(v.vid, v.path) for v in videos], loaded=bb,
                                   sampling=self.loaded.sampling, show_progress=show_progress,

@@ -143,10 +143,11 @@ def _from_run(db: Any, run_id: int, source: str) -> ModelChoice:
 def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
                          weights: str | None = None, fps: float | None = None,
                          window: float | None = None, head_options: dict[str, Any] | None = None,
-                         device: str = "cpu", loaded: Any = None) -> RetrievalModel:
+                         device: str = "cpu", loaded: Any = None, text_only: bool = False
+                         ) -> RetrievalModel:
     """Load the chosen model; `backbone` / `weights` / `fps` must agree with a checkpoint.
     `loaded` reuses an already loaded backbone (a checkpoint loads its text tower into it)."""
-    from vdi_cli.backbones import check_device, load_backbone, resolve_backbone
+    from vdi_cli.backbones import check_device, load_backbone, load_spec, resolve_backbone
     from vdi_cli.video import Sampling
 
     check_device(device)
@@ -159,7 +160,8 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
         check_component("head", FREE_HEAD, head_options)  # before the backbone loads
         if loaded is None:
             try:
-                loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device)
+                loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device,
+                                       text_only=text_only)
             except VdiError as exc:
                 if backbone is None:  # the default was chosen for the user: say what else works
                     raise VdiError(exc.message, hint=f"{exc.hint}; {OFFLINE_DEMO}") from None
@@ -182,9 +184,10 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
     if weights is not None:
         spec = resolve_backbone(trained.get("id", ""), weights, trained.get("options"))
         check_compatible(config, weights=spec.weights_id)
-        loaded = loaded if loaded is not None else spec.load(device=device)
+        loaded = loaded if loaded is not None else load_spec(spec, device=device,
+                                                             text_only=text_only)
     model, config = load_model(choice.checkpoint or "", device=device, backbone=loaded,
-                               sha256=choice.sha256)
+                               sha256=choice.sha256, text_only=text_only)
     sampling = Sampling.from_any(config.get("sampling")).to_dict()
     durations = config.get("durations") or {}
     if window:

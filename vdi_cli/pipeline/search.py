@@ -53,7 +53,8 @@ class LibrarySearcher:
         if not self.index["path"]:
             raise VdiError(f"index '{name}' holds no video yet",
                            hint=f"vdi index add {name} SOURCES...")
-        self.retriever = open_retriever(db, self.index["model"], device=device, notify=notify)
+        self.retriever = open_retriever(db, self.index["model"], device=device, notify=notify,
+                                        text_only=True)
         self.head = self.retriever.loaded.model.head
         self.vectors = load_vectors(db, self.index)
         self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
