@@ -854,9 +854,8 @@ ROWS_ENV: list[Row] = [
         error=r"cannot write to the features folder .*home/features': Read-only file system",
         after=_run_error(r"features folder")),
     Row("env-runs-folder-read-only", "environment", (*TRAIN, *XB32),
-        make=_read_only("home/runs"),
-        error=r"cannot write to the runs folder .*home/runs': Read-only file system",
-        after=_run_error(r"runs folder")),
+        make=_read_only("home/stores"),  # where this database's run folders go
+        error=r"home/stores/\w+': Read-only file system", after=_run_error(r"Read-only")),
     Row("env-features-disk-already-full", "environment", ("extract", "{video}", *XB32),
         make=_tmpfs("home/features", "16k", fill=True),
         error=r"features folder .*: No space left on device", after=_run_error(r"No space")),
