@@ -1187,6 +1187,15 @@ ROWS_TRAIN: list[Row] = [
     Row("stale-checkpoint-tmp-resume", "signal", ("train", "--resume", "1", "--json"),
         make=_killed_while_saving, exit=0, error=None, after=_stale_gone, slow=True,
         stderr=(r"removed 1 unfinished checkpoint folder\(s\) of run 1.*epoch-002\.tmp",)),
+    Row("stale-checkpoint-tmp-gc", "signal", ("runs", "gc", "--json"),
+        make=_killed_while_saving, exit=0, error=None, slow=True,
+        after=lambda tmp, world, result: (
+            _stale_gone(tmp, world, result),
+            _json(result[1])["temporaries"] == [str(_row_run_dir(tmp, 1) / "epoch-002.tmp")]
+            or pytest.fail(result[1]))),
+    Row("gc-empty-database", "database", ("runs", "gc"), exit=0, error=None,
+        after=lambda tmp, world, result: "removed 0 items (0.0 MB)" in result[1]
+        or pytest.fail(result[1])),
     Row("stale-checkpoint-tmp-prune", "signal", ("runs", "prune", "1"),
         make=_killed_while_saving, exit=0, error=None, slow=True,
         after=lambda tmp, world, result: (

@@ -163,3 +163,62 @@ def test_best_last_is_the_default_and_old_full_checkpoints_still_load(home, data
     reloaded, _ = load_model(tmp_path / "old" / "epoch-003")
     for name, value in reloaded.backbone.text_state_dict().items():
         assert torch.equal(value, old[f"text.{name}"]), name
+
+
+def test_runs_gc_removes_leftovers_of_this_database_only(home, data, tmp_path):
+    import json
+    import os
+
+    from vdi_cli.pipeline.train import run_folder
+
+    db, run_id, summary = train(tmp_path / "a.db", data, epochs=2, keep_checkpoints="all")
+    _, _, other = train(tmp_path / "b.db", data, seed=3, fps=2)  # another database, same home
+    folder = run_folder(db, run_id)
+    rows = {r["epoch"]: r for r in db["checkpoints"].rows_where("run_id = ?", [run_id])}
+    stale = folder / "epoch-003.tmp"  # a kill inside save_checkpoint
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"x" * 1000)
+    orphan = folder / "epoch-009"  # a folder no row points at
+    orphan.mkdir()
+    (orphan / "model.safetensors").write_bytes(b"y" * 2000)
+    ghost = folder.parent / "run-77"  # a run folder whose run is not in this database
+    ghost.mkdir()
+    shutil.rmtree(rows[1]["path"])  # a row whose files are gone
+    feature = next(db["features"].rows)
+    Path(feature["path"]).unlink()  # a feature row whose file is gone
+    cache = Path(feature["path"]).parent
+    old_staging, new_staging = cache / ".abc.x1.tmp", cache / ".abc.x2.tmp"
+    for path in (old_staging, new_staging):
+        path.write_bytes(b"z" * 500)
+    os.utime(old_staging, (0, 0))  # left by an extraction killed long ago
+    legacy = home / "runs" / "run-1" / "epoch-001.tmp"  # the old shared layout: not ours
+    legacy.mkdir(parents=True)
+
+    args = ["--db", tmp_path / "a.db", "runs", "gc"]
+    dry = invoke([*args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.stderr
+    plan = dry.json()
+    assert plan["dry_run"] and stale.is_dir() and orphan.is_dir() and old_staging.is_file()
+    result = invoke([*args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    done = result.json()
+    assert {k: v for k, v in done.items() if k != "dry_run"} == {
+        k: v for k, v in plan.items() if k != "dry_run"}
+    assert done["temporaries"] == [str(stale)]
+    assert done["checkpoint_folders"] == [str(orphan), str(ghost)]
+    assert done["checkpoint_rows"] == [{"run_id": run_id, "epoch": 1, "path": rows[1]["path"]}]
+    assert done["feature_rows"] == [{"id": feature["id"], "path": feature["path"]}]
+    assert done["feature_staging"] == [str(old_staging)]
+    assert done["freed_bytes"] == 1000 + 2000 + 500
+    assert done["unreferenced_features_kept"]["files"] >= 1  # b.db's features, shared cache
+    assert not stale.exists() and not orphan.exists() and not ghost.exists()
+    assert not old_staging.exists() and new_staging.is_file() and legacy.is_dir()
+    assert [r["epoch"] for r in db["checkpoints"].rows_where("run_id = ?", [run_id])] == [2]
+    assert db["features"].count_where("id = ?", [feature["id"]]) == 0
+    assert (Path(other["best_checkpoint"]) / "model.safetensors").is_file()  # b.db untouched
+    assert evaluate(tmp_path / "b.db", data, "--run", "1").exit_code == 0
+    assert evaluate(tmp_path / "a.db", data, "--run", str(run_id)).exit_code == 0
+    again = invoke(args)
+    assert again.exit_code == 0 and "removed 0 items (0.0 MB)" in again.stdout
+    assert "kept" in again.stdout and json.loads(invoke([*args, "--json"]).stdout)[
+        "freed_bytes"] == 0

@@ -1,4 +1,4 @@
-"""`vdi runs list|show ID|prune ID...`: the run history kept in the SQLite store."""
+"""`vdi runs list|show ID|prune ID...|gc`: the run history kept in the SQLite store."""
 
 from __future__ import annotations
 
@@ -94,6 +94,41 @@ def prune_cmd(
                        if r["removed_temporaries"] else "")
         typer.echo(f"run {r['run_id']}: removed epochs {removed}{temporaries} "
                    f"({r['freed_bytes'] / 1e6:.1f} MB), kept {kept}")
+
+
+@runs_app.command("gc")
+def gc_cmd(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be removed; remove "
+                                 "nothing."),
+    json_out: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Remove what killed commands left and what points at nothing: unfinished checkpoint
+    folders, checkpoint folders without a row, rows whose files are gone, feature staging files
+    (only in this database's own folders and rows)."""
+    from vdi_cli.store.gc import collect_garbage
+
+    result = collect_garbage(open_store(), dry_run=dry_run)
+    if json_out:
+        print_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    lines = [(result["temporaries"], "unfinished checkpoint folder"),
+             (result["checkpoint_folders"], "checkpoint folder without a row"),
+             ([r["path"] for r in result["checkpoint_rows"]],
+              "checkpoint row whose files are gone"),
+             ([r["path"] for r in result["feature_rows"]], "feature row whose file is gone"),
+             (result["feature_staging"], "feature staging file")]
+    for items, what in lines:
+        for item in items:
+            typer.echo(f"{verb} {what}: {item}")
+    total = sum(len(items) for items, _ in lines)
+    kept = result["unreferenced_features_kept"]
+    typer.echo(f"{verb} {total} item{'s' if total != 1 else ''} "
+               f"({result['freed_bytes'] / 1e6:.1f} MB)")
+    if kept["files"]:
+        typer.echo(f"kept {kept['files']} cached feature files no row of this database uses "
+                   f"({kept['bytes'] / 1e6:.1f} MB): the feature cache is shared with the other "
+                   "databases under this home")
 
 
 def register(app: typer.Typer) -> None:
