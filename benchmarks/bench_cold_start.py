@@ -1,6 +1,6 @@
 """Cold start: `vdi search` and a repeat `vdi retrieve` on cached features, each in a fresh
-process, against `python -c "import torch, open_clip"` (after vdi's torchvision shim, without which open_clip
-does not import beside the CPU torch pin) on the same machine, in one run.
+process, against `python -c "import torch, open_clip"` (after vdi's torchvision shim, without
+which open_clip does not import beside the CPU torch pin) on the same machine, in one run.
 
     python benchmarks/bench_cold_start.py [--backbone tiny-shapes | --vit-b32] [--repeats 3]
 
