@@ -192,7 +192,77 @@ def _has_features(n: int) -> Callable[[Path], bool]:
 EXTRACT_MANY = ("extract", "{many}", "-b", "tiny-shapes", "--fps", "4")
 
 
+TRAIN_SIG = ("train", "--dataset", "mmn-json", "--annotations", "{root}/train24/train.json",
+             "--video-dir", "{root}/train24/videos", "--backbone", "tiny-shapes", "--fps", "2",
+             "--epochs", "4", "--batch-size", "2", "--no-objective", "-H", "hidden_size=32",
+             "-H", "conv_layers=2", "-o", "patience=0", "--seed", "3")
+_TRAINED: dict[str, Any] = {}
+
+
+def _train_data(tmp: Path, world: dict[str, Any]) -> None:
+    """24 synthetic videos for the training signal rows (made once, in the world's folder)."""
+    from vdi_plugins.synthetic.generate import generate
+
+    target = Path(world["root"]) / "train24"
+    if not (target / "train.json").exists():
+        generate(target, videos=24, seed=7, test_videos=0, fps=2, size=32)
+
+
+def _newest_weights(home: Path, db: Path) -> dict[str, Any]:
+    from vdi_cli.checkpoints import load_tensors
+
+    conn = sqlite3.connect(db)
+    path = conn.execute("select path from checkpoints order by run_id desc, epoch desc "
+                        "limit 1").fetchone()[0]
+    conn.close()
+    return load_tensors(path)
+
+
+def _train_resumes_to_the_uninterrupted_weights(first_status: str
+                                                ) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After a signalled `vdi train` and `vdi train --resume 1`: the first run's row says how
+    it ended, and the resumed run's last weights equal an uninterrupted run's, tensor for
+    tensor."""
+    def check(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        if not _TRAINED:
+            ref = Path(world["root"]) / "train-reference"
+            env = {"VDI_HOME": str(ref / "home"), "VDI_DB": str(ref / "vdi.db")}
+            values = {k: str(v) for k, v in world.items()}
+            done = run_vdi([_fill(a, values) for a in TRAIN_SIG], env=env)
+            assert done.returncode == 0, done.stderr[-2000:]
+            _TRAINED.update(_newest_weights(ref / "home", ref / "vdi.db"))
+        got = _newest_weights(tmp / "home", tmp / "vdi.db")
+        assert sorted(got) == sorted(_TRAINED)
+        assert [k for k in got if not torch.equal(got[k], _TRAINED[k])] == []
+        conn = sqlite3.connect(tmp / "vdi.db")
+        rows = conn.execute("select status from runs order by id").fetchall()
+        epochs = conn.execute("select max(epoch) from checkpoints").fetchone()[0]
+        conn.close()
+        assert rows[0][0] == first_status and rows[-1][0] == "ok" and epochs == 4
+    return check
+
+
+def _epochs_done(n: int) -> Callable[[Path], bool]:
+    """True once a checkpoint of epoch n or later is recorded (older ones may be pruned)."""
+    def ready(tmp: Path) -> bool:
+        db = tmp / "vdi.db"
+        if not db.exists():
+            return False
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+            try:
+                return (conn.execute("select max(epoch) from checkpoints").fetchone()[0]
+                        or 0) >= n
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+    return ready
+
+
 def _signal_rows() -> list[Row]:
+    """SIGINT, SIGTERM and SIGKILL part-way through `vdi extract` (then the rerun) and through
+    `vdi train` (then `vdi train --resume 1`)."""
     import signal
 
     rows = []
@@ -200,10 +270,14 @@ def _signal_rows() -> list[Row]:
                                     (signal.SIGTERM, 143, r"Stopped by SIGTERM\.",
                                      "interrupted"),
                                     (signal.SIGKILL, -9, "", "running")):
-        rows.append(Row(f"signal-{sig.name.lower()}-during-extract-then-rerun", "signal",
-                        EXTRACT_MANY, exit=code, error=None, stderr=(says,) if says else (),
-                        signal=sig, ready=_has_features(2), then=EXTRACT_MANY, slow=True,
-                        after=_extract_completes(status)))
+        name, said = sig.name.lower(), (says,) if says else ()
+        rows.append(Row(f"signal-{name}-during-extract-then-rerun", "signal", EXTRACT_MANY,
+                        exit=code, error=None, stderr=said, signal=sig, ready=_has_features(2),
+                        then=EXTRACT_MANY, slow=True, after=_extract_completes(status)))
+        rows.append(Row(f"signal-{name}-during-train-then-resume", "signal", TRAIN_SIG,
+                        exit=code, error=None, stderr=said, make=_train_data, signal=sig,
+                        ready=_epochs_done(2), then=("train", "--resume", "1"), slow=True,
+                        after=_train_resumes_to_the_uninterrupted_weights(status)))
     return rows
 
 

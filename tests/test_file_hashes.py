@@ -55,3 +55,30 @@ def test_extract_finds_cached_features_through_the_hash_cache(tmp_path, monkeypa
     monkeypatch.setattr(hashes, "hash_file", lambda p: reads.append(p) or "x")
     again = extract_features(db, videos, backbone="tiny-shapes", show_progress=False)
     assert again.counts()["cached"] == 3 and reads == []
+
+
+def test_large_weights_files_are_hashed_once_across_processes(tmp_path, monkeypatch):
+    """A weights file of 16 MB or more is hashed once per stat identity and remembered in
+    VDI_HOME/weight-hashes.json (a cold start then reads none of it); smaller files and
+    changed ones are hashed again."""
+    from vdi_cli import backbones
+
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    weights = tmp_path / "big.safetensors"
+    weights.write_bytes(b"a" * (1 << 24))
+    assert backbones.file_sha256(weights) == _sha(b"a" * (1 << 24))
+    assert (tmp_path / "home" / backbones.HASHES_FILE).is_file()
+    st = os.stat(weights)
+    weights.write_bytes(b"b" * (1 << 24))  # same size, mtime restored: the same identity
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    monkeypatch.setattr(backbones, "_sha_memo", {})  # as a fresh process
+    assert backbones.file_sha256(weights) == _sha(b"a" * (1 << 24))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000))
+    assert backbones.file_sha256(weights) == _sha(b"b" * (1 << 24))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 100)
+    backbones.file_sha256(small)
+    import json
+
+    known = json.loads((tmp_path / "home" / backbones.HASHES_FILE).read_text())
+    assert len(known) == 2 and _sha(b"x" * 100) not in known.values()
