@@ -48,6 +48,7 @@ from vdi_cli.testing import (  # noqa: E402
     plugin_host,
     register_tiny_open_clip,
     run_vdi,
+    train_tiny_checkpoint,
 )
 
 TINY = "open_clip:vdi-tiny"
@@ -1285,35 +1286,14 @@ ROWS += ROWS_TRAIN
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Any]:
-    from vdi_cli import plugins
-    from vdi_cli.pipeline.train_config import TrainConfig
-    from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
-    from vdi_plugins.synthetic.generate import generate
-
     root = tmp_path_factory.mktemp("catalogue")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VDI_HOME", str(root / "home"))
-        mp.setenv("VDI_DB", str(root / "world.db"))
-        mp.setenv("VDI_PLUGINS", "")
-        plugins.reset_host()
-        register_tiny_open_clip()
-        generate(root / "data", videos=4, seed=5, test_videos=0, fps=2, size=32)
-        config = TrainConfig(
-            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
-            video_dir=str(root / "data" / "videos"), backbone=TINY, fps=1, epochs=1,
-            batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
-            objectives=[])
-        db = open_db()
-        with run_context(db, "train", {}) as run:
-            summary = run_training(config, db, run, quiet=True, show_progress=False)
-        video = make_video(root / "clip.mp4", seconds=20, fps=2, size=(48, 32))
-        for i in range(MANY):
-            make_video(root / "many" / f"v{i:02d}.mp4", seconds=20, fps=10, size=(64, 48),
-                       seed=i)
-        plugins.reset_host()
+    trained = train_tiny_checkpoint(root, db_name="world.db")
+    summary, run_id = trained["summary"], trained["run"]
+    video = make_video(root / "clip.mp4", seconds=20, fps=2, size=(48, 32))
+    for i in range(MANY):
+        make_video(root / "many" / f"v{i:02d}.mp4", seconds=20, fps=10, size=(64, 48), seed=i)
     return {"root": root, "video": str(video), "ckpt": summary["best_checkpoint"],
-            "run": str(run.id), "data": str(root / "data"), "home": root / "home",
+            "run": str(run_id), "data": str(root / "data"), "home": root / "home",
             "db": str(root / "world.db"), "many": str(root / "many")}
 
 

