@@ -9,7 +9,13 @@ and removing a video removes an id range.
   `vdi search` proves its top-K equal to scoring every proposal.
 - `ivfpq`: inverted lists over a coarse k-means (nlist cells, `nprobe` visited) with product-
   quantised codes (m sub-vectors of 8 bits): ~m bytes a proposal in memory; trained on the
-  first vectors added. Approximate: the candidates are rescored exactly afterwards.
+  first vectors added: all of the first build's, or its first PENDING_LIMIT (2**20, 2 GiB at
+  512 dimensions) when it has more, then the rest stream in. Holding every vector of a big
+  first build until the end cost 2 x 4 bytes x dim a proposal (134 GB for 1,000 hours). The
+  automatic nlist, 4 sqrt(n), stops at MAX_NLIST = 4096 = 4 sqrt(2**20), so training early
+  chooses the same lists as training at the end; more lists would make every build (each vector
+  compared with every list centre) cost n**1.5 (hours on 2 cores for 1,000 hours of video).
+  Approximate: the candidates are rescored exactly afterwards.
 - `hnsw`: a graph over the full vectors (fast, no training, 4 bytes a dimension in memory);
   FAISS cannot delete from it, so removed videos are left out of the results instead until
   `vdi index build` makes the index again.
@@ -30,6 +36,8 @@ from vdi_cli.errors import VdiError
 
 KINDS = ("flat", "ivfpq", "hnsw")
 SLOT_BITS = 32
+PENDING_LIMIT = 1 << 20  # vectors an untrained ivfpq index holds before it trains
+MAX_NLIST = 4096  # the automatic nlist's cap: 4 sqrt(PENDING_LIMIT)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "flat": {},
     "ivfpq": {"nlist": 0, "m": 0, "nprobe": 32, "train_size": 200_000},  # 0: chosen from size
@@ -100,10 +108,12 @@ class VectorIndex:
     def size(self) -> int:
         return int(self.faiss.ntotal) if self.faiss is not None else 0
 
-    def _make_ivfpq(self, sample: np.ndarray) -> None:
+    def _make_ivfpq(self, pieces: list[np.ndarray]) -> None:
+        """Train on the vectors of `pieces` (a random train_size of them when more), without
+        joining them all into one array."""
         faiss = faiss_module()
-        n = len(sample)
-        nlist = int(self.options["nlist"]) or int(min(65536, max(16, 4 * np.sqrt(n))))
+        n = sum(len(p) for p in pieces)
+        nlist = int(self.options["nlist"]) or auto_nlist(n)
         m = int(self.options["m"]) or _sub_vectors(self.dim)
         if self.dim % m:
             raise VdiError(f"ivfpq m={m} does not divide the vector dimension {self.dim}",
@@ -117,8 +127,13 @@ class VectorIndex:
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        take = sample if n <= self.options["train_size"] else \
-            sample[rng.choice(n, int(self.options["train_size"]), replace=False)]
+        if n <= self.options["train_size"]:
+            take = np.concatenate(pieces)
+        else:
+            rows = np.sort(rng.choice(n, int(self.options["train_size"]), replace=False))
+            starts = np.cumsum([0] + [len(p) for p in pieces])
+            take = np.concatenate([p[rows[(rows >= a) & (rows < a + len(p))] - a]
+                                   for p, a in zip(pieces, starts, strict=False)])
         index.train(np.ascontiguousarray(take, dtype=np.float32))
         index.nprobe = int(self.options["nprobe"])
         self.options.update(nlist=nlist, m=m)
@@ -126,21 +141,24 @@ class VectorIndex:
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add vectors with their ids. An untrained ivfpq index keeps them until `flush`
-        (called by `save`), so its lists are trained on all the vectors of the first build."""
+        (called by `save`, or once it holds PENDING_LIMIT vectors), so its lists are trained on
+        the vectors of the first build, at most PENDING_LIMIT of them."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.faiss is None:
             self.pending.append((vectors, ids))
+            if sum(len(v) for v, _ in self.pending) >= PENDING_LIMIT:
+                self.flush()
             return
         self.faiss.add_with_ids(vectors, ids)
 
     def flush(self) -> None:
         if self.faiss is None and self.pending:
-            vectors = np.concatenate([v for v, _ in self.pending])
-            ids = np.concatenate([i for _, i in self.pending])
-            self._make_ivfpq(vectors)
-            self.pending = []
-            self.faiss.add_with_ids(vectors, ids)
+            self._make_ivfpq([v for v, _ in self.pending])
+            pending, self.pending = self.pending, []
+            while pending:  # piece by piece: no second copy of them all
+                vectors, ids = pending.pop(0)
+                self.faiss.add_with_ids(vectors, ids)
 
     def remove_slot(self, slot: int) -> int:
         """Remove every vector of a video slot; returns how many (0 for hnsw: left out at
@@ -201,6 +219,11 @@ class VectorIndex:
         if kind == "ivfpq":
             faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 32))
         return cls(kind, dim, dict(options), index)
+
+
+def auto_nlist(n: int) -> int:
+    """IVF lists for n training vectors: 4 sqrt(n) (FAISS's rule of thumb), 16 to MAX_NLIST."""
+    return int(min(MAX_NLIST, max(16, 4 * np.sqrt(n))))
 
 
 def _sub_vectors(dim: int) -> int:
