@@ -237,6 +237,7 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
         check_query_forms,
+        check_submission_path,
         evaluate_checkpoint,
         resolve_checkpoint,
         store_predictions,
@@ -259,6 +260,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
               "ious": list(ious), "split": split, "metrics": list(suites),
               "save_predictions": save}
     with run_context(db, "eval", config, sys.argv[1:]) as run:
+        if save is not None:
+            check_submission_path(save)  # before the model runs, not after
         path = resolve_checkpoint(db, checkpoint, run_id)
         run.update(config=json.dumps({**config, "checkpoint": path}))
         results = evaluate_checkpoint(

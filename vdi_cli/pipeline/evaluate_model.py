@@ -140,6 +140,18 @@ def submission_lines(annotations: Sequence[Any], predictions: Sequence[Any]) -> 
     ]
 
 
+def check_submission_path(path: str | Path) -> Path:
+    """Refuse a --save-predictions path that cannot be written, before any model runs."""
+    target = Path(path)
+    if target.is_dir():
+        raise VdiError(f"--save-predictions '{target}' is a folder",
+                       hint="give a file name, e.g. test_submission.jsonl")
+    if not target.parent.is_dir():
+        raise VdiError(f"the folder of --save-predictions '{target}' does not exist",
+                       hint="create it first, or give another path")
+    return target
+
+
 def write_submission(path: str | Path, annotations: Sequence[Any],
                      predictions: Sequence[Any]) -> int:
     """Write the predictions JSONL atomically (a temporary file beside it, then a rename):
@@ -148,13 +160,7 @@ def write_submission(path: str | Path, annotations: Sequence[Any],
     import os
     import tempfile
 
-    target = Path(path)
-    if target.is_dir():
-        raise VdiError(f"--save-predictions '{target}' is a folder",
-                       hint="give a file name, e.g. test_submission.jsonl")
-    if not target.parent.is_dir():
-        raise VdiError(f"the folder of --save-predictions '{target}' does not exist",
-                       hint="create it first, or give another path")
+    target = check_submission_path(path)
     lines = submission_lines(annotations, predictions)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     try:
