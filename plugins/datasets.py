@@ -1,4 +1,5 @@
-"""Built-in annotation formats: `charades-sta`, `mmn-json` and `qvhighlights`.
+"""Built-in annotation formats: `charades-sta`, `mmn-json` (and its `tacos` / `charades-cd` /
+`activitynet-cd` shapes) and `qvhighlights`.
 
 - charades-sta: 2D-TAN's txt (`vid start end##sentence`), durations from the `length` column of the
   Charades csv (`Charades_v1_{train,test}.csv`, found beside the txt unless `durations` is given).
@@ -7,8 +8,16 @@
   per-sentence keys (Charades-CG's `news`, `novels`; synthetic-shapes' `actions`) are kept in
   `Annotation.extra`.
   query id = "vid:index". Sentences are stripped (ActivityNet's start with a space).
+  The same reader takes the other shapes of that JSON, per video, detected by their keys or
+  named by the format id:
+  - tacos (2D-TAN / MMN's TACoS): `{vid: {num_frames, fps, timestamps IN FRAMES, sentences}}`;
+    duration = num_frames / fps, moments = frames / fps (then MMN's drop and clip rules).
+  - charades-cd / activitynet-cd (yytzsy/grounding_changing_distribution): `video_duration`
+    instead of `duration`, timestamps in seconds, plus `framestamps`, `decode_fps`, `video_fps`
+    (framestamps are kept per sentence in `extra`).
 - qvhighlights: JSONL with `qid`, `query`, `vid`, `duration`, `relevant_windows`; the first window
-  is (start, end), all of them are in `extra["windows"]`. query id = qid.
+  is (start, end), all of them are in `extra["windows"]`. query id = qid (the raw value in
+  `extra["qid"]`). A line without `relevant_windows` (the test split) is an unannotated query.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from vdi_cli.datasets import DatasetReport, add_row, finish_report
+from vdi_cli.datasets import DatasetReport, add_row, add_unannotated, finish_report
 from vdi_cli.errors import VdiError
 from vdi_cli.hookspecs import hookimpl
 
@@ -77,6 +86,7 @@ class CharadesSTA:
                                 f"seconds, got '{parts[1]}' and '{parts[2]}'",
                                 "charades-sta") from None
             if vid not in durations:
+                report.seen.add(vid)
                 report.dropped += 1
                 drops["video not in the Charades csv"] = (
                     drops.get("video not in the Charades csv", 0) + 1
@@ -123,42 +133,107 @@ class MMNJsonConfig(BaseModel):
     pass
 
 
+SHAPES = {  # shape -> (description, the format id that names it)
+    "mmn": ("duration + timestamps in seconds", "mmn-json"),
+    "tacos": ("TACoS: num_frames / fps, timestamps in frames", "tacos"),
+    "cd": ("Charades-CD / ActivityNet-CD: video_duration, timestamps in seconds", "charades-cd"),
+}
+
+
+def entry_shape(entry: Any) -> str | None:
+    """Which shape of the MMN JSON one video's entry has (None: none of them)."""
+    if not isinstance(entry, dict):
+        return None
+    if "duration" in entry:
+        return "mmn"
+    if "num_frames" in entry and "fps" in entry:
+        return "tacos"
+    if "video_duration" in entry:
+        return "cd"
+    return None
+
+
+def _entry_times(entry: dict, shape: str) -> tuple[float, float]:
+    """(duration in seconds, seconds per timestamp unit) of one video's entry."""
+    if shape == "tacos":
+        fps = float(entry["fps"])
+        if not fps > 0:
+            raise ValueError(f"fps {entry['fps']!r} is not positive")
+        return float(entry["num_frames"]) / fps, 1.0 / fps
+    if shape == "cd":
+        return float(entry["video_duration"]), 1.0
+    return float(entry["duration"]), 1.0
+
+
 class MMNJson:
+    """`{vid: {...}}` JSON in any of SHAPES; `shape=None` detects it per video."""
+
+    fmt = "mmn-json"
+    shape: str | None = None
+
     def __init__(self, config: MMNJsonConfig | None = None) -> None:
         self.config = config
 
     def read(self, path: Path) -> DatasetReport:
+        fmt = self.fmt
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
-            raise _bad_file(path, f"invalid JSON ({exc})", "mmn-json") from exc
+            raise _bad_file(path, f"invalid JSON ({exc})", fmt) from exc
         if not isinstance(data, dict):
-            raise _bad_file(path, "the top level is not an object of videos", "mmn-json")
-        report = DatasetReport("mmn-json", str(path))
+            raise _bad_file(path, "the top level is not an object of videos", fmt)
+        report = DatasetReport(fmt, str(path))
         drops: dict[str, int] = {}
-        per_sentence = ("news", "novels", "actions")
+        shapes: dict[str, int] = {}
+        per_sentence = ("news", "novels", "actions", "framestamps")
         for vid, entry in data.items():
+            shape = self.shape or entry_shape(entry)
+            if shape is None:
+                raise _bad_file(path, f"video '{vid}' has none of duration, num_frames + fps "
+                                "(TACoS) or video_duration (Charades-CD)", fmt)
+            shapes[shape] = shapes.get(shape, 0) + 1
             try:
-                duration = float(entry["duration"])
+                duration, unit = _entry_times(entry, shape)
                 pairs = list(zip(entry["timestamps"], entry["sentences"], strict=True))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise _bad_file(
-                    path, f"video '{vid}' lacks duration/timestamps/sentences ({exc})", "mmn-json"
-                ) from exc
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                raise _bad_file(path, f"video '{vid}' lacks {_needs(shape)} ({exc})",
+                                fmt) from exc
             for i, (stamp, sentence) in enumerate(pairs):
                 try:
                     if not isinstance(stamp, list | tuple) or len(stamp) != 2:
                         raise ValueError
-                    start, end = float(stamp[0]), float(stamp[1])
+                    start, end = float(stamp[0]) * unit, float(stamp[1]) * unit
                     sentence = sentence.strip()
                     extra = {k: entry[k][i] for k in per_sentence if k in entry}
                 except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+                    units = "frames" if shape == "tacos" else "seconds"
                     raise _bad_file(path, f"video '{vid}', moment {i}: timestamps must be "
-                                    "[start, end] in seconds, sentences text (and per-sentence "
-                                    f"lists as long), got {stamp!r}", "mmn-json") from None
+                                    f"[start, end] in {units}, sentences text (and per-sentence "
+                                    f"lists as long), got {stamp!r}", fmt) from None
                 add_row(report, vid, duration, sentence, start, end, f"{vid}:{i}", drops,
                         **extra)
+        if self.shape is None and set(shapes) != {"mmn"}:
+            report.messages.append("shape: " + ", ".join(
+                f"{n} videos {SHAPES[k][0]} (format {SHAPES[k][1]})" for k, n in shapes.items()))
         return finish_report(report, drops)
+
+
+def _needs(shape: str) -> str:
+    return {"mmn": "duration/timestamps/sentences",
+            "tacos": "num_frames/fps/timestamps/sentences (TACoS)",
+            "cd": "video_duration/timestamps/sentences (Charades-CD)"}[shape]
+
+
+class TACoS(MMNJson):
+    fmt, shape = "tacos", "tacos"
+
+
+class CharadesCD(MMNJson):
+    fmt, shape = "charades-cd", "cd"
+
+
+class ActivityNetCD(MMNJson):
+    fmt, shape = "activitynet-cd", "cd"
 
 
 class QVHConfig(BaseModel):
@@ -173,22 +248,36 @@ class QVHighlights:
         report = DatasetReport("qvhighlights", str(path))
         drops: dict[str, int] = {}
         several = 0
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _bad_file(path, f"line {n}: invalid JSON ({exc})", "qvhighlights") from exc
+            missing = [k for k in ("qid", "query", "vid", "duration")
+                       if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise _bad_file(path, f"line {n} has no {', '.join(map(repr, missing))}",
+                                "qvhighlights")
+            qid, query, vid = row["qid"], str(row["query"]).strip(), str(row["vid"])
+            try:
+                duration = float(row["duration"])
+                if row.get("relevant_windows") is None:  # the test split: no answers
+                    add_unannotated(report, vid, duration, query, str(qid), qid=qid)
+                    continue
                 windows = [[float(s), float(e)] for s, e in row["relevant_windows"]]
-                qid, query, vid, duration = row["qid"], row["query"], row["vid"], row["duration"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise _bad_file(path, f"line {n}: {exc}", "qvhighlights") from exc
+            except (TypeError, ValueError) as exc:
+                raise _bad_file(path, f"line {n}: duration must be seconds and "
+                                f"relevant_windows [[start, end], ...] ({exc})",
+                                "qvhighlights") from exc
             if not windows:
                 report.dropped += 1
                 drops["no relevant window"] = drops.get("no relevant window", 0) + 1
                 continue
             several += len(windows) > 1
-            add_row(report, str(vid), float(duration), str(query).strip(), windows[0][0],
-                    windows[0][1], str(qid), drops, windows=windows)
+            add_row(report, vid, duration, query, windows[0][0], windows[0][1], str(qid), drops,
+                    windows=windows, qid=qid)
         if several:
             report.messages.append(
                 f"{several} queries have several windows: the first is (start, end), "
@@ -200,10 +289,25 @@ class QVHighlights:
 @hookimpl
 def register_datasets(register: Any) -> None:
     register("charades-sta", CharadesSTA, config=CharadesConfig,
-             description="2D-TAN Charades-STA txt + Charades csv durations.")
+             description="2D-TAN Charades-STA txt + Charades csv durations. Row: "
+             "'AO8RW 0.0 6.9##a person is putting a book on a shelf.'")
     register("mmn-json", MMNJson, config=MMNJsonConfig,
-             description="MMN JSON {vid: {duration, timestamps, sentences}}: Charades-STA, "
-             "Charades-CG, ActivityNet Captions.")
-    register("qvhighlights", QVHighlights, config=QVHConfig,
-             description="QVHighlights / Moment-DETR JSONL (qid, query, vid, duration, "
-             "relevant_windows).")
+             description="MMN JSON: Charades-STA, Charades-CG, ActivityNet Captions (detects "
+             "the tacos and charades-cd shapes). Row: "
+             '{"v1": {"duration": 33.7, "timestamps": [[0.0, 6.9]], "sentences": ["..."]}}')
+    register("tacos", TACoS, config=MMNJsonConfig,
+             description="TACoS as 2D-TAN / MMN ship it, timestamps in frames. Row: "
+             '{"s13-d21.avi": {"num_frames": 6840, "fps": 29.4, "timestamps": [[120, 410]], '
+             '"sentences": ["..."]}}')
+    register("charades-cd", CharadesCD, config=MMNJsonConfig,
+             description="Charades-CD (grounding_changing_distribution). Row: "
+             '{"AO8RW": {"video_duration": 33.7, "timestamps": [[0.0, 6.9]], "framestamps": '
+             '[[0, 166]], "decode_fps": 24, "video_fps": 30, "sentences": ["..."]}}')
+    register("activitynet-cd", ActivityNetCD, config=MMNJsonConfig,
+             description="ActivityNet-CD (grounding_changing_distribution): the charades-cd "
+             "shape, ActivityNet videos.")
+    register("qvhighlights", QVHighlights, config=QVHConfig, metrics="qvhighlights",
+             description="QVHighlights / Moment-DETR JSONL; scored with --metrics "
+             'qvhighlights by default; test split without windows. Row: {"qid": 2579, '
+             '"query": "...", "vid": "NUsG9BgSes0_210.0_360.0", "duration": 150, '
+             '"relevant_windows": [[82, 150]]}')

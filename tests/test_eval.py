@@ -96,8 +96,17 @@ def test_charades_sta_and_qvhighlights_match_by_query_id(tmp_path):
     p2 = _write(tmp_path, "p2.jsonl", [json.dumps({"qid": 7, "pred_relevant_windows":
                                                    [[12, 20, 0.5]]})])
     r = invoke(["eval", "--predictions", p2, "--annotations", qvh, "--format", "qvhighlights",
-                "--iou", "0.7,0.9", "--recall", "1", "--json"])
+                "--iou", "0.7,0.9", "--recall", "1", "--metrics", "recall", "--json"])
     assert r.json()["metrics"] == {"R@1,IoU=0.7": 100.0, "R@1,IoU=0.9": 0.0, "mIoU": 80.0}
+    # the format's own default: QVHighlights' metrics (IoU 0.8 passes 7 of the 10 mAP
+    # thresholds 0.5..0.95); the 10 s window is "short" (0, 10], so middle and long are not scored
+    r = invoke(["eval", "--predictions", p2, "--annotations", qvh, "--format", "qvhighlights",
+                "--json"])
+    assert r.json()["metrics"] == {
+        "MR-full-R1@0.5": 100.0, "MR-full-R1@0.7": 100.0, "MR-full-mAP@0.5": 100.0,
+        "MR-full-mAP@0.75": 100.0, "MR-full-mAP": 70.0, "MR-short-R1@0.5": 100.0,
+        "MR-short-R1@0.7": 100.0, "MR-short-mAP@0.5": 100.0, "MR-short-mAP@0.75": 100.0,
+        "MR-short-mAP": 70.0}
 
 
 def _ann(vid, query, qid):

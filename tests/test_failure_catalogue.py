@@ -1282,6 +1282,74 @@ ROWS_TRAIN: list[Row] = [
 
 ROWS += ROWS_TRAIN
 
+
+# --- FORMATS: benchmark formats, splits without answers, metrics (issue 21) -------------------
+
+QVH_TEST = "".join(json.dumps(r) + "\n" for r in [
+    {"qid": 3158, "query": "A video covering hill and water", "duration": 150, "vid": "a"},
+    {"qid": 7920, "query": "Woman talks to the camera.", "duration": 150, "vid": "b"}])
+QVH_PRED = json.dumps({"qid": 3158, "pred_relevant_windows": [[0, 10, 0.9]]}) + "\n"
+MODEL_EVAL = ("eval", "--checkpoint", "{ckpt}", "--format", "qvhighlights", "--video-dir",
+              "{data}/videos")
+
+
+def _qvh_test_and_predictions(tmp: Path, world: dict[str, Any]) -> None:
+    _write("test.jsonl", QVH_TEST)(tmp, world)
+    _write("p.jsonl", QVH_PRED)(tmp, world)
+
+
+ROWS_FORMATS: list[Row] = [
+    Row("fmt-eval-predictions-on-split-without-answers", "annotations",
+        ("eval", "--predictions", "{tmp}/p.jsonl", "--annotations", "{tmp}/test.jsonl",
+         "--format", "qvhighlights"),
+        make=_qvh_test_and_predictions,
+        error=r"test\.jsonl' has no answers: its 2 queries have no moment",
+        stderr=(r"Hint: score on a split with answers",), after=_run_error(r"has no answers")),
+    Row("fmt-eval-model-on-split-without-answers", "annotations",
+        (*MODEL_EVAL, "--annotations", "{tmp}/test.jsonl"), make=_write("test.jsonl", QVH_TEST),
+        error=r"has no answers", stderr=(r"--save-predictions FILE",),
+        after=_run_error(r"has no answers")),
+    Row("fmt-train-on-split-without-answers", "annotations",
+        ("train", "--dataset", "qvhighlights", "--annotations", "{tmp}/test.jsonl",
+         "--video-dir", "{data}/videos", "--backbone", TINY, "--epochs", "1"),
+        make=_write("test.jsonl", QVH_TEST), error=r"has no answers: its 2 queries",
+        after=_run_error(r"has no answers")),
+    Row("fmt-save-predictions-folder-missing", "options",
+        (*MODEL_EVAL, "--annotations", "{tmp}/test.jsonl", "--save-predictions",
+         "{tmp}/nowhere/sub.jsonl"),
+        make=_write("test.jsonl", QVH_TEST),
+        error=r"the folder of --save-predictions .*nowhere/sub\.jsonl' does not exist",
+        must_not_exist=("nowhere",), after=_run_error(r"--save-predictions")),
+    Row("fmt-save-predictions-without-a-model", "options",
+        ("eval", "--predictions", "{tmp}/p.jsonl", "--annotations", "{tmp}/test.jsonl",
+         "--format", "qvhighlights", "--save-predictions", "{tmp}/out.jsonl"),
+        make=_qvh_test_and_predictions, exit=2,
+        error=r"--save-predictions writes a model's predictions", must_not_exist=("out.jsonl",)),
+    Row("fmt-unknown-metrics", "options",
+        (*EVAL, "{tmp}/p.jsonl", "--metrics", "qvhighlight"),
+        make=_write("p.jsonl", QVH_PRED), error=r"unknown --metrics 'qvhighlight'",
+        stderr=(r"Hint: use recall .* qvhighlights",)),
+    Row("fmt-check-every-row-dropped", "annotations", (*CHECK, "mmn-json", "{tmp}/a.json"),
+        make=_write("a.json", '{"v1": {"duration": 10, "timestamps": [[5, 5], [12, 14]], '
+                    '"sentences": ["a", "b"]}}'),
+        error=r"every row of .*a\.json' was dropped \(1 moment outside the video after "
+        r"clipping; 1 start >= end\)"),
+    Row("fmt-tacos-file-is-not-tacos", "annotations", (*CHECK, "tacos", "{tmp}/cd.json"),
+        make=_write("cd.json", '{"AO8RW": {"video_duration": 30, "timestamps": [[0, 5]], '
+                    '"sentences": ["a"]}}'),
+        error=r"not a tacos annotation file: video 'AO8RW' lacks num_frames/fps"),
+    Row("fmt-json-of-no-known-shape", "annotations", (*CHECK, "mmn-json", "{tmp}/x.json"),
+        make=_write("x.json", '{"v1": {"length": 30, "timestamps": [[0, 5]], '
+                    '"sentences": ["a"]}}'),
+        error=r"video 'v1' has none of duration, num_frames \+ fps \(TACoS\) or "
+        r"video_duration"),
+    Row("fmt-qvhighlights-line-without-qid", "annotations",
+        (*CHECK, "qvhighlights", "{tmp}/v.jsonl"),
+        make=_write("v.jsonl", '{"query": "q", "vid": "a", "duration": 150}\n'),
+        error=r"line 1 has no 'qid'"),
+]
+ROWS += ROWS_FORMATS
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

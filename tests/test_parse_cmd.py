@@ -222,3 +222,34 @@ def test_300_word_query_without_the_clip_tokenizer_estimates(monkeypatch):
     assert ("Warning: the query has 300 CLIP tokens (estimated from its words); a CLIP text "
             "encoder reads 75, so the last 225 are cut") in result.stderr
     assert result.json()["text"] == text  # stdout stays clean JSON
+
+
+def test_dataset_warning_names_the_query_id_and_cuts_at_a_word(tmp_path):
+    import json
+
+    long = " ".join(["person slowly opens the wooden door"] * 20)  # 120 words
+    ann = tmp_path / "a.json"
+    ann.write_text(json.dumps({"vx": {"duration": 30, "timestamps": [[0, 5], [1, 9]],
+                                      "sentences": ["a man sits", long]}}), encoding="utf-8")
+    result = invoke(["parse", "--dataset", "mmn-json", "--annotations", ann, "--json"])
+    assert result.exit_code == 0, result.stderr
+    line = next(x for x in result.stderr.splitlines() if "CLIP tokens" in x)
+    assert line.startswith("Warning: query vx:1 has 120 CLIP tokens")
+    shown = line.split(': "', 1)[1].rstrip('"')
+    assert shown.endswith("...") and len(shown) <= 60
+    words = set(long.split())
+    assert all(w in words for w in shown[:-3].split()), shown  # no word cut in half
+
+
+def test_parse_dataset_reads_a_split_without_answers(tmp_path):
+    import json
+
+    test = tmp_path / "test.jsonl"
+    test.write_text("\n".join(json.dumps(r) for r in [
+        {"qid": 3158, "query": "A video covering hill and water", "duration": 150, "vid": "a"},
+        {"qid": 7920, "query": "Woman talks to the camera.", "duration": 150, "vid": "b"},
+    ]) + "\n", encoding="utf-8")
+    result = invoke(["parse", "--dataset", "qvhighlights", "--annotations", test, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert [q["text"] for q in result.json()["queries"]] == [
+        "A video covering hill and water", "Woman talks to the camera."]

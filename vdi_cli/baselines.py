@@ -9,6 +9,8 @@
 - `random`: a uniformly random window, the sorted pair of two uniform draws (seeded).
 - `grouped_scores`: R@1 at an IoU threshold and mIoU per value of an annotation's extra field
   (synthetic-shapes' `actions`), to judge a model class by class against that class's prior.
+  A dict-valued field (Charades-CG's `news`: {UPOS: [novel words]}) puts a query in one group
+  per key (NOUN, VERB, ADJ novelty), an empty dict in group "-".
 Torch-free; windows are in seconds, as `evaluate_windows` takes them.
 """
 
@@ -44,10 +46,18 @@ def moment_cell(start: float, end: float, duration: float, n: int = 16) -> tuple
 
 
 def group_of(annotation: Annotation, by: str | None) -> str:
+    """The first of `groups_of` (a most-frequent prior needs one cell per query)."""
+    return groups_of(annotation, by)[0]
+
+
+def groups_of(annotation: Annotation, by: str | None) -> list[str]:
+    """The groups a query belongs to: its field's value, or each key of a dict-valued field."""
     if by is None:
-        return NO_GROUP
+        return [NO_GROUP]
     value = annotation.extra.get(by)
-    return NO_GROUP if value is None else str(value)
+    if isinstance(value, dict):
+        return sorted(str(k) for k in value) or [NO_GROUP]
+    return [NO_GROUP if value is None else str(value)]
 
 
 @dataclass
@@ -79,7 +89,8 @@ def fit_most_frequent(train: Sequence[Annotation], n: int = 16, by: str | None =
         cell = moment_cell(a.start, a.end, a.duration, n)
         overall[cell] += 1
         if by is not None:
-            groups[group_of(a, by)][cell] += 1
+            for g in groups_of(a, by):
+                groups[g][cell] += 1
     return MostFrequent(n, _top(overall), {g: _top(c) for g, c in groups.items()})
 
 
@@ -109,7 +120,7 @@ class GroupScore:
 
 def grouped_scores(annotations: Sequence[Annotation],
                    windows: Sequence[Sequence[Sequence[float]] | None], by: str,
-                   iou: float = 0.5) -> list[GroupScore]:
+                   iou: float = 0.5, group_windows: Any = None) -> list[GroupScore]:
     """R@1,IoU=iou and mIoU (percent) per value of `annotation.extra[by]`, sorted by group:
     `evaluate_windows` on each group's queries, so the definitions are the overall metrics'."""
     from vdi_cli.metrics import MIOU, metric_name
@@ -119,11 +130,13 @@ def grouped_scores(annotations: Sequence[Annotation],
         raise ValueError(f"{len(windows)} window lists for {len(annotations)} annotations")
     members: dict[str, list[int]] = defaultdict(list)
     for k, a in enumerate(annotations):
-        members[group_of(a, by)].append(k)
+        for g in groups_of(a, by):
+            members[g].append(k)
     out = []
     for g in sorted(members):
         rows = members[g]
-        values = evaluate_windows([annotations[k] for k in rows], [windows[k] for k in rows],
+        ws = [group_windows(g, annotations[k]) if group_windows else windows[k] for k in rows]
+        values = evaluate_windows([annotations[k] for k in rows], ws,
                                   recalls=(1,), ious=(iou,)).values
         out.append(GroupScore(g, len(rows), 100.0 * values[metric_name(1, iou)],
                               100.0 * values[MIOU]))
@@ -186,6 +199,11 @@ def evaluate_baseline(
 def prior_scores(test: Sequence[Annotation], train: Sequence[Annotation], by: str,
                  iou: float = 0.5, n: int = 16) -> list[GroupScore]:
     """Each group's own prior: its training queries' most frequent cell, scored on its test
-    queries."""
-    windows = baseline_windows("most-frequent", test, train, by=by, n=n)
-    return grouped_scores(test, windows, by, iou)
+    queries (a query in several groups gets each group's own cell there)."""
+    model = fit_most_frequent(train, n, by)
+
+    def window(group: str, a: Annotation) -> list[list[float]]:
+        i, j = model.per_group.get(group, model.overall)
+        return [[i / n * a.duration, (j + 1) / n * a.duration]]
+
+    return grouped_scores(test, [None] * len(test), by, iou, group_windows=window)

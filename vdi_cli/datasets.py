@@ -3,6 +3,12 @@
 Every format normalises to `Annotation` rows (video id, duration, query, start, end, query id) and
 reports what it dropped or clipped instead of hiding it: real files have quirks (Charades-STA's
 train split has 4 rows with start >= end; 562 test rows end after the video).
+
+A split without answers (QVHighlights' test file: qid, query, vid, duration and no windows) is
+read too: its queries go to `DatasetReport.unannotated` (start and end NaN), never into
+`annotations`, so nothing trains or scores on them. `load_dataset` refuses a file with no
+annotated query unless the caller says it needs no answers (parse, extract, datasets check,
+writing a test split's predictions).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ class DatasetReport:
     dropped: int = 0  # rows not kept (start >= end, unknown video, ...)
     clipped: int = 0  # rows whose moment was clipped to [0, duration]
     messages: list[str] = field(default_factory=list)
+    unannotated: list[Annotation] = field(default_factory=list)  # queries without a moment
+    seen: set[str] = field(default_factory=set)  # every video id a row named, kept or dropped
+    drop_reasons: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -35,8 +44,13 @@ class DatasetReport:
             "queries": len(self.annotations),
             "dropped": self.dropped,
             "clipped": self.clipped,
+            "unannotated": len(self.unannotated),
             "messages": list(self.messages),
         }
+
+    def all_queries(self) -> list[Annotation]:
+        """Annotated and unannotated queries, for commands that need no answers."""
+        return list(self.annotations) + list(self.unannotated)
 
 
 def normalise_moment(
@@ -66,6 +80,7 @@ def add_row(
     **extra: Any,
 ) -> None:
     """Normalise one row into `report`, counting drops by reason."""
+    report.seen.add(video_id)
     s, e, outcome = normalise_moment(float(start), float(end), float(duration))
     if outcome not in (None, "clipped"):
         report.dropped += 1
@@ -79,7 +94,22 @@ def add_row(
     )
 
 
+def add_unannotated(report: DatasetReport, video_id: str, duration: float, query: str,
+                    query_id: str, **extra: Any) -> None:
+    """A query without a moment (a test split): kept apart from the annotated rows."""
+    nan = float("nan")
+    report.seen.add(video_id)
+    report.videos[video_id] = float(duration)
+    report.unannotated.append(
+        Annotation(video_id, float(duration), query, nan, nan, query_id, dict(extra)))
+
+
 def finish_report(report: DatasetReport, drops: dict[str, int]) -> DatasetReport:
+    report.drop_reasons = dict(drops)
+    if report.unannotated:
+        report.messages.append(
+            f"{len(report.unannotated)} queries have no moment (a split without answers): "
+            "kept for parse, extract and predictions, left out of training and scoring")
     for reason, count in sorted(drops.items()):
         report.messages.append(f"dropped {count} rows: {reason}")
     if report.clipped:
@@ -87,8 +117,12 @@ def finish_report(report: DatasetReport, drops: dict[str, int]) -> DatasetReport
     return report
 
 
-def load_dataset(format_id: str, annotations: str | Path, **options: Any) -> DatasetReport:
-    """Read `annotations` with the dataset-format plugin `format_id` (options: its config)."""
+def load_dataset(format_id: str, annotations: str | Path, *, need_answers: bool = True,
+                 **options: Any) -> DatasetReport:
+    """Read `annotations` with the dataset-format plugin `format_id` (options: its config).
+
+    With `need_answers` (training, scoring) a file without any annotated query is an error that
+    says why (a test split; every row dropped) instead of an empty run further on."""
     from vdi_cli.registry import get_component
 
     component = get_component("dataset", format_id)
@@ -96,7 +130,7 @@ def load_dataset(format_id: str, annotations: str | Path, **options: Any) -> Dat
     check_annotation_file(path)
     reader = component.build(options or None)
     try:
-        return reader.read(path)
+        report = reader.read(path)
     except UnicodeDecodeError as exc:  # a binary file (a video, an archive) given as text
         raise VdiError(
             f"'{path}' is not a {format_id} annotation file: it is not UTF-8 text "
@@ -107,6 +141,28 @@ def load_dataset(format_id: str, annotations: str | Path, **options: Any) -> Dat
     except OSError as exc:
         raise VdiError(f"cannot read the annotation file '{path}': {exc.strerror or exc}",
                        hint="check the file and its permissions") from exc
+    if need_answers and not report.annotations:
+        raise no_answers_error(report)
+    return report
+
+
+def no_answers_error(report: DatasetReport) -> VdiError:
+    """Why a file holds no annotated query, as an error."""
+    path = report.path
+    if report.unannotated:
+        return VdiError(
+            f"'{path}' has no answers: its {len(report.unannotated)} queries have no moment "
+            "(a test split), so there is nothing to train on or score against",
+            hint="score on a split with answers (e.g. the val file); for the benchmark's server "
+            "write this split's predictions with `vdi eval --run ID --video-dir DIR "
+            "--save-predictions FILE`")
+    if report.dropped:
+        reasons = "; ".join(f"{n} {r}" for r, n in sorted(report.drop_reasons.items()))
+        return VdiError(f"every row of '{path}' was dropped ({reasons or report.dropped})",
+                        hint=f"check the file and --format {report.format}; `vdi datasets "
+                        f"check {report.format} FILE` shows what was dropped")
+    return VdiError(f"'{path}' has no annotated queries (it holds no row)",
+                    hint=f"check the annotation file and that it is a {report.format} file")
 
 
 def check_annotation_file(path: Path, what: str = "annotation file") -> None:

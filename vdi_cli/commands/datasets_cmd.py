@@ -16,21 +16,28 @@ def check(
     option: list[str] = typer.Option([], "-o", help="Format option key=value (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
-    """Read an annotation file; print its video/query counts and what was dropped or clipped."""
+    """Read an annotation file; print its video/query counts, what was dropped or clipped,
+    duplicate (video, query) rows, non-ASCII queries and videos that lose every row. Exits 1
+    when no row is kept."""
     from vdi_cli.config import parse_overrides
-    from vdi_cli.datasets import load_dataset
+    from vdi_cli.dataset_checks import finding_lines, inspect_report
+    from vdi_cli.datasets import load_dataset, no_answers_error
 
-    report = load_dataset(format_id, annotations, **parse_overrides(option))
+    report = load_dataset(format_id, annotations, need_answers=False, **parse_overrides(option))
     summary = report.summary()
+    found = inspect_report(report)
     if json_out:
-        print_json(summary)
-        return
-    print_table(
-        [(summary["videos"], summary["queries"], summary["dropped"], summary["clipped"])],
-        ["videos", "queries", "dropped", "clipped"],
-    )
-    for message in report.messages:
-        typer.echo(f"- {message}")
+        print_json({**summary, **found})
+    else:
+        print_table(
+            [(summary["videos"], summary["queries"], summary["unannotated"], summary["dropped"],
+              summary["clipped"])],
+            ["videos", "queries", "without answers", "dropped", "clipped"],
+        )
+        for message in report.messages + finding_lines(found):
+            typer.echo(f"- {message}")
+    if not report.annotations and not report.unannotated:
+        raise no_answers_error(report)
 
 
 def generate(

@@ -1,4 +1,7 @@
-"""`vdi eval`: R@n,IoU=m and mIoU of ranked predictions against an annotation file."""
+"""`vdi eval`: the metrics of ranked predictions (or of a trained model) against an annotation
+file: R@n,IoU=m and mIoU, or QVHighlights' own (`--metrics`, default: the format's own); with
+`--save-predictions` a model also writes a split's predictions in the submission shape, which
+is how a split without answers (QVHighlights test) gets a predictions file."""
 
 from __future__ import annotations
 
@@ -56,7 +59,16 @@ def eval_command(
                               "the most-frequent baseline's moments, and with --by each "
                               "group's prior beside a model's score."),
     by: str = typer.Option(None, "--by", help="Also score R@1 and mIoU per value of this "
-                           "per-query annotation field, e.g. actions (synthetic-shapes)."),
+                           "per-query annotation field, e.g. actions (synthetic-shapes); a "
+                           "dict-valued field (Charades-CG's news) groups by its keys."),
+    metrics: str = typer.Option(
+        None, "--metrics", help="recall (R@n,IoU=m and mIoU), qvhighlights (R1@0.5/0.7 against "
+        "the best ground-truth window, mAP, short/middle/long) or both, comma-separated "
+        "(default: the format's own: qvhighlights for qvhighlights, recall otherwise)."),
+    save_predictions: str = typer.Option(
+        None, "--save-predictions", help="Model mode: also write every query's predictions, "
+        "scored or not, as JSONL (qid, query, vid, pred_relevant_windows): the submission "
+        "file of a split without answers."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random baseline."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
@@ -65,6 +77,7 @@ def eval_command(
     window), x100. Queries without a prediction count as misses."""
     from vdi_cli.checks import check_component
     from vdi_cli.config import parse_overrides
+    from vdi_cli.metric_sets import parse_suites
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
     from vdi_cli.settings import open_store
     from vdi_cli.store import run_context
@@ -73,12 +86,17 @@ def eval_command(
     ious = _numbers(iou, float, "--iou")
     options = parse_overrides(option)
     check_component("dataset", format_id, options)  # id and -o keys, before any file is read
+    suites = parse_suites(metrics, format_id)
+    if save_predictions is not None and (predictions is not None or baseline is not None
+                                         or (checkpoint is None and run_id is None)):
+        raise UsageError("--save-predictions writes a model's predictions",
+                         hint="use it with --checkpoint PATH or --run ID and --video-dir")
     if baseline is not None:
         if predictions is not None or checkpoint is not None or run_id is not None:
             raise UsageError("--baseline is a mode of its own",
                              hint="drop --predictions / --checkpoint / --run")
         _eval_baseline(baseline, annotations, format_id, train, by, seed, options, recalls,
-                       ious, split, json_out)
+                       ious, split, json_out, suites)
         return
     if predictions is None:
         if checkpoint is None and run_id is None:
@@ -86,20 +104,28 @@ def eval_command(
                            hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
                            "--video-dir")
         _eval_model(checkpoint, run_id, annotations, format_id, video_dir, options, query_form,
-                    recalls, ious, split, batch_size, json_out, by, train)
+                    recalls, ious, split, batch_size, json_out, by, train, suites,
+                    save_predictions)
         return
     if checkpoint is not None or run_id is not None:
         raise UsageError("--predictions and --checkpoint/--run are two modes: pick one",
                        hint="drop --predictions to evaluate the model")
     config = {"mode": "predictions", "predictions": predictions, "annotations": annotations,
               "format": format_id, "options": options, "recalls": list(recalls),
-              "ious": list(ious), "split": split}
+              "ious": list(ious), "split": split, "metrics": list(suites), "by": by}
     db = open_store()
     with run_context(db, "eval", config, sys.argv[1:]) as run:
         report = evaluate_predictions(predictions, annotations, format_id, recalls=recalls,
-                                      ious=ious, dataset_options=options, split=split)
+                                      ious=ious, dataset_options=options, split=split,
+                                      suites=suites)
+        groups = _groups(report.annotations, report.windows, by,
+                         _train_annotations(train, format_id, options) if by else None,
+                         _group_iou(ious))
         record_metrics(db, run.id, report.metrics, report.split)
         run.summary.update(report.to_dict())
+        if groups is not None:
+            run.summary["groups"] = groups["groups"]
+    _warn_first_window(report.annotations, suites)
     summary = report.to_dict()
     info(f"run {run.id}: {summary['queries']} annotated queries, {summary['predictions']} "
          f"prediction lines, split '{report.split}'")
@@ -114,10 +140,20 @@ def eval_command(
         warn(f"{len(report.unmatched)} prediction lines match no annotated query (ignored): "
              f"line {shown}{', ...' if len(report.unmatched) > 5 else ''}")
     if json_out:
-        print_json({"run_id": run.id, **summary})
+        print_json({"run_id": run.id, **summary,
+                    "groups": groups["groups"] if groups else None,
+                    "prior": groups["prior"] if groups else None})
         return
-    values = report.metrics.percent()
-    print_table([[f"{values[n]:.2f}" for n in report.metrics.names()]], report.metrics.names())
+    print_metrics([("", report.metrics)])
+    _print_groups(groups)
+
+
+def _warn_first_window(annotations: list, suites: tuple) -> None:
+    from vdi_cli.metric_sets import first_window_warning
+
+    line = first_window_warning(annotations, suites)
+    if line:
+        warn(line)
 
 
 def _train_annotations(train: str | None, format_id: str, options: dict) -> list | None:
@@ -161,8 +197,9 @@ def _group_iou(ious: tuple) -> float:
 
 def _eval_baseline(name: str, annotations: str, format_id: str, train: str | None,
                    by: str | None, seed: int, options: dict, recalls: tuple, ious: tuple,
-                   split: str | None, json_out: bool) -> None:
+                   split: str | None, json_out: bool, suites: tuple = ("recall",)) -> None:
     from vdi_cli.baselines import evaluate_baseline
+    from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.settings import open_store
     from vdi_cli.store import run_context
@@ -176,6 +213,7 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
         report, windows, anns = evaluate_baseline(
             name, annotations, format_id, train=train_anns, seed=seed, recalls=recalls,
             ious=ious, dataset_options=options, split=split)
+        report.metrics = compute_metrics(anns, windows, suites, recalls, ious)
         groups = _groups(anns, windows, by, train_anns, _group_iou(ious))
         record_metrics(db, run.id, report.metrics, report.split)
         run.summary.update(report.to_dict())
@@ -186,22 +224,24 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
                     "groups": groups["groups"] if groups else None,
                     "prior": groups["prior"] if groups else None})
         return
-    values = report.metrics.percent()
-    print_table([[name] + [f"{values[n]:.2f}" for n in report.metrics.names()]],
-                ["baseline"] + report.metrics.names())
+    _warn_first_window(anns, suites)
+    print_metrics([(name, report.metrics)], label="baseline")
     _print_groups(groups)
 
 
 def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, format_id: str,
                 video_dir: str | None, options: dict, query_form: str, recalls: tuple,
                 ious: tuple, split: str | None, batch_size: int, json_out: bool,
-                by: str | None = None, train: str | None = None) -> None:
+                by: str | None = None, train: str | None = None,
+                suites: tuple = ("recall",), save: str | None = None) -> None:
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
         check_query_forms,
+        check_submission_path,
         evaluate_checkpoint,
         resolve_checkpoint,
         store_predictions,
+        write_submission,
     )
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store import run_context
@@ -217,40 +257,78 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
     config = {"mode": "model", "checkpoint": checkpoint, "run": run_id,
               "annotations": annotations, "format": format_id, "video_dir": video_dir,
               "options": options, "query_forms": forms, "recalls": list(recalls),
-              "ious": list(ious), "split": split}
+              "ious": list(ious), "split": split, "metrics": list(suites),
+              "save_predictions": save}
     with run_context(db, "eval", config, sys.argv[1:]) as run:
+        if save is not None:
+            check_submission_path(save)  # before the model runs, not after
         path = resolve_checkpoint(db, checkpoint, run_id)
         run.update(config=json.dumps({**config, "checkpoint": path}))
         results = evaluate_checkpoint(
             db, path, annotations, format_id, video_dir, query_forms=forms,
             dataset_options=options, recalls=recalls, ious=ious,
             device=get_settings().device, batch_size=batch_size, split=split,
-            show_progress=not json_out)
-        for r in results:
+            show_progress=not json_out, suites=suites, include_unannotated=save is not None)
+        scored = [r for r in results if r.report is not None]
+        for r in scored:
             record_metrics(db, run.id, r.report.metrics, r.report.split)
-        stored = store_predictions(db, run.id, results[0].annotations, results[0].predictions)
-        run.summary.update({r.form: r.report.to_dict() for r in results})
         first = results[0]
-        groups = _groups(first.annotations, [[w[:2] for w in p] if p else None
-                                             for p in first.predictions],
-                         by, _train_annotations(train, format_id, options) if by else None,
-                         _group_iou(ious))
+        stored = store_predictions(db, run.id, first.annotations, first.predictions)
+        run.summary.update({r.form: r.report.to_dict() for r in scored})
+        groups = None
+        if scored:
+            groups = _groups(first.report.annotations, first.report.windows, by,
+                             _train_annotations(train, format_id, options) if by else None,
+                             _group_iou(ious))
         if groups is not None:
             run.summary["groups"] = groups["groups"]
         run.summary["predictions_stored"] = stored
-    missing = results[0].report.missing
-    if missing:
-        warn(f"{len(missing)} queries have no readable video and count as misses")
+        written = None
+        if save is not None:
+            written = write_submission(save, first.annotations, first.predictions)
+            run.summary["predictions_file"] = {"path": save, "lines": written,
+                                               "form": first.form}
+    unreadable = sum(p is None for p in first.predictions)
+    if unreadable:
+        warn(f"{unreadable} queries have no readable video"
+             + (" and count as misses" if scored else ""))
+    if scored:
+        _warn_first_window(first.report.annotations, suites)
+    if written is not None:
+        info(f"wrote {written} predictions ({first.form} queries) to {save}"
+             + ("" if scored else ": no query has an answer, so nothing was scored"))
     if json_out:
         print_json({"run_id": run.id, "checkpoint": path,
-                    "forms": {r.form: r.report.to_dict() for r in results},
+                    "forms": {r.form: r.report.to_dict() for r in scored},
+                    "predictions_file": run.summary.get("predictions_file"),
                     "groups": groups["groups"] if groups else None,
                     "prior": groups["prior"] if groups else None})
         return
-    names = results[0].report.metrics.names()
-    print_table([[r.form] + [f"{r.report.metrics.percent()[n]:.2f}" for n in names]
-                 for r in results], ["query"] + names)
+    if scored:
+        print_metrics([(r.form, r.report.metrics) for r in scored], label="query")
+    else:
+        print_table([[save, written]], ["predictions file", "queries"])
     _print_groups(groups)
+
+
+def print_metrics(labelled: list, label: str | None = None) -> None:
+    """One table per suite: R@n / mIoU as one row per label; QVHighlights one row per label and
+    length range."""
+    head = [label] if label else []
+    for k, suite in enumerate(labelled[0][1].parts):
+        if k:
+            sys.stdout.write("\n")
+        if suite == "qvhighlights":
+            from vdi_cli.metrics_qvh import COLUMNS
+
+            rows = [([lab] if label else []) + row
+                    for lab, m in labelled for row in m.parts[suite].rows()]
+            print_table(rows, head + ["range", "queries", *COLUMNS])
+            continue
+        names = labelled[0][1].parts[suite].names()
+        print_table([([lab] if label else []) + [f"{m.parts[suite].percent()[n]:.2f}"
+                                                  for n in names] for lab, m in labelled],
+                    head + names)
 
 
 def register(app: typer.Typer) -> None:

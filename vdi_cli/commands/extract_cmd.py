@@ -34,7 +34,8 @@ def _inputs(
             )
         from vdi_cli.datasets import load_dataset
 
-        report = load_dataset(dataset, annotations, **(dataset_options or {}))
+        report = load_dataset(dataset, annotations, need_answers=False,
+                              **(dataset_options or {}))
         for message in report.messages:
             info(f"{dataset}: {message}")
         folder = Path(video_dir)

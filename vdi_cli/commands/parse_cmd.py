@@ -7,6 +7,7 @@ table (keyed by text, parser and parser config) so training reuses them.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from vdi_cli.output import info, print_json, progress, warn
 MAX_WARNINGS = 10  # long-query warnings printed one by one; the rest are counted
 
 
-def read_query_file(path: str | Path) -> tuple[list[str], list[int]]:
-    """Queries of a text file, one per line: (queries, line numbers of skipped blank lines).
+def read_query_file(path: str | Path, numbers: list[int] | None = None
+                    ) -> tuple[list[str], list[int]]:
+    """Queries of a text file, one per line: (queries, line numbers of skipped blank lines);
+    `numbers`, when given, receives each query's line number.
 
     A trailing newline, Windows line ends and a UTF-8 byte-order mark are all fine.
     """
@@ -41,6 +44,8 @@ def read_query_file(path: str | Path) -> tuple[list[str], list[int]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             queries.append(line.strip())
+            if numbers is not None:
+                numbers.append(number)
         else:
             blank.append(number)
     if not queries:
@@ -65,9 +70,20 @@ def _echo_query(q: Any) -> None:
     typer.echo(f"chunks: {' | '.join(q.chunk_texts()) if q.chunks else '(none)'}")
 
 
+def _at_word(text: str, width: int = 56) -> str:
+    """`text` cut at a word boundary to at most `width` characters, "..." when cut (within
+    the 60 that `describe` shows, so it never cuts mid-word again)."""
+    if len(text) <= width:
+        return text
+    head = text[:width + 1].rsplit(" ", 1)[0] if " " in text[:width + 1] else text[:width]
+    return head.rstrip(" ,;:") + "..."
+
+
 def _gather(text: str | None, file: str | None, dataset: str | None, annotations: str | None,
-            dataset_options: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """The queries to parse and a description of where they came from."""
+            dataset_options: dict[str, Any], names: list[str] | None = None
+            ) -> tuple[list[str], dict[str, Any]]:
+    """The queries to parse and a description of where they came from; `names` receives how
+    a warning names each query (its line of --file, its query id in --dataset)."""
     given = [name for name, v in (("TEXT", text), ("--file", file), ("--dataset", dataset))
              if v is not None]
     if len(given) != 1:
@@ -82,18 +98,25 @@ def _gather(text: str | None, file: str | None, dataset: str | None, annotations
                            '"person opens the door"')
         return [text], {"text": text}
     if file is not None:
-        queries, blank = read_query_file(file)
+        numbers: list[int] = []
+        queries, blank = read_query_file(file, numbers)
+        if names is not None:
+            names.extend(f"line {n}" for n in numbers)
         if blank:
             info(f"skipped {len(blank)} blank line{'s' * (len(blank) > 1)} in {file}: "
                  f"line {_lines(blank)}")
         return queries, {"file": str(file), "blank_lines": len(blank)}
     from vdi_cli.datasets import load_dataset
 
-    report = load_dataset(dataset, annotations, **dataset_options)
+    report = load_dataset(dataset, annotations, need_answers=False, **dataset_options)
     for message in report.messages:
         info(f"{dataset}: {message}")
-    queries = [a.query for a in report.annotations if a.query and a.query.strip()]
-    empty = len(report.annotations) - len(queries)
+    rows = [a for a in report.all_queries() if a.query and a.query.strip()]
+    queries = [a.query for a in rows]
+    if names is not None:
+        names.extend(f"query {a.query_id}" if a.query_id else f"{a.video_id} | query"
+                     for a in rows)
+    empty = len(report.all_queries()) - len(queries)
     if empty:
         info(f"skipped {empty} annotations with an empty query")
     if not queries:
@@ -127,7 +150,9 @@ def parse(
     from vdi_cli.store import run_context
 
     options = parse_overrides(option)
-    queries, source = _gather(text, file, dataset, annotations, parse_overrides(dataset_option))
+    names: list[str] = []
+    queries, source = _gather(text, file, dataset, annotations, parse_overrides(dataset_option),
+                              names)
     single = text is not None
     db = open_store()
     config = {"parser": parser, "options": options, "source": source, "cache": not no_cache}
@@ -141,10 +166,10 @@ def parse(
         if n == MAX_WARNINGS:
             warn(f"{len(report.long) - MAX_WARNINGS} more texts are over CLIP's context")
             break
-        what = "the query" if single else f"query {long.index + 1}"
+        what = "the query" if single else names[long.index]
         if long.field != "Q":
             what += f" ({long.field})"
-        warn(describe(long.check, what))
+        warn(describe(replace(long.check, cut_text=_at_word(long.check.cut_text)), what))
     if not single:
         s = report.summary()
         info(f"{s['queries']} queries ({s['distinct']} distinct: {s['parsed']} parsed, "

@@ -1,4 +1,5 @@
-"""Evaluation: ranked windows per annotated query -> R@n,IoU=m and mIoU (vdi_cli.metrics).
+"""Evaluation: ranked windows per annotated query -> the metrics of vdi_cli.metric_sets
+(R@n,IoU=m and mIoU; QVHighlights' R1 and mAP).
 
 Standalone mode (`vdi eval --predictions`): a JSONL file of predictions in the Moment-DETR /
 QVHighlights shape, one query per line, windows already ranked:
@@ -11,7 +12,8 @@ Matching: a line with "qid" matches the annotation whose `query_id` is str(qid) 
 "qid" matches by (vid, query text, whitespace-normalised). Several annotations can share a
 (vid, query) (Charades-STA repeats sentences): the lines with that key are matched to them in
 file order, and a single line serves them all. Annotated queries without a prediction count as
-misses and are reported; lines that match nothing are reported and ignored.
+misses and are reported; lines that match nothing are reported and ignored. Scores are kept
+(QVHighlights' mAP ranks by them); a UTF-8 byte-order mark is fine.
 
 Model mode (a checkpoint on a dataset split) builds on the same core: decode with the head's
 `rank(...)`, then `evaluate_windows(annotations, windows)` and `record_metrics(...)`.
@@ -39,7 +41,7 @@ class PredictionRecord:
     """One prediction line: its key (qid, or vid + query) and its ranked windows."""
 
     line: int
-    windows: list[tuple[float, float]]
+    windows: list[tuple[float, ...]]  # (start, end) or (start, end, score), ranked
     qid: str | None = None
     vid: str | None = None
     query: str | None = None
@@ -49,12 +51,14 @@ class PredictionRecord:
 class EvalReport:
     """The outcome of one evaluation, with what could not be matched."""
 
-    metrics: RetrievalMetrics
+    metrics: Any  # a MetricSet (or RetrievalMetrics): names(), values, percent(), num_queries
     split: str
     num_predictions: int = 0
     missing: list[str] = field(default_factory=list)  # annotated queries without a prediction
     unmatched: list[int] = field(default_factory=list)  # prediction lines matching nothing
     dataset: dict[str, Any] = field(default_factory=dict)
+    annotations: list[Annotation] = field(default_factory=list, repr=False)
+    windows: list[Any] = field(default_factory=list, repr=False)  # per annotation, None: miss
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +99,7 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
         raise VdiError(f"predictions file '{p}' is a folder, not a file",
                        hint="give --predictions the JSONL file inside it")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark, as `parse --file`
     except FileNotFoundError as exc:
         raise VdiError(f"predictions file '{p}' does not exist",
                        hint="check the path given to --predictions") from exc
@@ -124,7 +128,7 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
                 raise _bad(p, n, f"window {k} is not [start, end, score] with finite numbers")
             if nums[1] < nums[0]:
                 raise _bad(p, n, f"window {k} ends before it starts ({nums[0]} > {nums[1]})")
-            parsed.append((nums[0], nums[1]))
+            parsed.append(tuple(nums))  # type: ignore[arg-type]
         if row.get("qid") is not None:
             records.append(PredictionRecord(n, parsed, qid=str(row["qid"])))
         elif row.get("vid") is not None and row.get("query") is not None:
@@ -140,7 +144,7 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
 
 def match_predictions(
     annotations: Sequence[Annotation], records: Sequence[PredictionRecord]
-) -> tuple[list[list[tuple[float, float]] | None], list[int]]:
+) -> tuple[list[list[tuple[float, ...]] | None], list[int]]:
     """Windows for each annotation (None: no prediction) and the lines that matched nothing."""
     by_qid: dict[str, int] = {}
     by_text: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -148,7 +152,7 @@ def match_predictions(
         if a.query_id:
             by_qid.setdefault(str(a.query_id), i)
         by_text[(a.video_id, _normalise(a.query))].append(i)
-    out: list[list[tuple[float, float]] | None] = [None] * len(annotations)
+    out: list[list[tuple[float, ...]] | None] = [None] * len(annotations)
     seen_qid: dict[str, int] = {}
     text_lines: dict[tuple[str, str], list[PredictionRecord]] = defaultdict(list)
     unmatched: list[int] = []
@@ -212,14 +216,17 @@ def evaluate_predictions(
     ious: Sequence[float] = DEFAULT_IOUS,
     dataset_options: dict[str, Any] | None = None,
     split: str | None = None,
+    suites: Sequence[str] = ("recall",),
 ) -> EvalReport:
-    """Standalone mode: a predictions JSONL file against an annotation file of `format_id`."""
+    """Standalone mode: a predictions JSONL file against an annotation file of `format_id`.
+    A file without answers (a test split) is refused: there is nothing to score against."""
     from vdi_cli.datasets import load_dataset
+    from vdi_cli.metric_sets import compute_metrics
 
     records = read_predictions(predictions)
     report = load_dataset(format_id, annotations, **(dataset_options or {}))
     windows, unmatched = match_predictions(report.annotations, records)
-    metrics = evaluate_windows(report.annotations, windows, recalls, ious)
+    metrics = compute_metrics(report.annotations, windows, suites, recalls, ious)
     missing = [
         a.query_id or f"{a.video_id} | {a.query}"
         for a, w in zip(report.annotations, windows, strict=True)
@@ -232,11 +239,13 @@ def evaluate_predictions(
         missing=missing,
         unmatched=unmatched,
         dataset=report.summary(),
+        annotations=list(report.annotations),
+        windows=list(windows),
     )
 
 
 def record_metrics(
-    db: Any, run_id: int, metrics: RetrievalMetrics, split: str, epoch: int | None = None
+    db: Any, run_id: int, metrics: Any, split: str, epoch: int | None = None
 ) -> None:
     """One `metrics` row per metric; values stored x100, as printed and as papers report them."""
     db["metrics"].insert_all(

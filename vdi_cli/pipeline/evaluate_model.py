@@ -4,6 +4,10 @@ Features are extracted (or found in the cache) with the checkpoint's backbone an
 they always match training. `query_forms` evaluates with the full query Q, its static form Qs or
 its dynamic form Qd (the paper's Fig. 3 analysis); Qs / Qd use the checkpoint's parser config.
 Queries whose video cannot be read count as misses and are reported.
+
+With `include_unannotated` (`--save-predictions`), the queries of a split without answers (the
+QVHighlights test file) are decoded too: they get predictions, not scores. `write_submission`
+writes them in the benchmark's submission shape (qid, query, vid, pred_relevant_windows).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Any
 from vdi_cli.errors import UsageError, VdiError
 from vdi_cli.metrics import DEFAULT_IOUS, DEFAULT_RECALLS
 
+SUBMISSION_WINDOWS = 10  # windows per query in a written predictions file (mAP reads 10)
+
 
 @dataclass
 class ModelEvaluation:
     form: str
-    report: Any  # EvalReport
-    annotations: list[Any]  # the split's Annotation rows
+    report: Any  # EvalReport; None when no query of the split has an answer
+    annotations: list[Any]  # the split's Annotation rows (then its unannotated ones)
     predictions: list[list[tuple[float, float, float]] | None]  # per annotation
 
 
@@ -65,24 +71,30 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     split: str | None = None,
     show_progress: bool = True,
+    suites: Sequence[str] = ("recall",),
+    include_unannotated: bool = False,
 ) -> list[ModelEvaluation]:
     from vdi_cli.datasets import load_dataset
+    from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.model import load_model
-    from vdi_cli.pipeline.evaluate import EvalReport, evaluate_windows
+    from vdi_cli.pipeline.evaluate import EvalReport
     from vdi_cli.pipeline.feature_source import FeatureSource
     from vdi_cli.pipeline.infer import predict
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import group_by_video
 
     check_query_forms(query_forms)
-    data = load_dataset(format_id, annotations, **(dataset_options or {}))
+    data = load_dataset(format_id, annotations, need_answers=not include_unannotated,
+                        **(dataset_options or {}))
+    rows = data.all_queries() if include_unannotated else list(data.annotations)
+    scored = len(data.annotations)
     from vdi_cli.store.artifacts import recorded_sha256
 
     model, config = load_model(checkpoint, device=device,
                                sha256=recorded_sha256(db, checkpoint))
     source = FeatureSource(db, model.backbone, config["sampling"], patches=False)
-    source.ensure([a.video_id for a in data.annotations], video_dir, show_progress=show_progress)
-    usable = [a for a in data.annotations if a.video_id not in source.failed]
+    source.ensure([a.video_id for a in rows], video_dir, show_progress=show_progress)
+    usable = [a for a in rows if a.video_id not in source.failed]
     parsed = None
     if any(f != "q" for f in query_forms):
         parser = config.get("parser") or {"id": "spacy", "options": {}}
@@ -90,28 +102,83 @@ def evaluate_checkpoint(
                                                  parser["id"], parser.get("options"),
                                                  db=db).queries}
     samples = group_by_video(usable, parsed)
-    order = {id(a): i for i, a in enumerate(data.annotations)}
+    order = {id(a): i for i, a in enumerate(rows)}
     by_video: dict[str, list[Any]] = {}
     for a in usable:
         by_video.setdefault(a.video_id, []).append(a)
     sample_order = [a for s in samples for a in by_video[s.video_id]]
+    top_k = max(max(recalls), 5)
+    if include_unannotated or "qvhighlights" in suites:
+        top_k = max(top_k, SUBMISSION_WINDOWS)
     results = []
     for form in query_forms:
         preds = predict(model, samples, source, batch_size=batch_size, query_form=form,
-                        top_k=max(max(recalls), 5))
-        per_annotation: list[Any] = [None] * len(data.annotations)
+                        top_k=top_k)
+        per_annotation: list[Any] = [None] * len(rows)
         for a, p in zip(sample_order, preds, strict=True):
             per_annotation[order[id(a)]] = p
-        windows = [[(s, e) for s, e, _ in p] if p is not None else None for p in per_annotation]
-        metrics = evaluate_windows(data.annotations, windows, recalls, ious)
-        name = split or Path(annotations).stem
-        missing = [a.query_id or f"{a.video_id} | {a.query}"
-                   for a, w in zip(data.annotations, windows, strict=True) if w is None]
-        report = EvalReport(metrics=metrics, split=name if form == "q" else f"{name}/{form}",
-                            num_predictions=sum(w is not None for w in windows),
-                            missing=missing, dataset=data.summary())
-        results.append(ModelEvaluation(form, report, data.annotations, per_annotation))
+        report = None
+        if scored:
+            answered, windows = data.annotations, per_annotation[:scored]
+            metrics = compute_metrics(answered, windows, suites, recalls, ious)
+            name = split or Path(annotations).stem
+            missing = [a.query_id or f"{a.video_id} | {a.query}"
+                       for a, w in zip(answered, windows, strict=True) if w is None]
+            report = EvalReport(metrics=metrics, split=name if form == "q" else f"{name}/{form}",
+                                num_predictions=sum(w is not None for w in windows),
+                                missing=missing, dataset=data.summary(),
+                                annotations=list(answered), windows=list(windows))
+        results.append(ModelEvaluation(form, report, rows, per_annotation))
     return results
+
+
+def submission_lines(annotations: Sequence[Any], predictions: Sequence[Any]) -> list[dict]:
+    """The benchmark's submission shape, one dict per query: qid (its raw value where the format
+    kept it), query, vid and pred_relevant_windows [[start, end, score], ...] best first."""
+    return [
+        {"qid": a.extra.get("qid", a.query_id), "query": a.query, "vid": a.video_id,
+         "pred_relevant_windows": [[round(s, 4), round(e, 4), round(sc, 4)]
+                                   for s, e, sc in (p or [])[:SUBMISSION_WINDOWS]]}
+        for a, p in zip(annotations, predictions, strict=True)
+    ]
+
+
+def check_submission_path(path: str | Path) -> Path:
+    """Refuse a --save-predictions path that cannot be written, before any model runs."""
+    target = Path(path)
+    if target.is_dir():
+        raise VdiError(f"--save-predictions '{target}' is a folder",
+                       hint="give a file name, e.g. test_submission.jsonl")
+    if not target.parent.is_dir():
+        raise VdiError(f"the folder of --save-predictions '{target}' does not exist",
+                       hint="create it first, or give another path")
+    return target
+
+
+def write_submission(path: str | Path, annotations: Sequence[Any],
+                     predictions: Sequence[Any]) -> int:
+    """Write the predictions JSONL atomically (a temporary file beside it, then a rename):
+    a failed write leaves no half file under the name. Returns the number of lines."""
+    import json
+    import os
+    import tempfile
+
+    target = check_submission_path(path)
+    lines = submission_lines(annotations, predictions)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(json.dumps(line) + "\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise VdiError(f"cannot write the predictions file '{target}': {exc.strerror or exc}",
+                       hint="check the folder, its permissions and the free space") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(lines)
 
 
 def store_predictions(db: Any, run_id: int, annotations: Sequence[Any],
