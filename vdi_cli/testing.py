@@ -29,22 +29,28 @@ class Result:
         return json.loads(self.stdout)
 
 
-def invoke(args: list[str], env: dict[str, str] | None = None) -> Result:
-    """Run `vdi ARGS` in this process; `env` entries are set for the call only."""
-    from vdi_cli.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
+@contextlib.contextmanager
+def environment(values: dict[str, str] | None) -> Iterator[None]:
+    """Set environment variables for the block only (unset ones are removed again)."""
+    saved = {k: os.environ.get(k) for k in (values or {})}
+    os.environ.update(values or {})
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = run([str(a) for a in args])
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """Run `vdi ARGS` in this process; `env` entries are set for the call only."""
+    from vdi_cli.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run([str(a) for a in args])
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -255,26 +261,21 @@ def train_tiny_checkpoint(root: str | os.PathLike[str], *, videos: int = 4, epoc
     from vdi_plugins.synthetic.generate import generate
 
     root = Path(root)
-    saved = {k: os.environ.get(k) for k in ("VDI_HOME", "VDI_DB", "VDI_PLUGINS")}
-    os.environ.update(VDI_HOME=str(root / "home"), VDI_DB=str(root / db_name), VDI_PLUGINS="")
+    env = {"VDI_HOME": str(root / "home"), "VDI_DB": str(root / db_name), "VDI_PLUGINS": ""}
     try:
-        plugins.reset_host()
-        register_tiny_open_clip()
-        generate(root / "data", videos=videos, seed=5, test_videos=0, fps=2, size=32)
-        config = TrainConfig(
-            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
-            video_dir=str(root / "data" / "videos"), backbone=f"open_clip:{TINY_ARCH}", fps=1,
-            epochs=epochs, batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0,
-            head_options=TINY_HEAD, objectives=[])
-        db = open_db()
-        with run_context(db, "train", {}) as run:
-            summary = run_training(config, db, run, quiet=True, show_progress=False)
+        with environment(env):
+            plugins.reset_host()
+            register_tiny_open_clip()
+            generate(root / "data", videos=videos, seed=5, test_videos=0, fps=2, size=32)
+            config = TrainConfig(
+                dataset="mmn-json", annotations=str(root / "data" / "train.json"),
+                video_dir=str(root / "data" / "videos"), backbone=f"open_clip:{TINY_ARCH}", fps=1,
+                epochs=epochs, batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0,
+                head_options=TINY_HEAD, objectives=[])
+            db = open_db()
+            with run_context(db, "train", {}) as run:
+                summary = run_training(config, db, run, quiet=True, show_progress=False)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         plugins.reset_host()
     return {"root": root, "home": root / "home", "db": root / db_name, "data": root / "data",
             "run": run.id, "checkpoint": summary["best_checkpoint"], "summary": summary}
