@@ -346,3 +346,24 @@ def test_motion_stills_stay_in_frame_and_use_every_synonym():
             for copy, _ in trail(action, ObjectState("circle", (0, 0, 0), x, y, r), travel):
                 assert copy.size - 1e-6 <= copy.x <= 64 - copy.size + 1e-6, (action, copy)
                 assert copy.size - 1e-6 <= copy.y <= 64 - copy.size + 1e-6, (action, copy)
+
+
+def test_twin_stills_differ_only_in_one_motion():
+    from vdi_plugins.synthetic import verbs
+    from vdi_plugins.synthetic.trails import OPPOSITE, twin_stills
+    from vdi_plugins.synthetic.world import SCENES, SHAPES
+
+    vocab = {"colour": tuple(COLOURS), "shape": SHAPES, "scene": SCENES}
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        (fa, ca), (fb, cb) = twin_stills(rng, 64, vocab)
+        assert ca != cb and not np.array_equal(fa, fb)
+        said = []
+        for caption in (ca, cb):
+            first = caption.split(" and ")[0] + " "
+            action, phrase = next((a, p) for a in verbs.NOVEL_VERB_ACTIONS
+                                  for p in _phrases(verbs.synonyms(a)) if f" {p} " in first)
+            said.append((action, caption.replace(f" {phrase} ", " VERB ", 1)))
+        assert said[1][0] == OPPOSITE[said[0][0]]
+        # the rest of the caption, the first object's position words included, is the same
+        assert said[0][1] == said[1][1]
