@@ -105,8 +105,10 @@ def verb_neighbours(encode_texts, nouns: list[str]) -> dict:
     import torch.nn.functional as F
 
     from vdi_plugins.synthetic import verbs
+    from vdi_plugins.synthetic.events import WORLD_ACTIONS
 
-    trained = [(a, t) for a, ts in verbs.templates(False).items() for t in ts]
+    trained = [(a, t) for a, ts in verbs.templates(False).items() if a in WORLD_ACTIONS
+               for t in ts]  # the classes the world plans (not the dropped spin)
     held = [(a, t) for a in verbs.NOVEL_VERB_ACTIONS for t in verbs.HELD_OUT[a]]
     phrases = trained + held
     texts = [t.format(np=n, c2="blue") for _, t in phrases for n in nouns]

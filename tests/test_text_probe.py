@@ -106,3 +106,14 @@ def test_verb_neighbours_find_synonyms_a_tower_has_learnt(probe):
     # a tower that never met the held-out words places them at random
     unknown = probe.verb_neighbours(_bag_of_words({}), nouns)
     assert unknown["nearest_is_own"] < 0.5 and unknown["mean_rank_own"] > 4
+
+
+def test_probe_of_a_version_4_world_reads_the_novel_verbs(probe, tmp_path):
+    from vdi_plugins.synthetic.generate import generate
+
+    generate(tmp_path / "world", videos=30, seed=2, test_videos=10, fps=1, size=32, version=4)
+    results = probe.main(["--data", str(tmp_path / "world")])
+    frozen = results["frozen tiny-shapes-v2"]  # a version-4 world's default tower
+    assert 0.0 <= frozen["action_novel_verb"][1] <= 1.0
+    assert frozen["verbs"]["trained_phrases"] == 36 and len(frozen["verbs"]["phrases"]) == 14
+    assert frozen["verbs"]["mean_rank_own"] < 6  # the first release: ~11 (test_tiny_shapes)
