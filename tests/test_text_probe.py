@@ -67,3 +67,53 @@ def test_probe_of_a_checkpoint_whose_tower_is_constant(probe, tmp_path):
     majority = Counter(sorted(train)).most_common(1)[0][0]
     assert constant["action"][0] == pytest.approx(train.count(majority) / len(train))
     assert constant["action"][1] == pytest.approx(test.count(majority) / len(test))
+
+
+def _bag_of_words(same: dict[str, str]):
+    """A deterministic text encoder: the sum of a fixed random vector per word, after each
+    phrase in `same` is replaced by its value (a tower that learnt the two as one)."""
+    vectors: dict[str, torch.Tensor] = {}
+
+    def vector(word: str) -> torch.Tensor:
+        if word not in vectors:
+            g = torch.Generator().manual_seed(sum(ord(c) * 31 ** i for i, c in enumerate(word)))
+            vectors[word] = torch.randn(64, generator=g)
+        return vectors[word]
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        out = []
+        for text in texts:
+            for phrase, as_phrase in same.items():
+                text = text.replace(phrase, as_phrase)
+            out.append(sum(vector(w) for w in text.split()))
+        return torch.stack(out)
+
+    return encode
+
+
+def test_verb_neighbours_find_synonyms_a_tower_has_learnt(probe):
+    from vdi_plugins.synthetic import verbs
+
+    nouns = ["the red square", "a blue circle", "the green cross"]
+    # each held-out synonym encoded as the second trained synonym of its class
+    same = {t.replace("{np} ", ""): verbs.TRAINED[a][1].replace("{np} ", "")
+            for a in verbs.NOVEL_VERB_ACTIONS for t in verbs.HELD_OUT[a]}
+    learnt = probe.verb_neighbours(_bag_of_words(same), nouns)
+    assert len(learnt["phrases"]) == sum(len(v) for v in verbs.HELD_OUT.values())
+    assert learnt["nearest_is_own"] == 1.0 and learnt["mean_rank_own"] == 1.0
+    assert all(r["cos_own"] > r["cos_other"] for r in learnt["phrases"])
+    assert all(r["nearest"] == same[r["held_out"]] for r in learnt["phrases"])
+    # a tower that never met the held-out words places them at random
+    unknown = probe.verb_neighbours(_bag_of_words({}), nouns)
+    assert unknown["nearest_is_own"] < 0.5 and unknown["mean_rank_own"] > 4
+
+
+def test_probe_of_a_version_4_world_reads_the_novel_verbs(probe, tmp_path):
+    from vdi_plugins.synthetic.generate import generate
+
+    generate(tmp_path / "world", videos=30, seed=2, test_videos=10, fps=1, size=32, version=4)
+    results = probe.main(["--data", str(tmp_path / "world")])
+    frozen = results["frozen tiny-shapes-v2"]  # a version-4 world's default tower
+    assert 0.0 <= frozen["action_novel_verb"][1] <= 1.0
+    assert frozen["verbs"]["trained_phrases"] == 36 and len(frozen["verbs"]["phrases"]) == 14
+    assert frozen["verbs"]["mean_rank_own"] < 6  # the first release: ~11 (test_tiny_shapes)

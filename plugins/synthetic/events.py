@@ -100,8 +100,12 @@ def state_at(base: ObjectState, events: list[Event], t: float) -> ObjectState:
     return state
 
 
-def sentence(rng: np.random.Generator, event: Event, np_text: str, scene: str) -> str:
-    text = str(rng.choice(TEMPLATES[event.action])).format(np=np_text, c2=event.target)
+def sentence(rng: np.random.Generator, event: Event, np_text: str, scene: str,
+             templates: dict[str, tuple[str, ...]] | None = None) -> str:
+    """A query for the event: a template of its class (`templates`, default TEMPLATES: world
+    versions 1-3; version 4 passes its synonym split, `verbs.templates`)."""
+    options = (templates or TEMPLATES)[event.action]
+    text = str(rng.choice(options)).format(np=np_text, c2=event.target)
     span = event.end - event.start
     if rng.random() < 0.25:
         adverb = "quickly" if span < 3.0 else ("slowly" if span > 4.5 else "")

@@ -2,7 +2,10 @@
 
 Splits: `train`, `test-iid` (same vocabulary) and `test-novel-word` (every object has a held-out
 colour or shape, so every query holds a word no training query has; like Charades-CG's
-novel-word split, each query's novel words are written in `news`). Deterministic from the seed.
+novel-word split, each query's novel words are written in `news`). World version 4 adds
+`test-novel-verb`: every query says its action with a held-out synonym (`verbs.py`), one that
+only image-text pretraining has seen. Deterministic from the seed and the version; version 3
+(the default) writes exactly what it wrote before version 4 existed (tested by hash).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vdi_plugins.synthetic import staging
+from vdi_plugins.synthetic import staging, verbs
 from vdi_plugins.synthetic.events import DROPPED, WORLD_ACTIONS, Event, sentence, state_at
 from vdi_plugins.synthetic.world import (
     COLOURS,
@@ -28,7 +31,10 @@ from vdi_plugins.synthetic.world import (
 )
 
 SPLITS = ("train", "test-iid", "test-novel-word")
-GENERATOR_VERSION = 3  # 2: spin dropped (events.DROPPED); 3: longer moves, larger objects
+# 2: spin dropped (events.DROPPED); 3: longer moves, larger objects; 4: verb synonym sets split
+# into trained and held-out, and the test-novel-verb split. Older than 3: `git checkout` (HISTORY).
+VERSIONS = (3, 4)
+GENERATOR_VERSION = 3  # the default, so a plain command keeps writing the same world
 # How far a move goes, as a fraction of the frame: at least the first number, at most the second
 # or as far as the object can go inside the frame. Version 2 moved 0.28 (13 px, about 1.5 ViT
 # patches, in the backbone's 48 px frames) and even a perfect text encoder left the moves the
@@ -46,6 +52,10 @@ class VideoPlan:
     objects: list[tuple[str, ObjectState]]  # ("red square", initial state)
     events: list[Event] = field(default_factory=list)
     sentences: list[str] = field(default_factory=list)
+
+
+def splits(version: int) -> tuple[str, ...]:
+    return SPLITS + ("test-novel-verb",) if version >= 4 else SPLITS
 
 
 def vocabulary(split: str) -> dict[str, tuple[str, ...]]:
@@ -104,8 +114,15 @@ def _feasible(action: str, state: ObjectState, size: int, first: bool, used: set
     return True
 
 
-def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> VideoPlan:
+def plan_video(rng: np.random.Generator, vid: str, split: str, size: int,
+               version: int = GENERATOR_VERSION) -> VideoPlan:
+    """The video's scene, objects, events and sentences. Version 4 words the motion classes
+    with their trained synonyms, or in test-novel-verb with held-out ones (and only plans the
+    classes that have them); the rest of the plan is drawn exactly as in version 3."""
     vocab = vocabulary(split)
+    novel_verb = split == "test-novel-verb"
+    templates = verbs.templates(novel_verb) if version >= 4 else None
+    allowed = verbs.NOVEL_VERB_ACTIONS if novel_verb else WORLD_ACTIONS
     duration = float(np.round(rng.uniform(10.0, 40.0) * 2) / 2)
     objects = _pick_objects(rng, split, size, int(rng.integers(2, 4)))
     plan = VideoPlan(vid, str(rng.choice(vocab["scene"])), duration, objects)
@@ -119,7 +136,7 @@ def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> Vid
             state = state_at(base, mine, cursor)
             last_allowed = k == 2 or cursor + span + 4.0 > duration
             options = [a for a in WORLD_ACTIONS
-                       if _feasible(a, state, size, k == 0, used)
+                       if a in allowed and _feasible(a, state, size, k == 0, used)
                        and (a not in ("disappear", "recolour") or last_allowed)]
             action = str(rng.choice(options))
             target = ""
@@ -143,7 +160,7 @@ def plan_video(rng: np.random.Generator, vid: str, split: str, size: int) -> Vid
     for ev in plan.events:
         name = objects[ev.obj][0]
         det = "the" if rng.random() < 0.7 else "a"
-        plan.sentences.append(sentence(rng, ev, f"{det} {name}", plan.scene))
+        plan.sentences.append(sentence(rng, ev, f"{det} {name}", plan.scene, templates))
     return plan
 
 
@@ -189,6 +206,8 @@ def _words(text: str) -> set[str]:
 
 
 def _upos(word: str) -> str:
+    if word in verbs.UPOS:
+        return verbs.UPOS[word]
     if word in COLOURS:
         return "ADJ"
     if word in SHAPES or word in SCENES:
@@ -198,15 +217,23 @@ def _upos(word: str) -> str:
 
 def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = None,
              fps: float = 8.0, size: int = 64, progress: Any = None,
-             force: bool = False) -> dict[str, Any]:
-    """Write `out/videos/*.mp4` and `out/{train,test_iid,test_novel_word}.json`; returns meta.
+             force: bool = False, version: int = GENERATOR_VERSION) -> dict[str, Any]:
+    """Write `out/videos/*.mp4` and `out/{train,test_iid,test_novel_word}.json` (version 4:
+    also `test_novel_verb.json`); returns meta.
 
     `out` must be new or empty; `force` replaces a set generated there before (see `staging`:
     the new set is written aside and moved in only when complete)."""
+    if version not in VERSIONS:
+        from vdi_cli.errors import VdiError
+
+        raise VdiError(f"synthetic-shapes has no world version {version!r}",
+                       hint=f"choose one of {', '.join(map(str, VERSIONS))} (-o version=4: "
+                       "the world with held-out verb synonyms); older ones: see "
+                       "examples/experiment-results/HISTORY.md")
     out = Path(out)
     stage = staging.prepare(out, force)
     try:
-        meta = _generate(stage, videos, seed, test_videos, fps, size, progress)
+        meta = _generate(stage, videos, seed, test_videos, fps, size, progress, version)
         staging.commit(stage, out)
     except BaseException:
         staging.discard(stage)
@@ -215,21 +242,25 @@ def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = 
 
 
 def _generate(out: Path, videos: int, seed: int, test_videos: int | None, fps: float, size: int,
-              progress: Any) -> dict[str, Any]:
+              progress: Any, version: int = GENERATOR_VERSION) -> dict[str, Any]:
     """The whole set, written into `out` (the staging folder)."""
-    counts = {"train": videos, "test-iid": test_videos if test_videos is not None
-              else max(1, videos // 4)}
-    counts["test-novel-word"] = counts["test-iid"]
+    tests = test_videos if test_videos is not None else max(1, videos // 4)
+    counts = {split: videos if split == "train" else tests for split in splits(version)}
     plans: dict[str, list[VideoPlan]] = {}
-    for code, split in enumerate(SPLITS):
+    for code, split in enumerate(splits(version)):
         plans[split] = [
-            plan_video(np.random.default_rng([seed, code, i]), f"{split}-{i:05d}", split, size)
+            plan_video(np.random.default_rng([seed, code, i]), f"{split}-{i:05d}", split, size,
+                       version)
             for i in range(counts[split])
         ]
     train_vocab = set().union(*(_words(s) for p in plans["train"] for s in p.sentences))
-    meta: dict[str, Any] = {"generator": "synthetic-shapes", "version": GENERATOR_VERSION,
+    meta: dict[str, Any] = {"generator": "synthetic-shapes", "version": version,
                             "seed": seed, "fps": fps, "size": size, "held_out": HELD_OUT,
                             "actions": list(WORLD_ACTIONS), "dropped": DROPPED, "splits": {}}
+    if version >= 4:
+        meta["verbs"] = {a: {"trained": list(verbs.TRAINED[a]), "held_out": list(verbs.HELD_OUT[a])}
+                         for a in verbs.NOVEL_VERB_ACTIONS}
+    held_verbs = verbs.held_out_words()
     total = sum(len(v) for v in plans.values())
     bar = progress(total=total, desc="videos", unit="video") if progress else None
     for split, split_plans in plans.items():
@@ -247,6 +278,8 @@ def _generate(out: Path, videos: int, seed: int, test_videos: int | None, fps: f
                     novel = sorted(_words(s) - train_vocab)
                     if split == "test-novel-word" and not novel:
                         raise AssertionError(f"query without a novel word: {s!r}")
+                    if split == "test-novel-verb" and not held_verbs & set(novel):
+                        raise AssertionError(f"query without a held-out verb: {s!r}")
                     by_pos: dict[str, list[str]] = {}
                     for w in novel:
                         by_pos.setdefault(_upos(w), []).append(w)

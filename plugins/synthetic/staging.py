@@ -19,7 +19,7 @@ from pathlib import Path
 from vdi_cli.errors import VdiError
 
 STAGING_PREFIX = ".generate.tmp-"
-SPLIT_FILES = ("train.json", "test_iid.json", "test_novel_word.json")
+SPLIT_FILES = ("train.json", "test_iid.json", "test_novel_word.json", "test_novel_verb.json")
 OWNED_FILES = (*SPLIT_FILES, "meta.json")  # meta.json last: written when the set is complete
 
 

@@ -1,10 +1,14 @@
-"""Image-text pretraining in miniature: the `tiny-shapes` backbone.
+"""Image-text pretraining in miniature: the `tiny-shapes` and `tiny-shapes-v2` backbones.
 
 Contrastive (CLIP) training of the tiny architecture on random still frames of the synthetic
-world with *static* captions: objects, colours (held-out ones included), sizes, positions and
-scenes, and no motion word, as image-text pretraining lacks them. Deterministic from the seed.
+world. `tiny-shapes`: *static* captions only, objects, colours (held-out ones included), sizes,
+positions and scenes, no motion word. `tiny-shapes-v2` (world version 4): each object of a
+still shows a motion trail with probability `--p-motion` and its caption names the motion
+with one of the class's synonyms, trained and held-out alike, the way CLIP meets "jumping" in
+photo captions (`vdi_plugins.synthetic.trails`). `--init` continues from shipped weights.
+Deterministic from the seed; each shipped info file holds the command that made it.
 
-    python -m vdi_plugins.tiny_shapes.pretrain --steps 700 --seed 0
+    python -m vdi_plugins.tiny_shapes.pretrain --steps 600 --seed 0 --batch-size 192
 """
 
 from __future__ import annotations
@@ -21,14 +25,25 @@ from typing import Any
 import numpy as np
 
 from vdi_plugins.synthetic.world import COLOURS, SCENES, SHAPES, random_still
-from vdi_plugins.tiny_shapes import ARCH, WEIGHTS, WEIGHTS_INFO, register_arch
+from vdi_plugins.tiny_shapes import ARCH, RELEASES, WEIGHTS, register_arch
 
 VOCAB = {"colour": tuple(COLOURS), "shape": SHAPES, "scene": SCENES}
 FRAME = 64  # the synthetic videos' frame size; the model's preprocessing resizes to 48
 
 
-def still_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
-    pairs = [random_still(rng, FRAME, VOCAB) for _ in range(n)]
+def still_batch(rng: np.random.Generator, n: int, p_motion: float = 0.0, twins: float = 0.0
+                ) -> tuple[np.ndarray, list[str]]:
+    """n stills and captions: static ones (p_motion 0, `tiny-shapes`, the same draws as ever)
+    or with motion trails on each object with probability p_motion (`tiny-shapes-v2`), a
+    `twins` share of them in pairs that differ only in one object's motion (`twin_stills`)."""
+    if p_motion > 0:
+        from vdi_plugins.synthetic.trails import motion_still, twin_stills
+
+        pairs = [p for _ in range(int(n * twins) // 2)
+                 for p in twin_stills(rng, FRAME, VOCAB, p_motion)]
+        pairs += [motion_still(rng, FRAME, VOCAB, p_motion) for _ in range(n - len(pairs))]
+    else:
+        pairs = [random_still(rng, FRAME, VOCAB) for _ in range(n)]
     return np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
 
@@ -45,7 +60,11 @@ def retrieval_top1(backbone: Any, frames: np.ndarray, captions: list[str]) -> fl
 
 
 def pretrain(steps: int = 700, seed: int = 0, batch_size: int = 256, lr: float = 1e-3,
-             out: Path = WEIGHTS, log_every: int = 50) -> dict[str, Any]:
+             out: Path = WEIGHTS, log_every: int = 50, backbone_id: str = "tiny-shapes",
+             p_motion: float = 0.0, init: str | None = None, twins: float = 0.0
+             ) -> dict[str, Any]:
+    """Train, save fp16 safetensors to `out` and return the run's record; writing the shipped
+    file of `backbone_id` also rewrites its info file (sha256, command, history)."""
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
@@ -54,7 +73,8 @@ def pretrain(steps: int = 700, seed: int = 0, batch_size: int = 256, lr: float =
 
     register_arch()
     torch.manual_seed(seed)
-    backbone = OpenClipSpec(OpenClipConfig(arch=ARCH)).load("cpu", "fp32")
+    init_path = str(RELEASES[init][0]) if init in RELEASES else init
+    backbone = OpenClipSpec(OpenClipConfig(arch=ARCH), weights=init_path).load("cpu", "fp32")
     model = backbone.module
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
@@ -62,10 +82,11 @@ def pretrain(steps: int = 700, seed: int = 0, batch_size: int = 256, lr: float =
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     rng = np.random.default_rng(seed)
-    gallery_frames, gallery_caps = still_batch(np.random.default_rng(seed + 10_000), 100)
+    gallery_frames, gallery_caps = still_batch(np.random.default_rng(seed + 10_000), 100,
+                                               p_motion)
     start, history = time.time(), []
     for step in range(1, steps + 1):
-        frames, captions = still_batch(rng, batch_size)
+        frames, captions = still_batch(rng, batch_size, p_motion, twins)
         pixels = backbone.preprocess(frames)
         img = F.normalize(model.visual(pixels)[0], dim=-1)
         txt = F.normalize(model.encode_text(backbone.tokenize(captions)), dim=-1)
@@ -94,8 +115,13 @@ def pretrain(steps: int = 700, seed: int = 0, batch_size: int = 256, lr: float =
             "seconds": round(time.time() - start, 1),
             "command": f"python -m vdi_plugins.tiny_shapes.pretrain --steps {steps} "
                        f"--seed {seed} --batch-size {batch_size} --lr {lr}"}
-    if out == WEIGHTS:
-        WEIGHTS_INFO.write_text(json.dumps(info, indent=1) + "\n")
+    if p_motion > 0 or init or backbone_id != "tiny-shapes":
+        info.update(backbone=backbone_id, p_motion=p_motion, twins=twins, init=init)
+        info["command"] += (f" --backbone {backbone_id} --p-motion {p_motion} --twins {twins}"
+                            + (f" --init {init}" if init else ""))
+    shipped, info_file = RELEASES[backbone_id]
+    if out.resolve() == shipped.resolve():
+        info_file.write_text(json.dumps(info, indent=1) + "\n")
     return info
 
 
@@ -105,9 +131,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--out", type=Path, default=WEIGHTS)
+    ap.add_argument("--backbone", choices=sorted(RELEASES), default="tiny-shapes",
+                    help="which release: its shipped file is the default --out")
+    ap.add_argument("--p-motion", type=float, default=0.0,
+                    help="chance that an object shows a motion trail (tiny-shapes-v2: 0.6)")
+    ap.add_argument("--twins", type=float, default=0.0,
+                    help="share of a batch in pairs that differ only in a motion (v2: 0.5)")
+    ap.add_argument("--init", help="start from these weights (a release id or a file)")
+    ap.add_argument("--out", type=Path, help="default: the release's shipped file")
     args = ap.parse_args(argv)
-    info = pretrain(args.steps, args.seed, args.batch_size, args.lr, args.out)
+    out = args.out or RELEASES[args.backbone][0]
+    info = pretrain(args.steps, args.seed, args.batch_size, args.lr, out,
+                    backbone_id=args.backbone, p_motion=args.p_motion, init=args.init,
+                    twins=args.twins)
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=1))
 
 

@@ -51,11 +51,14 @@ def generate(
     size: int = typer.Option(64, "--size", min=16, help="Frame side in pixels (even)."),
     force: bool = typer.Option(False, "--force", help="Replace a set generated in --out before "
                                "(by default --out must be new or empty)."),
+    option: list[str] = typer.Option([], "-o", help="Generator option key=value (repeatable), "
+                                     "e.g. -o version=4 (synthetic-shapes' world version)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Generate a synthetic dataset: real mp4 files plus annotation files per split."""
     import sys
 
+    from vdi_cli.config import parse_overrides
     from vdi_cli.errors import VdiError
     from vdi_cli.output import progress
     from vdi_cli.registry import get_component
@@ -68,10 +71,12 @@ def generate(
                        hint="`vdi datasets` lists the formats; synthetic-shapes generates")
     if size % 2:
         raise VdiError(f"--size {size} is odd", hint="H.264 needs even frame sizes, e.g. 64")
+    options = parse_overrides(option)
+    generator = component.build(options or None)  # unknown or invalid options refused here
     config = {"format": format_id, "out": out, "videos": videos, "test_videos": test_videos,
-              "seed": seed, "fps": fps, "size": size, "force": force}
+              "seed": seed, "fps": fps, "size": size, "force": force, "options": options}
     with run_context(open_store(), "datasets generate", config, sys.argv[1:]) as run:
-        meta = component.build().generate(
+        meta = generator.generate(
             out, videos, seed, test_videos=test_videos, fps=fps, size=size, force=force,
             progress=lambda **kw: progress(json_mode=json_out, **kw))
         run.summary.update(meta["splits"])

@@ -21,7 +21,7 @@ from typing import Any
 from vdi_cli.errors import VdiError
 
 DEFAULT_FREE_BACKBONE = "clip-vit-b32"
-SYNTHETIC_BACKBONES = ("tiny-shapes",)
+SYNTHETIC_BACKBONES = ("tiny-shapes", "tiny-shapes-v2")
 OFFLINE_DEMO = ("for an offline try, --backbone tiny-shapes (pretrained on the synthetic shapes "
                 "world only) or `make demo`")
 FREE_HEAD = "clip-similarity"
