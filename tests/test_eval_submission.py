@@ -9,41 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from vdi_cli.testing import invoke, register_tiny_open_clip
+from vdi_cli.testing import invoke, register_tiny_open_clip, train_tiny_checkpoint
 
 pytest.importorskip("torch")
 
-TINY = "open_clip:vdi-tiny"
-SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model trained on a generated set, plus QVHighlights-shaped val / test files over
     the same videos (val with answers, several windows for some queries; test without)."""
-    from vdi_cli import plugins
-    from vdi_cli.pipeline.train_config import TrainConfig
-    from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
-    from vdi_plugins.synthetic.generate import generate
-
     root = tmp_path_factory.mktemp("submission")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VDI_HOME", str(root / "home"))
-        mp.setenv("VDI_DB", str(root / "vdi.db"))
-        mp.setenv("VDI_PLUGINS", "")
-        plugins.reset_host()
-        register_tiny_open_clip()
-        generate(root / "data", videos=4, seed=5, test_videos=0, fps=2, size=32)
-        config = TrainConfig(
-            dataset="mmn-json", annotations=str(root / "data" / "train.json"),
-            video_dir=str(root / "data" / "videos"), backbone=TINY, fps=1, epochs=1,
-            batch_size=2, lr=1e-3, patience=0, freeze_text_epochs=0, head_options=SMALL_HEAD,
-            objectives=[])
-        db = open_db()
-        with run_context(db, "train", {}) as run:
-            run_training(config, db, run, quiet=True, show_progress=False)
-        plugins.reset_host()
+    run_id = train_tiny_checkpoint(root)["run"]
     train = json.loads((root / "data" / "train.json").read_text())
     val, test, qid = [], [], 100
     for vid, entry in train.items():
@@ -57,7 +34,7 @@ def trained(tmp_path_factory):
                          "duration": entry["duration"]})
     for name, rows in (("val.jsonl", val), ("test.jsonl", test)):
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"root": root, "run": str(run.id), "val": len(val), "test": len(test)}
+    return {"root": root, "run": str(run_id), "val": len(val), "test": len(test)}
 
 
 @pytest.fixture
