@@ -121,9 +121,9 @@ def test_clip_tokenizer_reads_placeholders_as_words_which_is_why_delete_is_the_d
 
     tok = _clip_tokenizer()
     assert tok is not None
-    words = [tok.decoder[i] for i in tok.encode("<mask> opens")]
+    words = [tok.tokens[i] for i in tok.encode("<mask> opens")]
     assert words == ["<</w>", "mask</w>", "></w>", "opens</w>"]
-    assert [tok.decoder[i] for i in tok.encode("* opens")] == ["*</w>", "opens</w>"]
+    assert [tok.tokens[i] for i in tok.encode("* opens")] == ["*</w>", "opens</w>"]
     toks = _tokens("person opens the door and walks out of the room")
     q = build_parsed_query("", toks, [(0, 1), (2, 4), (8, 10)])
     assert set(tok.encode(q.dynamic)) <= set(tok.encode(" ".join(t.text for t in toks)))

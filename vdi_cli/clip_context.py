@@ -4,8 +4,9 @@ CLIP-style text encoders cut a sentence after 75 BPE tokens. `check_length` says
 is cut and what is lost, so `vdi parse` can warn before training silently drops words.
 
 Counting: a text whose UTF-8 size is at most 75 bytes always fits (a BPE token covers at least
-one byte), so most queries need no tokenizer. Longer ones are counted exactly with open_clip's
-CLIP tokenizer when open_clip is installed. Without it the count is an estimate: the number of
+one byte), so most queries need no tokenizer. Longer ones are counted exactly with CLIP's BPE
+(`vdi_cli.clip_bpe`, which reads open_clip's merges file without importing torch) when
+open_clip is installed. Without it the count is an estimate: the number of
 pieces CLIP's pre-tokenizer splits the text into (words, numbers digit by digit, punctuation
 runs, "'s"-style suffixes). Each piece is at least one BPE token and a common English word is
 exactly one, so the estimate is a lower bound that is exact for plain English.
@@ -23,9 +24,6 @@ CONTENT_TOKENS = CONTEXT_LENGTH - 2  # start-of-text and end-of-text take two
 # CLIP's pre-tokenizer (open_clip.tokenizer), with Python's `re`: \p{L} ~ [^\W\d_], \p{N} ~ \d.
 _PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", re.IGNORECASE)
 
-_tokenizer: Any = None
-_tokenizer_failed = False
-
 
 @dataclass(frozen=True)
 class LengthCheck:
@@ -42,19 +40,11 @@ class LengthCheck:
 
 
 def _clip_tokenizer() -> Any:
-    """open_clip's SimpleTokenizer, or None when open_clip cannot be imported."""
-    global _tokenizer, _tokenizer_failed
-    if _tokenizer is None and not _tokenizer_failed:
-        try:
-            from vdi_cli.compat.torchvision_shim import ensure_torchvision
+    """CLIP's BPE (`vdi_cli.clip_bpe`: open_clip's merges file, without importing torch or
+    open_clip), or None when it is not installed."""
+    from vdi_cli import clip_bpe
 
-            ensure_torchvision()
-            from open_clip.tokenizer import SimpleTokenizer
-
-            _tokenizer = SimpleTokenizer()
-        except Exception:  # noqa: BLE001 - any failure means: fall back to the estimate
-            _tokenizer_failed = True
-    return _tokenizer
+    return clip_bpe.load()
 
 
 def estimate_pieces(text: str) -> list[str]:
