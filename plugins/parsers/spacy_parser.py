@@ -36,6 +36,54 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+def pipeline_config(name: str) -> str | None:
+    """The text of pipeline `name`'s config.cfg (an installed package or a folder), found
+    without importing spaCy; None when it cannot be found."""
+    from pathlib import Path
+
+    folders = [Path(name)] if Path(name).is_dir() else []
+    try:
+        spec = importlib.util.find_spec(name) if not folders else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        folders = [Path(f) for f in spec.submodule_search_locations or []]
+    for folder in folders:
+        for cfg in [folder / "config.cfg", *sorted(folder.glob("*/config.cfg"))]:
+            if cfg.is_file():
+                return cfg.read_text(encoding="utf-8", errors="replace")
+    return None
+
+
+def needs_torch(name: str) -> bool:
+    """Whether pipeline `name` has a PyTorch layer (a transformer, a PyTorchWrapper): unknown
+    pipelines are taken to need it."""
+    config = pipeline_config(name)
+    return config is None or "torch" in config.lower() or "transformer" in config.lower()
+
+
+def import_spacy(model: str) -> Any:
+    """spaCy, imported without torch when the pipeline has no PyTorch layer.
+
+    thinc imports torch as it is imported whenever torch is installed (to offer PyTorch
+    layers): 1.5-3 s of `vdi parse`'s start-up, for a pipeline (en_core_web_sm) made of thinc's
+    own numpy layers. So torch is hidden while spaCy is first imported, unless this process has
+    imported torch already or the pipeline's config names PyTorch or a transformer; afterwards
+    `import torch` works as usual (thinc alone then does without it)."""
+    import sys
+
+    hide = ("spacy" not in sys.modules and "torch" not in sys.modules
+            and not needs_torch(model))
+    if hide:
+        sys.modules["torch"] = None  # type: ignore[assignment] - `import torch` fails meanwhile
+    try:
+        import spacy
+    finally:
+        if hide and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
 def _model_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -90,7 +138,7 @@ class SpacyParser:
 
     def _load(self) -> Any:
         try:
-            import spacy
+            spacy = import_spacy(self.model_name())
         except ImportError as exc:
             raise VdiError(
                 f"the spacy parser needs spaCy, which could not be imported ({exc})",
