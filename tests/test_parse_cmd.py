@@ -214,8 +214,7 @@ def test_300_word_query_warns_what_is_cut():
 
 
 def test_300_word_query_without_the_clip_tokenizer_estimates(monkeypatch):
-    monkeypatch.setattr(clip_context, "_tokenizer", None)
-    monkeypatch.setattr(clip_context, "_tokenizer_failed", True)
+    monkeypatch.setattr(clip_context, "_clip_tokenizer", lambda: None)
     text = " ".join(["person opens the door"] * 75)
     result = invoke(["parse", text, "--json"])
     assert result.exit_code == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,6 +14,24 @@ class Token:
     pos: str = ""
     lemma: str = ""
     whitespace: str = " "  # what follows the token in the original text
+
+
+_TOKEN_KEYS = ("text", "pos", "lemma", "whitespace")
+
+
+def _token(d: dict[str, Any], adopt: bool) -> Token:
+    """A Token from its dict, without the frozen dataclass's per-field `object.__setattr__`
+    calls: a cached dataset holds ~15 tokens a query (270k for ActivityNet), and the plain
+    constructor was half of reading its parses back. With `adopt` (a dict nobody else holds,
+    e.g. freshly decoded JSON) one with exactly the four fields becomes the token's own
+    `__dict__`."""
+    token = object.__new__(Token)
+    if adopt and len(d) == 4 and all(k in d for k in _TOKEN_KEYS):
+        object.__setattr__(token, "__dict__", d)
+    else:
+        token.__dict__.update(text=d["text"], pos=d.get("pos", ""), lemma=d.get("lemma", ""),
+                              whitespace=d.get("whitespace", " "))
+    return token
 
 
 @dataclass(frozen=True)
@@ -54,21 +72,33 @@ class ParsedQuery:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["tokens"] = [asdict(t) for t in self.tokens]
-        d["chunks"] = [list(c) for c in self.chunks]
-        d["chunk_texts"] = self.chunk_texts()
-        d["static_masked"] = list(self.static_masked)
-        d["dynamic_masked"] = list(self.dynamic_masked)
-        return d
+        """Plain JSON-ready data (the `queries.parsed` column, `vdi parse --json`), with
+        `chunk_texts` added. Written out field by field: `dataclasses.asdict` deep-copies and
+        was a quarter of a 17k-sentence parse."""
+        return {
+            "text": self.text,
+            "tokens": [{"text": t.text, "pos": t.pos, "lemma": t.lemma,
+                        "whitespace": t.whitespace} for t in self.tokens],
+            "chunks": [[s, e] for s, e in self.chunks],
+            "static": self.static,
+            "dynamic": self.dynamic,
+            "static_masked": list(self.static_masked),
+            "dynamic_masked": list(self.dynamic_masked),
+            "parser": self.parser,
+            "masking": self.masking,
+            "placeholder": self.placeholder,
+            "chunk_texts": self.chunk_texts(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ParsedQuery:
+    def from_dict(cls, d: dict[str, Any], *, adopt: bool = False) -> ParsedQuery:
         """Inverse of `to_dict` (extra keys such as chunk_texts are ignored), e.g. for rows
-        read back from the `queries` table."""
+        read back from the `queries` table. `adopt=True` lets the tokens keep `d`'s token
+        dicts instead of copying them: only for a `d` that nothing else holds or changes
+        (freshly decoded JSON)."""
         return cls(
             text=d["text"],
-            tokens=tuple(Token(**t) for t in d["tokens"]),
+            tokens=tuple(_token(t, adopt) for t in d["tokens"]),
             chunks=tuple((int(s), int(e)) for s, e in d["chunks"]),
             static=d["static"],
             dynamic=d["dynamic"],

@@ -22,6 +22,9 @@ from vdi_cli.types import ParsedQuery
 DEFAULT_PARSER = "spacy"
 CHUNK = 1024  # texts per parse_many call (progress granularity)
 _SQL_VARS = 500  # texts per `IN (...)` lookup
+# In `queries.parsed`: check_length's CLIP token counts of [Q, Qs, Qd] (exact for a text over
+# 75 bytes; a shorter one fits whatever its count), so a re-parse need not count again.
+COUNTS_KEY = "clip_tokens"
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,12 @@ def build_parser(
     return parser, key
 
 
-def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str) -> dict[str, ParsedQuery]:
-    """Stored parses of `texts` under (parser_id, key)."""
+def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str
+           ) -> tuple[dict[str, ParsedQuery], dict[str, tuple[int, ...]]]:
+    """Stored parses of `texts` under (parser_id, key), and the CLIP token counts of
+    (Q, Qs, Qd) stored with them (rows written before counts were stored have none)."""
     found: dict[str, ParsedQuery] = {}
+    counts: dict[str, tuple[int, ...]] = {}
     unique = list(dict.fromkeys(texts))
     for i in range(0, len(unique), _SQL_VARS):
         part = unique[i:i + _SQL_VARS]
@@ -108,30 +114,38 @@ def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str) -> dict[str,
             [parser_id, key, *part],
         ).fetchall()
         for text, parsed in rows:
-            found[text] = ParsedQuery.from_dict(json.loads(parsed))
-    return found
+            data = json.loads(parsed)
+            found[text] = ParsedQuery.from_dict(data, adopt=True)  # data is ours alone
+            if isinstance(data.get(COUNTS_KEY), list) and len(data[COUNTS_KEY]) == 3:
+                counts[text] = tuple(int(n) for n in data[COUNTS_KEY])
+    return found, counts
 
 
 def store(
-    db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str, *, replace: bool = False
+    db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str, *, replace: bool = False,
+    counts: dict[str, tuple[int, ...]] | None = None,
 ) -> int:
-    """Insert parses; an existing row for the same text and key is kept, or with `replace`
-    overwritten. Returns the rows written."""
+    """Insert parses (with the CLIP token counts of Q, Qs, Qd where `counts` has them);
+    an existing row for the same text and key is kept, or with `replace` overwritten. Returns
+    the rows written."""
     from vdi_cli.store.runs import now
 
     stamp = now()
-    rows = [
-        {
+    counts = counts or {}
+    rows = []
+    for q in queries:
+        data = q.to_dict()
+        if q.text in counts:
+            data[COUNTS_KEY] = list(counts[q.text])
+        rows.append({
             "text": q.text,
             "parser": parser_id,
             "parser_config": key,
             "static": q.static,
             "dynamic": q.dynamic,
-            "parsed": json.dumps(q.to_dict(), ensure_ascii=False),
+            "parsed": json.dumps(data, ensure_ascii=False),
             "created_at": stamp,
-        }
-        for q in queries
-    ]
+        })
     before = db.execute("select count(*) from queries").fetchone()[0]
     with db.conn:
         db["queries"].insert_all(rows, ignore=not replace, replace=replace, batch_size=500)
@@ -140,14 +154,42 @@ def store(
     return db.execute("select count(*) from queries").fetchone()[0] - before
 
 
-def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int]) -> list[LongText]:
-    """Every Q / Qs / Qd over CLIP's context, once per distinct text."""
+def remember_counts(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str,
+                    counts: dict[str, tuple[int, ...]]) -> None:
+    """Write the token counts into rows that were stored without them."""
+    if not queries:
+        return
+    rows = []
+    for q in queries:
+        data = q.to_dict()
+        data[COUNTS_KEY] = list(counts[q.text])
+        rows.append((json.dumps(data, ensure_ascii=False), q.text, parser_id, key))
+    with db.conn:
+        db.conn.executemany("update queries set parsed = ? where text = ? and parser = ? "
+                            "and parser_config = ?", rows)
+
+
+def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int],
+                  known: dict[str, tuple[int, ...]] | None = None,
+                  counted: dict[str, tuple[int, ...]] | None = None) -> list[LongText]:
+    """Every Q / Qs / Qd over CLIP's context, once per distinct text.
+
+    `known` holds stored exact counts: a text whose three counts fit is not counted again (a
+    re-parse of a dataset then never loads the BPE). `counted` receives the exact counts made
+    here (only those that are exact or need not be), for `store` to keep."""
+    known = known or {}
     out = []
     for q in queries:
-        for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic)):
-            check = clip_context.check_length(text)
-            if check.truncated:
-                out.append(LongText(first_index[q.text], name, text, check))
+        have = known.get(q.text)
+        if have is not None and max(have) <= clip_context.CONTENT_TOKENS:
+            continue
+        checks = [(name, text, clip_context.check_length(text))
+                  for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic))]
+        if counted is not None and all(c.exact or len(t.encode("utf-8")) <=
+                                       clip_context.CONTENT_TOKENS for _, t, c in checks):
+            counted[q.text] = tuple(c.tokens for _, _, c in checks)
+        out += [LongText(first_index[q.text], name, text, c) for name, text, c in checks
+                if c.truncated]
     return out
 
 
@@ -180,7 +222,10 @@ def parse_texts(
     for i, text in enumerate(texts):
         first_index.setdefault(text, i)
     unique = list(first_index)
-    done: dict[str, ParsedQuery] = lookup(db, unique, parser_id, key) if db and use_cache else {}
+    done: dict[str, ParsedQuery] = {}
+    known: dict[str, tuple[int, ...]] = {}
+    if db is not None and use_cache:
+        done, known = lookup(db, unique, parser_id, key)
     report = ParseReport([], parser_id, key_config, cached=len(done))
     if done and on_progress:
         on_progress(len(done))
@@ -199,9 +244,14 @@ def parse_texts(
         if on_progress:
             on_progress(len(batch))
     report.parsed = len(fresh)
-    if db is not None and fresh:
-        report.stored = store(db, fresh, parser_id, key, replace=not use_cache)
-    report.queries = [done[t] for t in texts]
+    fresh_texts = {q.text for q in fresh}
+    counted: dict[str, tuple[int, ...]] = {}
     if check_length:
-        report.long = check_context([done[t] for t in unique], first_index)
+        report.long = check_context([done[t] for t in unique], first_index, known, counted)
+    if db is not None and fresh:
+        report.stored = store(db, fresh, parser_id, key, replace=not use_cache, counts=counted)
+    if db is not None and use_cache:  # rows stored before counts were kept: add them once
+        old = {t: c for t, c in counted.items() if t not in known and t not in fresh_texts}
+        remember_counts(db, [done[t] for t in old], parser_id, key, old)
+    report.queries = [done[t] for t in texts]
     return report
