@@ -203,3 +203,24 @@ def test_to_dict_and_from_dict_keep_the_shape():
     assert copy.tokens[0].text == "a"
     with pytest.raises(AttributeError):
         adopted.tokens[0].text = "b"  # still frozen
+
+
+def test_the_stored_row_format_round_trips_and_old_rows_still_read():
+    from vdi_cli.pipeline.parse import row_data, row_query
+
+    q = ParsedQuery(text="he waves", tokens=(Token("he", "PRON", "he"), Token("waves", "VERB",
+                                                                              "wave", "")),
+                    chunks=((0, 1),), static="he", dynamic="*", static_masked=(False, True),
+                    dynamic_masked=(True, False), parser="x", masking="placeholder",
+                    placeholder="*")
+    data = row_data(q)
+    assert data["tokens"] == [["he", "PRON", "he", " "], ["waves", "VERB", "wave", ""]]
+    assert (data["static_masked"], data["dynamic_masked"]) == ("01", "10")
+    assert row_query(json.loads(json.dumps(data))) == q
+    assert row_query(json.loads(json.dumps(q.to_dict()))) == q  # a row written before format 2
+    words = ("a man in a red shirt opens the door of the small house and walks out").split()
+    long = ParsedQuery(text=" ".join(words), tokens=tuple(Token(w, "X", w) for w in words),
+                       chunks=((0, 2),), static="a man", dynamic="", parser="x",
+                       static_masked=(False,) * 2 + (True,) * 13,
+                       dynamic_masked=(True,) * 2 + (False,) * 13)
+    assert len(json.dumps(row_data(long))) < 0.6 * len(json.dumps(long.to_dict()))

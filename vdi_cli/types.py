@@ -19,6 +19,15 @@ class Token:
 _TOKEN_KEYS = ("text", "pos", "lemma", "whitespace")
 
 
+def make_token(text: str, pos: str = "", lemma: str = "", whitespace: str = " ") -> Token:
+    """`Token(...)` without the frozen dataclass's four `object.__setattr__` calls, for code
+    that makes hundreds of thousands (reading back a dataset's stored parses)."""
+    token = object.__new__(Token)
+    object.__setattr__(token, "__dict__", {"text": text, "pos": pos, "lemma": lemma,
+                                           "whitespace": whitespace})
+    return token
+
+
 def _token(d: dict[str, Any], adopt: bool) -> Token:
     """A Token from its dict, without the frozen dataclass's per-field `object.__setattr__`
     calls: a cached dataset holds ~15 tokens a query (270k for ActivityNet), and the plain
