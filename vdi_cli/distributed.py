@@ -97,26 +97,27 @@ class Session:
         import time
 
         store = _store()
-        said = []
-        deadline = time.monotonic() + 2.0  # a failing rank writes its note before it exits
-        while store is not None and not said:
+        host = socket.gethostname()
+        began = time.monotonic()
+        while True:
+            said = []
             for r in range(self.world):
-                if r == self.rank:
+                if r == self.rank or store is None:
                     continue
                 try:
                     if store.check([f"{_FAILED}{r}"]):
                         said.append(f"rank {r}: {store.get(f'{_FAILED}{r}').decode()}")
                 except Exception:  # noqa: BLE001 - the store went with the job
                     store = None
-                    break
-            if said or time.monotonic() > deadline:
+            if said:
+                return "; ".join(said)
+            gone = [r for r, (h, pid) in enumerate(self.peers)
+                    if r != self.rank and h == host and not _alive(pid)]
+            waited = time.monotonic() - began
+            # a failing rank writes its note before it exits: give it a moment to arrive
+            if (gone and waited > 0.5) or waited > 2.0:
                 break
             time.sleep(0.1)
-        if said:
-            return "; ".join(said)
-        host = socket.gethostname()
-        gone = [r for r, (h, pid) in enumerate(self.peers)
-                if r != self.rank and h == host and not _alive(pid)]
         if gone:
             return "; ".join(f"rank {r} (pid {self.peers[r][1]}) ended without reporting an "
                              "error (killed, or out of memory?)" for r in gone)

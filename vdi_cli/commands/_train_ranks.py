@@ -12,8 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-RESUME_HINT = ("fix what the failing rank reports, then continue with `vdi train --resume {run}` "
-               "under the same torchrun (or `--nproc N`) command")
+RESUME_HINT = ("the failing rank's own output above (or the system log, for a killed process) "
+               "says why; then rerun, or once an epoch is saved continue with `vdi train "
+               "--resume {run}` under the same torchrun (or --nproc N) command")
 
 
 def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
@@ -66,26 +67,45 @@ def _peer_failed(session: Any, exc: BaseException, run_id: int) -> BaseException
 
     if not session.active or isinstance(exc, VdiError):
         return exc
-    peer = session.peer_failure()
+    peer = _shielded(session.peer_failure)
     if peer is None:
         return exc
     return VdiError(f"training on {session.world} ranks stopped: {peer}",
                     hint=RESUME_HINT.format(run=run_id))
 
 
+def _shielded(check: Any) -> Any:
+    """Run `check` with SIGTERM ignored: torchrun stops every rank once one has failed, and
+    rank 0 is then finding out which one (a second of reading the store) to say so."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return check()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        return check()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _lost_contact(session: Any, exc: BaseException) -> BaseException:
-    """On ranks > 0: losing the others (rank 0 failed or was stopped) is said in one line."""
+    """On ranks > 0: losing the others (rank 0 failed or was killed) is said in one line."""
     from vdi_cli.errors import VdiError
 
+    if isinstance(exc, (VdiError, KeyboardInterrupt)):
+        return exc
     try:
         from torch.distributed import DistError
     except ImportError:  # pragma: no cover - torch without distributed
+        DistError = RuntimeError  # noqa: N806
+    peer = _shielded(session.peer_failure)
+    if peer is None and not isinstance(exc, DistError):
         return exc
-    if isinstance(exc, DistError):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return VdiError(f"rank {session.rank} of {session.world} lost the other ranks: {first}",
-                        hint="rank 0's error above says what failed")
-    return exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return VdiError(f"rank {session.rank} of {session.world} lost the other ranks: "
+                    f"{peer or first}", hint="rank 0's output above (or the system log, for a "
+                    "killed process) says what failed")
 
 
 def launch(nproc: int, argv: list[str]) -> int:
@@ -103,11 +123,23 @@ def launch(nproc: int, argv: list[str]) -> int:
         run(args)
     except ChildFailedError as exc:
         failures = sorted(exc.failures.items())
-        said = ", ".join(f"rank {r} exited with {f.exitcode}" for r, f in failures)
+        said = ", ".join(f"rank {r} {_ended(f.exitcode)}" for r, f in failures)
         raise VdiError(f"training on {nproc} processes failed ({said})",
                        hint="the failing rank's `Error:` above says why; `vdi runs list "
                        "--command train` shows the run row") from None
     return 0
+
+
+def _ended(code: int) -> str:
+    """'exited with 1', or 'killed by SIGKILL' for a negative (signal) exit code."""
+    import signal
+
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exited with {code}"
 
 
 def without_nproc(argv: list[str]) -> list[str]:
