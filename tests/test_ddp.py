@@ -56,7 +56,10 @@ def steps(tmp: Path, nproc: int, *extra: str) -> dict[str, Any]:
     return torch.load(out)
 
 
-def assert_same_steps(one: dict[str, Any], two: dict[str, Any], lr: float = 1e-3) -> None:
+def assert_same_steps(one: dict[str, Any], two: dict[str, Any], lr: float = 1e-3,
+                      floor: float = 0.0) -> None:
+    """`floor`: a gradient tolerance relative to the largest gradient of the step (GPU kernels
+    may add noise to the tensors whose true gradient is zero)."""
     assert two["world"] == 2 and one["world"] == 1
     for a, b in zip(one["losses"], two["losses"], strict=True):
         assert sorted(a) == sorted(b)
@@ -66,8 +69,9 @@ def assert_same_steps(one: dict[str, Any], two: dict[str, Any], lr: float = 1e-3
         # step 1 trains with the text tower frozen: no text gradient on either side
         assert sorted(a) == sorted(b)
         assert any(k.startswith("text.") for k in a) == (step > 1)
+        biggest = max(float(g.abs().max()) for g in a.values())
         for k in a:
-            tol = 1e-4 * float(a[k].abs().max()) + 1e-8
+            tol = 1e-4 * float(a[k].abs().max()) + 1e-8 + floor * biggest
             assert float((a[k] - b[k]).abs().max()) <= tol, (step, k)
     n = len(one["losses"])
     for k, p in one["params"].items():
@@ -89,7 +93,7 @@ def test_two_gloo_ranks_take_the_steps_of_one_process(tmp_path) -> None:
 def test_ddp_nccl_two_gpus(tmp_path) -> None:
     """The same equivalence on nccl, one rank per GPU (float32: --no-amp)."""
     assert_same_steps(steps(tmp_path, 1, "--device", "cuda", "--no-amp"),
-                      steps(tmp_path, 2, "--device", "cuda", "--no-amp"))
+                      steps(tmp_path, 2, "--device", "cuda", "--no-amp"), floor=1e-6)
 
 
 def test_shard_range_splits_in_order() -> None:

@@ -124,12 +124,28 @@ def main(argv: list[str] | None = None) -> None:
         losses.append(terms)
         grads.append({k: p.grad.detach().cpu().clone()
                       for k, p in named_trained(trainer).items() if p.grad is not None})
+    allreduce_s = None
+    if session.active:  # what DDP's gradient all-reduce alone costs: every trained tensor once
+        import torch.distributed as dist
+
+        flat = torch.zeros(sum(p.numel() for p in named_trained(trainer).values()),
+                           device=session.device)
+        spent = []
+        for _ in range(3):
+            session.barrier()
+            began = time.perf_counter()
+            dist.all_reduce(flat)
+            if session.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            spent.append(time.perf_counter() - began)
+        allreduce_s = sorted(spent)[1]
     if session.is_main:
         torch.save({"losses": losses, "grads": grads, "step_s": times, "world": session.world,
                     "threads": torch.get_num_threads(),
                     "params": {k: p.detach().cpu().clone()
                                for k, p in named_trained(trainer).items()}}, args.out)
-        print(json.dumps({"world": session.world, "step_s": times}))
+        print(json.dumps({"world": session.world, "step_s": times, "allreduce_s": allreduce_s,
+                          "trained": sum(p.numel() for p in named_trained(trainer).values())}))
     session.close()
 
 

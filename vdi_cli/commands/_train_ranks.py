@@ -108,14 +108,20 @@ def _lost_contact(session: Any, exc: BaseException) -> BaseException:
                     "killed process) says what failed")
 
 
-def launch(nproc: int, argv: list[str]) -> int:
+def launch(nproc: int, argv: list[str], device: str = "cpu") -> int:
     """`vdi train --nproc N ...`: the same command line (without --nproc) under
     `torchrun --standalone --nproc-per-node N -m vdi_cli`, in this process's environment.
     Returns the exit code; a failed rank's own error is printed by that rank."""
+    import torch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    from vdi_cli.errors import VdiError
+    from vdi_cli.errors import UsageError, VdiError
+
+    if device.startswith("cuda") and nproc > torch.cuda.device_count():
+        raise UsageError(f"--nproc {nproc} on cuda needs {nproc} GPUs; this machine has "
+                         f"{torch.cuda.device_count()}",
+                         hint="one rank per GPU: give at most that many (or --device cpu)")
 
     args = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={nproc}", "--module", "vdi_cli", *argv])

@@ -139,7 +139,7 @@ def train(
     from vdi_cli.distributed import env_rank, under_torchrun
 
     if nproc is not None and nproc > 1 and not under_torchrun():
-        raise typer.Exit(launch(nproc, without_nproc(sys.argv[1:])))
+        raise typer.Exit(launch(nproc, without_nproc(sys.argv[1:]), config.device))
     summary = train_on_ranks(config, resume, db, show_progress=not json_out)
     if under_torchrun() and env_rank() != 0:
         return  # rank 0 prints the result
