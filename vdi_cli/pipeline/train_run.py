@@ -7,6 +7,10 @@ loss term (split "train") and the validation metrics (split "val") to the `metri
 Only the newest epoch keeps its optimiser state (resume reads nothing else; with CLIP ViT-B/32
 it is 511 MB of the newest epoch's 767 MB). With `keep_checkpoints="best-last"` (the default)
 the folders and rows of the other epochs are deleted as training goes.
+
+Under torchrun (`vdi_cli.distributed`) every rank runs this function; rank 0 alone extracts,
+parses and writes (the others receive the feature hashes and parses from it and open the store
+read-only), and `vdi_cli.pipeline.train_ddp` splits the steps and the validation.
 """
 
 from __future__ import annotations
