@@ -1350,6 +1350,47 @@ ROWS_FORMATS: list[Row] = [
 ]
 ROWS += ROWS_FORMATS
 
+
+# --- DDP: `vdi train` on several ranks (torchrun, --nproc; issue 22) ---------------------------
+
+DDP_TRAIN = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json",
+             "--video-dir", "{data}/videos", "--backbone", "tiny-shapes", "--fps", "1",
+             "--epochs", "2", "--batch-size", "2", "--no-objective", "-H", "hidden_size=32",
+             "-H", "conv_layers=2", "-o", "patience=0", "--nproc", "2")
+
+
+def _row_gone_with_its_process(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """After rank 0 itself is killed: its run row cannot be finished, and reads as gone."""
+    from vdi_cli.store.runs import process_gone
+
+    conn = sqlite3.connect(tmp / "vdi.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in conn.execute("select * from runs")]
+    finally:
+        conn.close()
+    assert len(rows) == 1 and rows[0]["status"] == "running" and process_gone(rows[0]), rows
+
+
+ROWS_DDP: list[Row] = [
+    Row("ddp-rank-raises", "environment", DDP_TRAIN, error=r"rank 1\b",
+        env={"VDI_FAULT_DDP": "1:2:raise"}, process=True, slow=True,
+        stderr=(r"Error: training on 2 ranks stopped: rank 1: injected fault on rank 1 at "
+                r"step 2", r"training on 2 processes failed \(.*rank 1 exited with 1"),
+        after=_run_error(r"^training on 2 ranks stopped: rank 1: injected fault on rank 1 at "
+                         r"step 2 \(hint: ")),
+    Row("ddp-rank-killed", "environment", DDP_TRAIN, error=r"rank 1\b",
+        env={"VDI_FAULT_DDP": "1:3:kill"}, process=True, slow=True,
+        stderr=(r"rank 1 killed by SIGKILL",),
+        after=_run_error(r"^training on 2 ranks stopped: rank 1 \(pid \d+\) ended without "
+                         r"reporting an error")),
+    Row("ddp-rank0-killed", "environment", DDP_TRAIN, error=r"rank 0 killed by SIGKILL|lost",
+        env={"VDI_FAULT_DDP": "0:2:kill"}, process=True, slow=True,
+        after=_row_gone_with_its_process),
+    Row("ddp-nproc-zero", "options", (*DDP_TRAIN[:-1], "0"), exit=2, error=r"--nproc"),
+]
+ROWS += ROWS_DDP
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

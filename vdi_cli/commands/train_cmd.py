@@ -86,6 +86,9 @@ def train(
     resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint, with "
                       "its stored options (an option given that differs is refused; --epochs "
                       "and -o patience/keep_checkpoints may change)."),
+    nproc: int = Opt(None, "--nproc", min=1, help="Train on N local processes: runs this "
+                     "command under `torchrun --standalone --nproc-per-node N` (gloo on CPU, "
+                     "nccl on GPU; --batch-size stays the global batch)."),
     json_out: bool = Opt(False, "--json", help="JSON summary on stdout."),
     list_options: bool = Opt(False, "--list-options", callback=_list_options, is_eager=True,
                              help="List the -o options (type, default) and exit."),
@@ -95,9 +98,7 @@ def train(
     from vdi_cli.config import check_option_keys, parse_overrides
     from vdi_cli.errors import ConfigError
     from vdi_cli.pipeline.train_config import DEFAULT_OBJECTIVES, TrainConfig
-    from vdi_cli.pipeline.train_run import run_training
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
 
     if no_objective and objective:
         raise ConfigError("--objective and --no-objective contradict each other",
@@ -134,12 +135,14 @@ def train(
         raise ConfigError(f"invalid training options: {problems}",
                           hint="`vdi train --list-options` lists the -o options") from exc
     check_train_config(config)  # ids, component options, device: before any model loads
-    db = db if db is not None else open_store()
-    with run_context(db, "train", config.model_dump(), sys.argv[1:], backbone=config.backbone,
-                     head=config.head, parser=config.parser) as run:
-        summary = run_training(config, db, run, resume=resume, quiet=get_settings().quiet,
-                               show_progress=not json_out)
-    summary["run_id"] = run.id
+    from vdi_cli.commands._train_ranks import launch, train_on_ranks, without_nproc
+    from vdi_cli.distributed import env_rank, under_torchrun
+
+    if nproc is not None and nproc > 1 and not under_torchrun():
+        raise typer.Exit(launch(nproc, without_nproc(sys.argv[1:]), config.device))
+    summary = train_on_ranks(config, resume, db, show_progress=not json_out)
+    if under_torchrun() and env_rank() != 0:
+        return  # rank 0 prints the result
     if json_out:
         print_json(summary)
         return
@@ -151,7 +154,7 @@ def train(
             for h in summary["history"]]
     names = {"R@1,IoU=0.5": "val R1@0.5", "R@1,IoU=0.7": "val R1@0.7", "mIoU": "val mIoU"}
     print_table(rows, ["epoch", "loss", *(names[k] for k in val_keys)])
-    typer.echo(f"run {run.id}: best epoch {summary['best_epoch']}, "
+    typer.echo(f"run {summary['run_id']}: best epoch {summary['best_epoch']}, "
                f"checkpoint {summary['best_checkpoint']}")
 
 

@@ -78,6 +78,10 @@ class Trainer:
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(config.milestones or []), gamma=config.gamma)
+        # what encodes sentences and computes the losses: the model and `_losses` here, a rank's
+        # share and a DistributedDataParallel module under torchrun (`train_ddp.attach`)
+        self.texts: Any = self.model
+        self.loss_fn: Any = self._losses
         self.epoch = 0  # epochs completed
         self.best: float | None = None
         self.best_epoch = 0
@@ -118,7 +122,7 @@ class Trainer:
         frames, mask = batch.frames.to(dev), batch.frame_mask.to(dev)
         vidx = batch.video_index.to(dev)
         with self.autocast():
-            total, logged = self._losses(batch, epoch, frames, mask, vidx)
+            total, logged = self.loss_fn(batch, epoch, frames, mask, vidx)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -145,7 +149,7 @@ class Trainer:
         from vdi_cli.objectives import ObjectiveInputs
 
         dev = frames.device
-        sent = self.model.encode_texts(list(batch.queries))
+        sent = self.texts.encode_texts(list(batch.queries))
         out = self.model.head(frames, mask, sent, vidx)
         terms = self.model.head.loss(out, {"moments": batch.moments.to(dev),
                                            "durations": batch.durations.to(dev)}, epoch)
@@ -154,11 +158,11 @@ class Trainer:
         if self.objectives:
             static = None
             if self.static_use is not None:  # Qs probes the frames; detached unless asked
-                static = self.model.encode_unique(list(batch.static),
+                static = self.texts.encode_unique(list(batch.static),
                                                   grad=self.static_use == "grad")
             inputs = ObjectiveInputs(
                 text_query=sent, text_static=static,
-                text_dynamic=self.model.encode_unique(list(batch.dynamic)),
+                text_dynamic=self.texts.encode_unique(list(batch.dynamic)),
                 static_empty=torch.tensor([not s.strip() for s in batch.static], device=dev),
                 dynamic_empty=torch.tensor([not s.strip() for s in batch.dynamic], device=dev),
                 frames=frames, frame_mask=batch.sentence_frame_mask(self.config.scope).to(dev),

@@ -7,6 +7,10 @@ loss term (split "train") and the validation metrics (split "val") to the `metri
 Only the newest epoch keeps its optimiser state (resume reads nothing else; with CLIP ViT-B/32
 it is 511 MB of the newest epoch's 767 MB). With `keep_checkpoints="best-last"` (the default)
 the folders and rows of the other epochs are deleted as training goes.
+
+Under torchrun (`vdi_cli.distributed`) every rank runs this function; rank 0 alone extracts,
+parses and writes (the others receive the feature hashes and parses from it and open the store
+read-only), and `vdi_cli.pipeline.train_ddp` splits the steps and the validation.
 """
 
 from __future__ import annotations
@@ -129,12 +133,13 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         save_checkpoint,
     )
     from vdi_cli.datasets import load_dataset
+    from vdi_cli.distributed import current
     from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.feature_source import FeatureSource
-    from vdi_cli.pipeline.infer import evaluate_samples
     from vdi_cli.pipeline.parse import parse_texts
     from vdi_cli.pipeline.train_data import collate, epoch_batches, group_by_video
+    from vdi_cli.pipeline.train_ddp import attach, evaluate_sharded
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
     from vdi_cli.store import get_run
@@ -142,24 +147,35 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.types import RunEvent
 
     config = config.resolved()
+    session = current()  # under torchrun: rank 0 alone writes the store, logs and bars
+    main = session.is_main
+    quiet = quiet or not main
+    show_progress = show_progress and main
     # a resume is checked against the stored options before any data or model is loaded
     resume_row = check_resume(db, resume, config) if resume is not None else None
     train_report = load_dataset(config.dataset, config.annotations)
     val_report = load_dataset(config.dataset, config.val) if config.val else None
     from vdi_cli.environment import ensure_writable_dir
 
-    ensure_writable_dir(run_folder(db, run.id).parent, "runs folder")  # before the model loads
-    backbone = load_backbone(config.backbone, config.weights, device=config.device,
+    if main:
+        # before the model loads
+        ensure_writable_dir(run_folder(db, run.id).parent, "runs folder")
+    backbone = load_backbone(config.backbone, config.weights,
+                             device=session.device if session.active else config.device,
                              options=config.backbone_options)
     sampling = config.sampling()
     grid = backbone.patch_grid
     trainer = Trainer(config, backbone, patch_count=int(grid[0] * grid[1]))
+    if session.active:
+        attach(trainer, session)
     source = FeatureSource(db, backbone, sampling, patches=trainer.needs_patches)
     video_ids = [a.video_id for a in train_report.annotations]
     if val_report is not None:
         video_ids += [a.video_id for a in val_report.annotations]
     say(f"features: {len(set(video_ids))} videos, {backbone.id}, sampling {sampling}", quiet)
-    source.ensure(video_ids, config.video_dir, config.feature_batch_size, show_progress)
+    if main:
+        source.ensure(video_ids, config.video_dir, config.feature_batch_size, show_progress)
+    source.sha, source.failed = session.broadcast((source.sha, source.failed))
     if source.failed:
         say(f"Warning: {len(source.failed)} videos could not be read; their queries are left "
             "out (see the run summary)", quiet)
@@ -169,16 +185,19 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     parsed = None
     if trainer.needs_parsed:
         texts = sorted({a.query for a in train_anns})
-        parsed = {q.text: q for q in parse_texts(texts, config.parser, config.parser_options,
-                                                 db=db).queries}
+        if main:
+            parsed = {q.text: q for q in parse_texts(texts, config.parser,
+                                                     config.parser_options, db=db).queries}
+        parsed = session.broadcast(parsed)
     samples = group_by_video(train_anns, parsed)
     val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
     if resume_row is not None:
         trainer.load_tensors(load_tensors(resume_row["path"], sha256=resume_row["sha256"]))
         trainer.load_train_state(load_train_state(resume_row["path"]))
-        inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
+        if main:
+            inherit_checkpoints(db, int(resume), run.id)  # type: ignore[arg-type]
         parent = get_run(db, int(resume))  # type: ignore[arg-type]
-        if parent["status"] != "running" or parent["process_gone"]:  # not writing any more
+        if main and (parent["status"] != "running" or parent["process_gone"]):  # not writing
             names, _ = remove_stale_temporaries(run_folder(db, int(resume)))  # type: ignore[arg-type]
             if names:
                 say(f"removed {len(names)} unfinished checkpoint folder(s) of run {resume} "
@@ -190,7 +209,8 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     for epoch in range(trainer.epoch + 1, epochs + 1):
         batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
         sums: dict[str, float] = defaultdict(float)
-        bar = progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch")
+        bar = progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch",
+                       json_mode=not main)
         for indices in batches:
             batch = collate([samples[i] for i in indices], source, trainer.needs_patches)
             terms = trainer.step(batch, epoch)
@@ -202,18 +222,24 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         trainer.scheduler.step()
         trainer.epoch = epoch
         losses = {k: v / len(batches) for k, v in sums.items()}
-        db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
-                                  "value": v, "epoch": epoch} for k, v in losses.items())
         val: dict[str, float] = {}
         if val_samples:
-            metrics, _ = evaluate_samples(trainer.model, val_samples, source,
+            metrics, _ = evaluate_sharded(trainer.model, val_samples, source, session,
                                           batch_size=config.eval_batch_size)
             val = metrics.percent()
-            record_metrics(db, run.id, metrics, "val", epoch)
         if val and config.select_metric not in val:
             raise VdiError(f"unknown validation metric '{config.select_metric}'",
                            hint=f"one of: {', '.join(val)}")
         is_best = trainer.observe(val.get(config.select_metric) if val else None)
+        if not main:  # the same losses, metrics and decisions as rank 0, which records them
+            history.append({"epoch": epoch, "losses": losses, "val": val})
+            if trainer.should_stop():
+                break
+            continue
+        db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
+                                  "value": v, "epoch": epoch} for k, v in losses.items())
+        if val_samples:
+            record_metrics(db, run.id, metrics, "val", epoch)
         path, sha = save_checkpoint(folder / f"epoch-{epoch:03d}",
                                     checkpoint_config(trainer, sampling, epoch, val,
                                                       [s.duration for s in samples]),
@@ -246,7 +272,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         "train_queries": len(train_anns), "train_videos": len(samples),
         "val_queries": sum(len(s.queries) for s in val_samples),
         "failed_videos": source.failed, "resumed_from": resume,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "ranks": session.world,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dataset": train_report.summary(),
     }
