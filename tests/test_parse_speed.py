@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vdi_cli import clip_bpe, clip_context
-from vdi_cli.pipeline.parse import COUNTS_KEY, config_key, parse_texts
+from vdi_cli.pipeline.parse import COUNTS_KEY, CUT_KEY, config_key, parse_texts
 from vdi_cli.store import open_db
 from vdi_cli.types import ParsedQuery, Token
 
@@ -139,23 +139,32 @@ def _spy(monkeypatch) -> list[str]:
     return seen
 
 
-def test_counts_are_stored_and_a_re_parse_counts_only_the_long_query(tmp_path, monkeypatch):
+def test_counts_are_stored_and_a_re_parse_counts_nothing(tmp_path, monkeypatch):
     pytest.importorskip("spacy")
     db = open_db(tmp_path / "v.db")
     texts = ["a man opens the door", "a woman sits on a chair near the window", LONG]
     first = parse_texts(texts, db=db)
     rows = {t: json.loads(p) for t, p in db.execute("select text, parsed from queries")}
     assert rows[LONG][COUNTS_KEY][0] == 120
+    assert rows[LONG][CUT_KEY][0] == first.long[0].check.cut_text  # what a warning shows
+    assert CUT_KEY not in rows["a man opens the door"]
     # Q; Qs "a man the door"; Qd "opens" (under 75 bytes: the fitting pieces counts)
     assert rows["a man opens the door"][COUNTS_KEY] == [5, 4, 1]
     seen = _spy(monkeypatch)
     again = parse_texts(texts, db=db)
     assert again.cached == 3 and again.parsed == 0
-    assert LONG in seen and "a man opens the door" not in seen  # only the long one is counted
-    assert [(t.field, t.check.tokens) for t in again.long] == \
-           [(t.field, t.check.tokens) for t in first.long]
-    assert again.long[0].check.cut_tokens == 45
+    assert seen == []  # the rows answer every check, the long query's warning included
+    assert again.long == first.long
+    assert (again.long[0].check.cut_tokens, again.long[0].check.exact) == (45, True)
     assert again.queries == first.queries
+    # a row with counts that are over but no cut text is counted again
+    data = dict(rows[LONG])
+    del data[CUT_KEY]
+    with db.conn:
+        db.conn.execute("update queries set parsed = ? where text = ?", [json.dumps(data), LONG])
+    third = parse_texts(texts, db=db)
+    assert LONG in seen and "a man opens the door" not in seen
+    assert third.long == first.long
 
 
 def test_rows_stored_without_counts_get_them_on_the_next_parse(tmp_path, monkeypatch):

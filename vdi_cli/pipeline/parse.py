@@ -9,8 +9,10 @@ what `vdi parse` stored, and a cache hit never loads the NLP model.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +27,7 @@ _SQL_VARS = 500  # texts per `IN (...)` lookup
 # In `queries.parsed`: check_length's CLIP token counts of [Q, Qs, Qd] (exact for a text over
 # 75 bytes; a shorter one fits whatever its count), so a re-parse need not count again.
 COUNTS_KEY = "clip_tokens"
+CUT_KEY = "clip_cut"  # beside it when a text is over: what CLIP cuts off [Q, Qs, Qd] ("" fits)
 
 
 @dataclass(frozen=True)
@@ -128,12 +131,33 @@ def row_query(data: dict[str, Any]) -> ParsedQuery:
 
 
 def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str
-           ) -> tuple[dict[str, ParsedQuery], dict[str, tuple[int, ...]]]:
+           ) -> tuple[dict[str, ParsedQuery], dict[str, tuple[Any, ...]]]:
     """Stored parses of `texts` under (parser_id, key), and the CLIP token counts of
     (Q, Qs, Qd) stored with them (rows written before counts were stored have none)."""
     found: dict[str, ParsedQuery] = {}
-    counts: dict[str, tuple[int, ...]] = {}
+    counts: dict[str, tuple[Any, ...]] = {}
     unique = list(dict.fromkeys(texts))
+    with gc_paused():
+        _lookup(db, unique, parser_id, key, found, counts)
+    return found, counts
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector off for the block. Decoding a dataset's parses makes ~1M
+    acyclic objects (dicts, lists, tokens), and each collection pass walks every live one:
+    with the collector on, reading back 17k ActivityNet parses took 2-3x as long."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _lookup(db: Any, unique: list[str], parser_id: str, key: str,
+            found: dict[str, ParsedQuery], counts: dict[str, tuple[Any, ...]]) -> None:
     for i in range(0, len(unique), _SQL_VARS):
         part = unique[i:i + _SQL_VARS]
         marks = ",".join("?" * len(part))
@@ -146,13 +170,14 @@ def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str
             data = json.loads(parsed)
             found[text] = row_query(data)
             if isinstance(data.get(COUNTS_KEY), list) and len(data[COUNTS_KEY]) == 3:
-                counts[text] = tuple(int(n) for n in data[COUNTS_KEY])
-    return found, counts
+                cut = data.get(CUT_KEY)
+                counts[text] = (*(int(n) for n in data[COUNTS_KEY]),
+                                *(cut if isinstance(cut, list) and len(cut) == 3 else ()))
 
 
 def store(
     db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str, *, replace: bool = False,
-    counts: dict[str, tuple[int, ...]] | None = None,
+    counts: dict[str, tuple[Any, ...]] | None = None,
 ) -> int:
     """Insert parses (with the CLIP token counts of Q, Qs, Qd where `counts` has them);
     an existing row for the same text and key is kept, or with `replace` overwritten. Returns
@@ -165,7 +190,7 @@ def store(
     for q in queries:
         data = row_data(q)
         if q.text in counts:
-            data[COUNTS_KEY] = list(counts[q.text])
+            _put_counts(data, counts[q.text])
         rows.append({
             "text": q.text,
             "parser": parser_id,
@@ -184,39 +209,65 @@ def store(
 
 
 def remember_counts(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str,
-                    counts: dict[str, tuple[int, ...]]) -> None:
+                    counts: dict[str, tuple[Any, ...]]) -> None:
     """Write the token counts into rows that were stored without them."""
     if not queries:
         return
     rows = []
     for q in queries:
         data = row_data(q)
-        data[COUNTS_KEY] = list(counts[q.text])
+        _put_counts(data, counts[q.text])
         rows.append((json.dumps(data, ensure_ascii=False), q.text, parser_id, key))
     with db.conn:
         db.conn.executemany("update queries set parsed = ? where text = ? and parser = ? "
                             "and parser_config = ?", rows)
 
 
+def _put_counts(data: dict[str, Any], value: tuple[Any, ...]) -> None:
+    data[COUNTS_KEY] = list(value[:3])
+    if len(value) == 6:
+        data[CUT_KEY] = list(value[3:])
+
+
+def _stored_checks(q: ParsedQuery, have: tuple[Any, ...]) -> list[LengthCheck] | None:
+    """The length checks a stored row answers without counting: its three counts when all
+    fit, or with the cut texts stored beside them; None when they must be counted again."""
+    fits = max(have[:3]) <= clip_context.CONTENT_TOKENS
+    if not fits and len(have) != 6:
+        return None
+    cuts = have[3:] if len(have) == 6 else ("", "", "")
+    out = []
+    for text, n, cut in zip((q.text, q.static, q.dynamic), have[:3], cuts, strict=True):
+        long = len(text.encode("utf-8")) > clip_context.CONTENT_TOKENS
+        out.append(LengthCheck(n, long, max(0, n - clip_context.CONTENT_TOKENS), cut))
+    return out
+
+
 def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int],
-                  known: dict[str, tuple[int, ...]] | None = None,
-                  counted: dict[str, tuple[int, ...]] | None = None) -> list[LongText]:
+                  known: dict[str, tuple[Any, ...]] | None = None,
+                  counted: dict[str, tuple[Any, ...]] | None = None) -> list[LongText]:
     """Every Q / Qs / Qd over CLIP's context, once per distinct text.
 
-    `known` holds stored exact counts: a text whose three counts fit is not counted again (a
-    re-parse of a dataset then never loads the BPE). `counted` receives the exact counts made
-    here (only those that are exact or need not be), for `store` to keep."""
+    `known` holds what rows stored: (count Q, Qs, Qd) and, for a text that is over, the three
+    cut texts; a text it answers is not counted again (a re-parse of a dataset then never
+    loads the BPE). `counted` receives what is counted here (when exact, or when a short text
+    needs no exact count), for `store` to keep."""
     known = known or {}
     out = []
     for q in queries:
         have = known.get(q.text)
-        if have is not None and max(have) <= clip_context.CONTENT_TOKENS:
-            continue
-        checks = [(name, text, clip_context.check_length(text))
-                  for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic))]
-        if counted is not None and all(c.exact or len(t.encode("utf-8")) <=
-                                       clip_context.CONTENT_TOKENS for _, t, c in checks):
-            counted[q.text] = tuple(c.tokens for _, _, c in checks)
+        stored = _stored_checks(q, have) if have is not None else None
+        if stored is not None:
+            checks = list(zip(("Q", "Qs", "Qd"), (q.text, q.static, q.dynamic), stored,
+                              strict=True))
+        else:
+            checks = [(name, text, clip_context.check_length(text))
+                      for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic))]
+            if counted is not None and all(c.exact or len(t.encode("utf-8")) <=
+                                           clip_context.CONTENT_TOKENS for _, t, c in checks):
+                cut = tuple(c.cut_text for _, _, c in checks)
+                counted[q.text] = (*(c.tokens for _, _, c in checks),
+                                   *(cut if any(cut) else ()))
         out += [LongText(first_index[q.text], name, text, c) for name, text, c in checks
                 if c.truncated]
     return out
@@ -252,7 +303,7 @@ def parse_texts(
         first_index.setdefault(text, i)
     unique = list(first_index)
     done: dict[str, ParsedQuery] = {}
-    known: dict[str, tuple[int, ...]] = {}
+    known: dict[str, tuple[Any, ...]] = {}
     if db is not None and use_cache:
         done, known = lookup(db, unique, parser_id, key)
     report = ParseReport([], parser_id, key_config, cached=len(done))
@@ -274,7 +325,7 @@ def parse_texts(
             on_progress(len(batch))
     report.parsed = len(fresh)
     fresh_texts = {q.text for q in fresh}
-    counted: dict[str, tuple[int, ...]] = {}
+    counted: dict[str, tuple[Any, ...]] = {}
     if check_length:
         report.long = check_context([done[t] for t in unique], first_index, known, counted)
     if db is not None and fresh:
