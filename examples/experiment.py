@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiment_diagnostics beside it
 SPLITS = ("test_iid", "test_novel_word")
 METRICS = ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
 # Table 3 of the paper, plus the baseline (no VDI term) and the full method.
@@ -176,6 +177,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
             "cpu_capability": trained.get("cpu_capability"),
             "resumed_from": trained.get("resumed_from"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
+            "diagnostics": [h.get("diagnostics") or {} for h in trained.get("history") or []],
+            "diagnostic_warnings": trained.get("diagnostic_warnings") or [],
             "eval": evals}
 
 
@@ -219,7 +222,10 @@ def aggregate(runs: list[dict], base: dict) -> dict:
         "most-frequent": {m: [base[split]["most-frequent"]["metrics"][m]] for m in METRICS},
         "random": {m: [r["metrics"][m] for r in base[split]["random"]] for m in METRICS},
     } for split in SPLITS}
-    return {"table": table, "actions": actions, "trivial": trivial}
+    from experiment_diagnostics import aggregate_diagnostics
+
+    return {"table": table, "actions": actions, "trivial": trivial,
+            "diagnostics": aggregate_diagnostics(runs)}
 
 
 def parse_milestones(text: str) -> list[int]:
@@ -349,6 +355,10 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
                 cells += ([str(a["queries"]), fmt(a["recall"]), f"{a['prior']:.2f}"] if a
                           else ["0", "", ""])
             lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    from experiment_diagnostics import diagnostics_lines
+
+    lines += diagnostics_lines(agg.get("diagnostics") or {},
+                               {k: label for k, (label, _) in CONFIGS.items()})
     lines += ["", "## Acceptance checks (test-iid, VDI)", ""]
     if "vdi" in agg["table"]:
         r1 = mean_std(agg["table"]["vdi"]["test_iid"]["q"]["R@1,IoU=0.5"])[0]

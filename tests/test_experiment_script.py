@@ -219,3 +219,29 @@ def test_a_resumed_runs_time_counts_the_training_it_took_over(experiment, tmp_pa
     assert experiment.reused_seconds(first, env) == 100.0
     assert experiment.reused_seconds(second, env) == 140.0
     assert experiment.reused_seconds(never, env) == 0.0
+
+
+def test_results_md_shows_the_vdi_diagnostics_per_epoch(experiment):
+    """Two seeds of `vdi` with the figures `vdi train` records per epoch: the table shows the
+    mean over seeds (3 significant digits, the gradient share in %) and the warned seeds."""
+    runs = [_run("vdi", s, 40.0, {"left": 30.0}) for s in (0, 1)]
+    runs[0]["diagnostics"] = [{}, {"spatial-dynamic/weighted": 2e-5, "spatial-dynamic/value": 2e-3,
+                                   "spatial-dynamic/eps_v_std": 0.004,
+                                   "spatial-dynamic/grad_ratio": 2e-5,
+                                   "spatial-dynamic/collapsed": 1.0, "head/grad_text": 3.0}]
+    runs[1]["diagnostics"] = [{}, {"spatial-dynamic/weighted": 4e-5, "spatial-dynamic/value": 4e-3,
+                                   "spatial-dynamic/eps_v_std": 0.006,
+                                   "spatial-dynamic/grad_ratio": 4e-5,
+                                   "spatial-dynamic/collapsed": 0.0, "head/grad_text": 3.0}]
+    agg = experiment.aggregate(runs, _baselines())
+    assert agg["diagnostics"]["vdi"]["spatial-dynamic"][2]["weighted"] == [2e-5, 4e-5]
+    args = argparse.Namespace(seeds=[0, 1], epochs=2, milestones=[], batch_size=8, lr=1e-3,
+                              text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=0,
+                              text_pool="mean", text_trainable="token-embeddings")
+    meta = {"seed": 0, "version": 4, "splits": {"train": {"videos": 4, "queries": 9}}}
+    md = experiment.markdown(agg, args, meta, 60.0, "python examples/experiment.py")
+    assert "## VDI diagnostics (per epoch, mean over seeds)" in md
+    # weighted 3e-05, value 0.003, no target/pred spread, swap or eps_v; eps_v std 0.005,
+    # no eps_q std; gradient 3e-05 of the head's = 0.003 %; warned in 1 of 2 seeds
+    assert ("| VDI (L_vc w/ Qs + L_sd w/ Trans) | spatial-dynamic | 2 | 3e-05 | 0.003 |  |  |  "
+            "|  | 0.005 |  | 0.003 | 1/2 |") in md

@@ -17,6 +17,7 @@ from typing import Any
 from vdi_cli.errors import VdiError
 from vdi_cli.pipeline.train import Trainer, checkpoint_config, log_line, run_folder, say
 from vdi_cli.pipeline.train_config import TrainConfig
+from vdi_cli.pipeline.train_diagnostics import finish_epoch
 
 
 def _annotations(report: Any, failed: dict[str, str]) -> list[Any]:
@@ -204,6 +205,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         losses = {k: v / len(batches) for k, v in sums.items()}
         db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
                                   "value": v, "epoch": epoch} for k, v in losses.items())
+        diagnostics = finish_epoch(trainer, db, run, epoch, quiet)
         val: dict[str, float] = {}
         if val_samples:
             metrics, _ = evaluate_samples(trainer.model, val_samples, source,
@@ -230,11 +232,13 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         if config.keep_checkpoints == "best-last":
             prune_checkpoints(db, run.id, folder, epoch)
         emit(RunEvent("epoch_finished", run.id, "train",
-                      {"epoch": epoch, "losses": losses, "val": val}))
+                      {"epoch": epoch, "losses": losses, "val": val,
+                       "diagnostics": diagnostics}))
         emit(RunEvent("checkpoint_saved", run.id, "train",
                       {"epoch": epoch, "path": str(path), "best": is_best}))
         say(log_line(epoch, epochs, losses, val), quiet)
-        history.append({"epoch": epoch, "losses": losses, "val": val})
+        history.append({"epoch": epoch, "losses": losses, "val": val,
+                        "diagnostics": diagnostics})
         if trainer.should_stop():
             say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
             break
@@ -246,6 +250,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         "train_queries": len(train_anns), "train_videos": len(samples),
         "val_queries": sum(len(s.queries) for s in val_samples),
         "failed_videos": source.failed, "resumed_from": resume,
+        "diagnostic_warnings": run.summary.get("diagnostic_warnings", []),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dataset": train_report.summary(),
