@@ -113,6 +113,12 @@ class TrainConfig(BaseModel):
         if self.text_trainable != "all" and self.train_text_layers is not None:
             raise ValueError(f"text_trainable={self.text_trainable} and train_text_layers="
                              f"{self.train_text_layers} contradict: choose one")
+        if self.objectives and self.objectives_frozen == "skip" and self.text_lr_ratio == 0:
+            raise ValueError(f"objectives_frozen=skip runs the VDI terms only while the text "
+                             f"tower trains, and text_lr_ratio=0 never trains it: "
+                             f"{', '.join(self.objectives)} would never run (use "
+                             "objectives_frozen=train, a text_lr_ratio above 0, or "
+                             "--no-objective)")
         unused = sorted(set(self.objective_options) - set(self.objectives))
         if unused:
             used = ", ".join(self.objectives) or "none (--no-objective)"

@@ -112,16 +112,17 @@ class Diagnostics:
         return figures, warnings
 
     def _collapse(self, oid: str, rec: dict[str, list[float]]) -> str:
-        """Why the term counts as collapsed this epoch ('' if it does not): a figure under its
-        floor at every diagnosed step."""
+        """Why the term counts as collapsed this epoch ('' if it does not): each figure under
+        its floor at every diagnosed step (its largest value named)."""
         checks = [(name, self.spread_floor) for name in self.collapse_figures.get(oid, ())]
         checks.append(("grad_ratio", self.grad_floor))
+        why = []
         for name, floor in checks:
             values = [v for v in rec.get(name, []) if math.isfinite(v)]
             if values and max(values) < floor:
-                return (f"{name} {max(values):.3g} < {floor:g} at each of the {len(values)} "
-                        "diagnosed steps")
-        return ""
+                why.append(f"{name} {max(values):.3g} < {floor:g}")
+        n = len(rec.get("value", []))
+        return f"{'; '.join(why)} at each of the {n} diagnosed steps" if why else ""
 
 
 def format_figures(figures: dict[str, float]) -> list[str]:

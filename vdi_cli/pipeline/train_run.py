@@ -187,6 +187,11 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
     folder = run_folder(db, run.id)
     epochs = int(config.epochs or 1)
+    if trainer.objectives and not any(trainer.objectives_active(e) for e in range(1, epochs + 1)):
+        say(f"Warning: the VDI terms ({', '.join(trainer.objectives)}) start once the text "
+            f"tower trains, after epoch {config.freeze_text_epochs} (objectives_frozen=skip), "
+            f"and this run ends at epoch {epochs}: it trains none of them (-o "
+            "freeze_text_epochs=0 starts them at once)", quiet)
     history = []
     for epoch in range(trainer.epoch + 1, epochs + 1):
         batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
