@@ -71,7 +71,7 @@ class TrainConfig(BaseModel):
         "terms anyway (their modules then learn unopposed), or skip them (no loss, no update). "
         "Default: the preset's (skip for charades, activitynet, tacos).")
     diagnostics_every: int = Field(
-        10, ge=0, description="Per-term VDI diagnostics every k-th step of an epoch (from its "
+        20, ge=0, description="Per-term VDI diagnostics every k-th step of an epoch (from its "
         "first step; each costs one extra backward per term into the text tower); 0: off.")
     diagnostics_spread_floor: float = Field(
         0.05, ge=0, description="Collapse warning when a VDI term's scale-free spread (L_vc: "
