@@ -40,7 +40,7 @@ def diagnostics_lines(diag: dict, labels: dict[str, str]) -> list[str]:
     if not diag:
         return []
     lines = ["", "## VDI diagnostics (per epoch, mean over seeds)", "",
-             "Recorded by `vdi train` on every 10th step (`diagnostics_every`): spreads are the "
+             "Recorded by `vdi train` on every 20th step (`diagnostics_every`): spreads are the "
              "batch std over the rms (0 = every sentence alike), `swap` the target's change on "
              "another video's frames, eps the cosines L_sd compares; the gradient is the "
              "weighted term's into the text tower, as a share of the head's. `warned`: seeds in "
