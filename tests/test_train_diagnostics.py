@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -304,3 +305,22 @@ def test_the_cli_prints_the_figures_warns_and_runs_show_lists_them(home):
     assert line.split()[-1] == f"{stored:.3g}" and stored > 0  # 3 significant digits
     assert "diagnostics" in line and "spatial-dynamic sat at its trivial minimum" in shown
 
+
+
+def test_a_run_stored_before_vdi_form_resumes_as_it_trained(home):
+    """A checkpoint whose recorded options predate vdi_form / objective_lr / objectives_frozen
+    trained the paper's forms, its modules at the head's lr, through frozen epochs: a resume
+    continues so (the new defaults would change its trajectory), and is not refused for it."""
+    from vdi_cli.pipeline.train_resume import resume_config
+
+    db, run_id, summary = _train(home, epochs=1, diagnostics_every=0)
+    cfg = Path(summary["best_checkpoint"]) / "config.json"
+    data = json.loads(cfg.read_text())
+    for key in ("vdi_form", "objective_lr", "objectives_frozen"):
+        data["train"].pop(key)
+    cfg.write_text(json.dumps(data))
+    old = resume_config(db, run_id, {"epochs": 2})
+    assert (old.vdi_form, old.objective_lr, old.objectives_frozen) == ("paper", "head", "train")
+    _, new_id, _ = _train(home, epochs=1, diagnostics_every=0)
+    new = resume_config(db, new_id, {"epochs": 2})
+    assert (new.vdi_form, new.objective_lr, new.objectives_frozen) == ("stable", "text", "skip")
