@@ -249,6 +249,7 @@ def _train(world, **kw):
     return db, run.id, summary
 
 
+@pytest.mark.slow
 def test_diagnostics_are_stored_per_epoch_and_do_not_change_the_trajectory(home):
     from vdi_cli.checkpoints import load_tensors
 
