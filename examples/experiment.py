@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = ("test_iid", "test_novel_word")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiment_* beside it
+from experiment_forms import (  # noqa: E402
+    ABLATIONS,
+    FORM_CONFIGS,
+    ablation_flags,
+    better_form,
+    splits_of,
+)
+
+SPLITS = ("test_iid", "test_novel_word")  # main() sets the world's own (version 4: + novel verb)
 METRICS = ("R@1,IoU=0.5", "R@1,IoU=0.7", "mIoU")
 # Table 3 of the paper, plus the baseline (no VDI term) and the full method.
 CONFIGS: dict[str, tuple[str, list[str]]] = {
@@ -43,11 +52,15 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
                                  "spatial-dynamic.sequence_model=lstm"]),
     "sd-trans": ("L_sd w/ Trans", ["--objective", "spatial-dynamic"]),
     "vdi": ("VDI (L_vc w/ Qs + L_sd w/ Trans)", []),
+    **FORM_CONFIGS,  # VDI in the form `paper` / `stable` (issue 20)
 }
 # 2: `-O spatial-dynamic.sequence_options.heads=4` reaches L_sd's Transformer (before, vdi train
 # split the option at its last dot and dropped it: runs of format 1 used 8 heads).
-RUN_FORMAT = 2
-FIG3 = ("baseline", "vdi")  # configurations evaluated with Q, Qs and Qd
+# 3: `vdi train` gained vdi_form (default stable); records name the backbone, world version and
+# the ablations' form.
+RUN_FORMAT = 3
+FIG3 = ("baseline", "vdi", "paper", "stable")  # configurations evaluated with Q, Qs and Qd
+DEFAULT_CONFIGS = "baseline,paper,stable," + ",".join(ABLATIONS)
 
 
 def fail(message: str, hint: str) -> NoReturn:
@@ -80,7 +93,8 @@ def fmt(values: list[float]) -> str:
 def train_args(args: argparse.Namespace, data: Path) -> list[str]:
     return [
         "train", "--dataset", "synthetic-shapes", "--annotations", str(data / "train.json"),
-        "--video-dir", str(data / "videos"), "--backbone", "tiny-shapes", "--fps", "2",
+        "--video-dir", str(data / "videos"), "--backbone",
+        getattr(args, "backbone", "tiny-shapes"), "--fps", "2",
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
         "-H", "hidden_size=64", "-H", "conv_layers=4",
         "-H", f"temporal_delta={args.temporal_delta}", "-H", f"span_delta={args.span_delta}",
@@ -96,9 +110,10 @@ def heads_options(name: str) -> list[str]:
     """4 attention heads (D = 128 in tiny-shapes) for the decoders the configuration uses."""
     flags = CONFIGS[name][1]
     out = []
-    if name == "vdi" or "visual-context" in flags:
+    both = name == "vdi" or name in FORM_CONFIGS
+    if both or "visual-context" in flags:
         out += ["-O", "visual-context.heads=4"]
-    if (name == "vdi" or "spatial-dynamic" in flags) and "lstm" not in " ".join(flags):
+    if (both or "spatial-dynamic" in flags) and "lstm" not in " ".join(flags):
         out += ["-O", "spatial-dynamic.sequence_options.heads=4"]
     return out
 
@@ -154,7 +169,9 @@ def reused_seconds(run_id: int, env: dict[str, str]) -> float:
 def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dict[str, str]
             ) -> dict:
     start = time.perf_counter()
-    train = [*train_args(args, data), *CONFIGS[name][1], *heads_options(name), "--seed", str(seed)]
+    form = getattr(args, "ablation_form", "")
+    train = [*train_args(args, data), *CONFIGS[name][1], *ablation_flags(name, form),
+             *heads_options(name), "--seed", str(seed)]
     earlier = resumable([*train, "--json"], env)
     if earlier:
         print(f"resuming run {earlier[0]} after epoch {earlier[1]} (a stopped experiment; "
@@ -170,12 +187,15 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
                            "--video-dir", str(data / "videos"), "--query-form", forms,
                            "--by", "actions", "--train", str(data / "train.json"), env=env)
     return {"config": name, "seed": seed, "run_id": trained["run_id"],
+            "form": form if name in ABLATIONS else None,
             "seconds": round(time.perf_counter() - start + reused, 1),
             "reused_seconds": reused,
             "torch_threads": trained.get("torch_threads"),
             "cpu_capability": trained.get("cpu_capability"),
             "resumed_from": trained.get("resumed_from"),
             "train_losses": trained["history"][-1]["losses"] if trained.get("history") else None,
+            "diagnostics": [h.get("diagnostics") or {} for h in trained.get("history") or []],
+            "diagnostic_warnings": trained.get("diagnostic_warnings") or [],
             "eval": evals}
 
 
@@ -219,7 +239,10 @@ def aggregate(runs: list[dict], base: dict) -> dict:
         "most-frequent": {m: [base[split]["most-frequent"]["metrics"][m]] for m in METRICS},
         "random": {m: [r["metrics"][m] for r in base[split]["random"]] for m in METRICS},
     } for split in SPLITS}
-    return {"table": table, "actions": actions, "trivial": trivial}
+    from experiment_diagnostics import aggregate_diagnostics
+
+    return {"table": table, "actions": actions, "trivial": trivial,
+            "diagnostics": aggregate_diagnostics(runs)}
 
 
 def parse_milestones(text: str) -> list[int]:
@@ -300,14 +323,18 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
         f"World: generator version {meta.get('version')}, seed "
         f"{meta['seed']}, " + ", ".join(f"{k} {v['videos']} videos / {v['queries']} queries"
                                           for k, v in meta["splits"].items()) + ". "
-        f"Backbone `tiny-shapes` (shipped), 2 fps, MMN head hidden 64, 4 conv layers, "
+        f"Backbone `{getattr(args, 'backbone', 'tiny-shapes')}` (shipped), 2 fps, MMN head "
+        "hidden 64, 4 conv layers, "
         f"temporal_delta {args.temporal_delta:g}, span_delta {args.span_delta:g}, "
         + (f"pool_linear (1x1 conv + ReLU, width {args.pool_hidden}), " if args.pool_hidden
            else "") + f"{args.epochs} epochs, {decay_text(args.milestones)}, "
         f"batch {args.batch_size} videos, lr {args.lr:g}, text lr ratio {args.text_lr:g}, "
         f"text tower: {args.text_trainable} trained, {args.text_pool} pooling; seeds {seeds}. "
         "Values are mean ± std over the seeds (x100). The last epoch's checkpoint is evaluated (no "
-        "validation split is used for selection).",
+        "validation split is used for selection)."
+        + (f" The Table 3 ablations ran in the form `{args.ablation_form}`"
+           + (f" ({args.ablation_why})" if getattr(args, "ablation_why", "") else "") + "."
+           if getattr(args, "ablation_form", "") else ""),
         "",
         "## Main table",
         "",
@@ -325,13 +352,13 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
     lines += ["", "## Fig. 3: retrieval with the full (Q), static (Qs) and dynamic (Qd) query",
               "", "R@1,IoU=0.5:", "",
               "| method | " + " | ".join(f"{s} {f}" for s in SPLITS for f in ("Q", "Qs", "Qd"))
-              + " |", "|---|" + "---|" * 6]
+              + " |", "|---|" + "---|" * (3 * len(SPLITS))]
     for name in FIG3:
         if name in agg["table"]:
             cells = [fmt(agg["table"][name][s][f]["R@1,IoU=0.5"]) for s in SPLITS
                      for f in ("q", "static", "dynamic")]
             lines.append(f"| {CONFIGS[name][0]} | " + " | ".join(cells) + " |")
-    for name in ("vdi", "baseline"):
+    for name in ("vdi", "stable", "paper", "baseline"):
         if name not in agg["actions"]:
             continue
         lines += ["", f"## Per action: {CONFIGS[name][0]}, R@1,IoU=0.5 against each class's "
@@ -349,13 +376,18 @@ def markdown(agg: dict, args: argparse.Namespace, meta: dict, seconds: float, co
                 cells += ([str(a["queries"]), fmt(a["recall"]), f"{a['prior']:.2f}"] if a
                           else ["0", "", ""])
             lines.append(f"| {g} | " + " | ".join(cells) + " |")
-    lines += ["", "## Acceptance checks (test-iid, VDI)", ""]
-    if "vdi" in agg["table"]:
-        r1 = mean_std(agg["table"]["vdi"]["test_iid"]["q"]["R@1,IoU=0.5"])[0]
+    from experiment_diagnostics import diagnostics_lines
+
+    lines += diagnostics_lines(agg.get("diagnostics") or {},
+                               {k: label for k, (label, _) in CONFIGS.items()})
+    main = next((n for n in ("vdi", "stable", "paper") if n in agg["table"]), None)
+    lines += ["", f"## Acceptance checks (test-iid, {CONFIGS[main][0] if main else 'VDI'})", ""]
+    if main:
+        r1 = mean_std(agg["table"][main]["test_iid"]["q"]["R@1,IoU=0.5"])[0]
         mf = agg["trivial"]["test_iid"]["most-frequent"]["R@1,IoU=0.5"][0]
         lines.append(f"- R@1,IoU=0.5 {r1:.2f} vs 2 x most frequent moment {2 * mf:.2f}: "
                      f"{'met' if r1 >= 2 * mf else 'NOT met'}")
-        below = [g for g, a in agg["actions"]["vdi"]["test_iid"].items()
+        below = [g for g, a in agg["actions"][main]["test_iid"].items()
                  if mean_std(a["recall"])[0] <= a["prior"]]
         lines.append("- every action above its prior: " + (
             "met" if not below else "NOT met (at or below: " + ", ".join(below) + ")"))
@@ -371,10 +403,10 @@ def plot(agg: dict, path: Path) -> None:
     names = [n for n in CONFIGS if n in agg["table"]]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.4]})
     ax = axes[0]
-    width = 0.38
+    width = 0.76 / len(SPLITS)
     for k, split in enumerate(SPLITS):
         ms = [mean_std(agg["table"][n][split]["q"]["R@1,IoU=0.5"]) for n in names]
-        xs = [i + (k - 0.5) * width for i in range(len(names))]
+        xs = [i + (k - (len(SPLITS) - 1) / 2) * width for i in range(len(names))]
         ax.bar(xs, [m for m, _ in ms], width, yerr=[s for _, s in ms], capsize=3, label=split)
         mf = agg["trivial"][split]["most-frequent"]["R@1,IoU=0.5"][0]
         ax.axhline(mf, color=f"C{k}", ls="--", lw=1, label=f"most frequent moment ({split})")
@@ -397,6 +429,26 @@ def plot(agg: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def run_all(configs: list[str], args: argparse.Namespace, data: Path, env: dict[str, str],
+            runs_dir: Path, key: dict, runs: list[dict]) -> None:
+    """Every seed of `configs` (seeds outermost: a stopped experiment has whole seeds), a
+    finished one read back from OUT/runs; ablations are kept per form."""
+    for seed in args.seeds:
+        for name in configs:
+            form = args.ablation_form if name in ABLATIONS else ""
+            mine = {**key, "ablation_form": form} if form else key
+            path = runs_dir / (f"{name}-{form}-seed{seed}.json" if form else
+                               f"{name}-seed{seed}.json")
+            if path.exists() and json.loads(path.read_text()).get("options") == mine:
+                runs.append(json.loads(path.read_text()))
+                continue
+            print(f"\n== {CONFIGS[name][0]}{f' ({form})' if form else ''}, seed {seed}",
+                  file=sys.stderr, flush=True)
+            result = {**run_one(name, seed, args, data, env), "options": mine}
+            path.write_text(json.dumps(result, indent=1))
+            runs.append(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiment-out", help="work folder (VDI_HOME, data)")
@@ -405,7 +457,14 @@ def main() -> None:
     parser.add_argument("--test-videos", type=int, default=200)
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
+    parser.add_argument("--ablation-form", choices=("paper", "stable", "better"),
+                        default="better", help="the VDI form the Table 3 ablations run in; "
+                        "better: the one of `paper` / `stable` with the higher mean test-iid "
+                        "R@1,IoU=0.5 (those run first, every seed)")
+    parser.add_argument("--world-version", type=int, default=4,
+                        help="synthetic generator version (4: held-out verbs, test-novel-verb)")
+    parser.add_argument("--backbone", default="tiny-shapes-v2")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--milestones", default="7",
                         help="epochs after which the lr falls x0.1 (comma list; '' = never)")
@@ -435,26 +494,36 @@ def main() -> None:
     if not (data / "meta.json").exists():
         subprocess.run([str(ROOT / ".venv" / "bin" / "vdi"), "datasets", "generate",
                         "synthetic-shapes", "--out", str(data), "--videos", str(args.videos),
-                        "--test-videos", str(args.test_videos), "--seed", str(args.world_seed)],
+                        "--test-videos", str(args.test_videos), "--seed", str(args.world_seed),
+                        "-o", f"version={args.world_version}"],
                        env=env, check=True)
     meta = json.loads((data / "meta.json").read_text())
+    global SPLITS
+    SPLITS = splits_of(meta)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     key = {k: getattr(args, k) for k in ("epochs", "milestones", "batch_size", "lr", "text_lr",
                                          "temporal_delta", "span_delta", "pool_hidden",
                                          "text_pool", "text_trainable")}
-    key["format"] = RUN_FORMAT
-    runs = []
-    for seed in args.seeds:  # seeds outermost: a stopped experiment has whole seeds
-        for name in configs:
-            path = runs_dir / f"{name}-seed{seed}.json"
-            if path.exists() and json.loads(path.read_text()).get("options") == key:
-                runs.append(json.loads(path.read_text()))
-                continue
-            print(f"\n== {CONFIGS[name][0]}, seed {seed}", file=sys.stderr, flush=True)
-            result = {**run_one(name, seed, args, data, env), "options": key}
-            path.write_text(json.dumps(result, indent=1))
-            runs.append(result)
+    key.update(format=RUN_FORMAT, backbone=args.backbone, world_version=meta.get("version"))
+    runs: list[dict] = []
+    first = [c for c in configs if c not in ABLATIONS]
+    later = [c for c in configs if c in ABLATIONS]
+    args.ablation_why = ""
+    if later and args.ablation_form == "better":
+        run_all(first, args, data, env, runs_dir, key, runs)
+        args.ablation_form, args.ablation_why = better_form(runs)
+        if not args.ablation_form:
+            fail(f"--ablation-form better needs the paper and the stable runs first: "
+                 f"{args.ablation_why}", "add paper,stable to --configs, or give "
+                 "--ablation-form paper|stable")
+        print(f"\n== the ablations run in the form {args.ablation_form}: {args.ablation_why}",
+              file=sys.stderr, flush=True)
+        run_all(later, args, data, env, runs_dir, key, runs)
+    else:
+        if not later:
+            args.ablation_form = ""
+        run_all(configs, args, data, env, runs_dir, key, runs)
     base = baselines(data, env, args.seeds)
     agg = aggregate(runs, base)
     results = Path(args.results)

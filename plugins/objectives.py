@@ -149,6 +149,14 @@ def build_visual_context(config: VisualContextConfig, dim: int, **_: Any) -> Any
             if self.learned_query is not None:
                 nn.init.normal_(self.learned_query, std=0.02)
 
+        # what the trainer's diagnostics check against the spread floor (a trivial minimum)
+        collapse_figures = ("target_spread", "swap")
+
+        def diagnose(self, inputs: Any) -> dict[str, float]:
+            from vdi_plugins._objective_diagnostics import diagnose_visual_context
+
+            return diagnose_visual_context(self, inputs)
+
         def forward(self, inputs: Any) -> Any:
             from vdi_cli.objectives import as_float32, float32_region
 
@@ -200,6 +208,7 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
 
     class SpatialDynamicInjection(nn.Module):
         needs_patches = True  # the trainer loads patch features only for such objectives
+        collapse_figures = ("eps_v_std", "eps_q_std")
 
         def __init__(self) -> None:
             super().__init__()
@@ -225,6 +234,11 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
             out = self.sequence(m[unique[:, 0]], ~visible)
             w = visible.to(out.dtype).unsqueeze(-1)
             return ((out * w).sum(1) / w.sum(1).clamp(min=1.0))[inverse]
+
+        def diagnose(self, inputs: Any) -> dict[str, float]:
+            from vdi_plugins._objective_diagnostics import diagnose_spatial_dynamic
+
+            return diagnose_spatial_dynamic(self, inputs)
 
         def forward(self, inputs: Any) -> Any:
             from vdi_cli.objectives import as_float32, float32_region

@@ -71,11 +71,14 @@ def assert_same_steps(one: dict[str, Any], two: dict[str, Any], lr: float = 1e-3
         assert any(k.startswith("text.") for k in a) == (step > 1)
         biggest = max(float(g.abs().max()) for g in a.values())
         for k in a:
-            tol = 1e-4 * float(a[k].abs().max()) + 1e-8 + floor * biggest
+            # a tensor whose true gradient is zero (a conv bias before BatchNorm) holds float32
+            # rounding of the step's sums: tolerated at a few ulps of the largest gradient
+            noise = 1e-6 * biggest if NOISE_DRIVEN.search(k) else 0.0
+            tol = 1e-4 * float(a[k].abs().max()) + 1e-8 + max(floor * biggest, noise)
             assert float((a[k] - b[k]).abs().max()) <= tol, (step, k)
     n = len(one["losses"])
     for k, p in one["params"].items():
-        tol = n * lr if NOISE_DRIVEN.search(k) else 1e-5
+        tol = 2 * n * lr if NOISE_DRIVEN.search(k) else 1e-5  # see the resume test
         assert float((p - two["params"][k]).abs().max()) <= tol, k
 
 
@@ -182,6 +185,7 @@ def test_torchrun_train_equals_one_process_then_resumes(tmp_path, monkeypatch) -
     assert _db_rows(two_db, "select id, status from runs") == [(1, "ok"), (2, "ok")]
     a, b = _newest_weights(one_db, 1), _newest_weights(two_db, 2)
     assert sorted(a) == sorted(b)
-    for k in a:  # 4 steps at lr 1e-4 (the preset's)
-        tol = 4 * 1e-4 if NOISE_DRIVEN.search(k) else 1e-5
+    for k in a:  # 4 steps at lr 1e-4 (the preset's); AdamW moves a noise-driven tensor up to
+        # ~lr a step on each side, possibly in opposite directions: 2 x steps x lr
+        tol = 2 * 4 * 1e-4 if NOISE_DRIVEN.search(k) else 1e-5
         assert float((a[k].float() - b[k].float()).abs().max()) <= tol, k

@@ -92,7 +92,12 @@ def test_cpu_text_reports_what_the_runs_recorded(experiment):
 
 def test_every_configuration_maps_to_train_flags(experiment):
     assert set(experiment.CONFIGS) == {"baseline", "vc-qs", "vc-q", "vc-none", "sd-lstm",
-                                       "sd-trans", "vdi"}
+                                       "sd-trans", "vdi", "paper", "stable"}
+    assert experiment.CONFIGS["paper"][1] == ["-o", "vdi_form=paper"]
+    assert experiment.heads_options("stable") == experiment.heads_options("vdi")
+    # the default set is issue 20's: baseline, both forms, the Table 3 ablations
+    assert experiment.DEFAULT_CONFIGS.split(",") == [
+        "baseline", "paper", "stable", "vc-qs", "vc-q", "vc-none", "sd-lstm", "sd-trans"]
     assert experiment.heads_options("sd-lstm") == []  # an LSTM has no attention heads
     assert experiment.heads_options("vdi") == ["-O", "visual-context.heads=4", "-O",
                                                "spatial-dynamic.sequence_options.heads=4"]
@@ -219,3 +224,69 @@ def test_a_resumed_runs_time_counts_the_training_it_took_over(experiment, tmp_pa
     assert experiment.reused_seconds(first, env) == 100.0
     assert experiment.reused_seconds(second, env) == 140.0
     assert experiment.reused_seconds(never, env) == 0.0
+
+
+def test_results_md_shows_the_vdi_diagnostics_per_epoch(experiment):
+    """Two seeds of `vdi` with the figures `vdi train` records per epoch: the table shows the
+    mean over seeds (3 significant digits, the gradient share in %) and the warned seeds."""
+    runs = [_run("vdi", s, 40.0, {"left": 30.0}) for s in (0, 1)]
+    runs[0]["diagnostics"] = [{}, {"spatial-dynamic/weighted": 2e-5, "spatial-dynamic/value": 2e-3,
+                                   "spatial-dynamic/eps_v_std": 0.004,
+                                   "spatial-dynamic/grad_ratio": 2e-5,
+                                   "spatial-dynamic/collapsed": 1.0, "head/grad_text": 3.0}]
+    runs[1]["diagnostics"] = [{}, {"spatial-dynamic/weighted": 4e-5, "spatial-dynamic/value": 4e-3,
+                                   "spatial-dynamic/eps_v_std": 0.006,
+                                   "spatial-dynamic/grad_ratio": 4e-5,
+                                   "spatial-dynamic/collapsed": 0.0, "head/grad_text": 3.0}]
+    agg = experiment.aggregate(runs, _baselines())
+    assert agg["diagnostics"]["vdi"]["spatial-dynamic"][2]["weighted"] == [2e-5, 4e-5]
+    args = argparse.Namespace(seeds=[0, 1], epochs=2, milestones=[], batch_size=8, lr=1e-3,
+                              text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=0,
+                              text_pool="mean", text_trainable="token-embeddings")
+    meta = {"seed": 0, "version": 4, "splits": {"train": {"videos": 4, "queries": 9}}}
+    md = experiment.markdown(agg, args, meta, 60.0, "python examples/experiment.py")
+    assert "## VDI diagnostics (per epoch, mean over seeds)" in md
+    # weighted 3e-05, value 0.003, no target/pred spread, swap or eps_v; eps_v std 0.005,
+    # no eps_q std; gradient 3e-05 of the head's = 0.003 %; warned in 1 of 2 seeds
+    assert ("| VDI (L_vc w/ Qs + L_sd w/ Trans) | spatial-dynamic | 2 | 3e-05 | 0.003 |  |  |  "
+            "|  | 0.005 |  | 0.003 | 1/2 |") in md
+
+
+def test_the_ablations_run_in_the_better_form_and_version_4_adds_novel_verb(load_example):
+    forms = load_example("experiment_forms")
+    runs = [_run("paper", 0, 30.0, {}), _run("paper", 1, 34.0, {}),
+            _run("stable", 0, 33.0, {}), _run("stable", 1, 30.0, {})]
+    # paper 32.00 > stable 31.50 on the seeds' mean
+    assert forms.better_form(runs) == ("paper", "test-iid R@1,IoU=0.5 paper 32.00, stable "
+                                                "31.50 (mean over seeds)")
+    tie = [_run("paper", 0, 30.0, {}), _run("stable", 0, 30.0, {})]
+    assert forms.better_form(tie)[0] == "stable"
+    assert forms.better_form(runs[:2]) == ("", "no finished stable run to compare")
+    assert forms.ablation_flags("vc-q", "paper") == ["-o", "vdi_form=paper"]
+    assert forms.ablation_flags("baseline", "paper") == []
+    meta = {"splits": {"train": {}, "test-iid": {}, "test-novel-word": {},
+                       "test-novel-verb": {}}}
+    assert forms.splits_of(meta) == ("test_iid", "test_novel_word", "test_novel_verb")
+    assert forms.splits_of({"splits": {"train": {}, "test-iid": {}}}) == ("test_iid",)
+
+
+def test_markdown_with_three_splits_and_the_ablation_form(experiment, monkeypatch):
+    monkeypatch.setattr(experiment, "SPLITS", ("test_iid", "test_novel_word",
+                                               "test_novel_verb"))
+    run = {"config": "stable", "seed": 0, "seconds": 60.0,
+           "eval": {s: _eval(40.0, {"left": 30.0}) for s in experiment.SPLITS}}
+    base = {**_baselines(), "test_novel_verb": _baselines()["test_iid"]}
+    agg = experiment.aggregate([run], base)
+    args = argparse.Namespace(seeds=[0], epochs=8, milestones=[7], batch_size=8, lr=1e-3,
+                              text_lr=1.0, temporal_delta=5.0, span_delta=0.0, pool_hidden=0,
+                              text_pool="mean", text_trainable="token-embeddings",
+                              backbone="tiny-shapes-v2", ablation_form="stable",
+                              ablation_why="test-iid R@1,IoU=0.5 paper 30.00, stable 40.00")
+    meta = {"seed": 0, "version": 4, "splits": {"train": {"videos": 4, "queries": 9}}}
+    md = experiment.markdown(agg, args, meta, 60.0, "python examples/experiment.py")
+    assert "Backbone `tiny-shapes-v2` (shipped)" in md
+    assert ("The Table 3 ablations ran in the form `stable` (test-iid R@1,IoU=0.5 paper 30.00, "
+            "stable 40.00).") in md
+    assert "| method | test_iid Q | test_iid Qs | test_iid Qd | test_novel_word Q" in md
+    assert "|---|" + "---|" * 9 + "\n| VDI, form stable (no trivial minima) |" in md
+    assert "## Acceptance checks (test-iid, VDI, form stable (no trivial minima))" in md

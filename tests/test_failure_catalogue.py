@@ -1391,6 +1391,64 @@ ROWS_DDP: list[Row] = [
 ]
 ROWS += ROWS_DDP
 
+# --- OBJECTIVES: the VDI terms in the train loop, their diagnostics (issue 20) ----------------
+
+TRAIN_VDI = ("train", "--dataset", "mmn-json", "--annotations", "{data}/train.json",
+             "--video-dir", "{data}/videos", "--backbone", TINY, "--fps", "1", "--epochs", "1",
+             "--batch-size", "2", "-H", "hidden_size=32", "-H", "joint_size=16",
+             "-H", "conv_layers=2", "-O", "visual-context.heads=2",
+             "-O", "spatial-dynamic.sequence_options.heads=2", "-o", "patience=0")
+
+
+def _diagnostic_warnings(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """The run finished ok, its summary lists the collapse warnings, its diagnostics are
+    stored (split "diagnostics", one `collapsed` flag per term set to 1)."""
+    conn = sqlite3.connect(tmp / "vdi.db")
+    try:
+        (status, summary), = conn.execute("select status, summary from runs").fetchall()
+        flags = dict(conn.execute("select name, value from metrics where split = "
+                                  "'diagnostics' and name like '%/collapsed'").fetchall())
+    finally:
+        conn.close()
+    assert status == "ok"
+    warned = json.loads(summary)["diagnostic_warnings"]
+    assert len(warned) == 2 and all("grad_ratio" in w for w in warned), warned
+    assert flags == {"visual-context/collapsed": 1.0, "spatial-dynamic/collapsed": 1.0}
+
+
+ROWS_OBJECTIVES: list[Row] = [
+    Row("obj-train-unknown-vdi-form", "options", (*TRAIN_VDI, *NO_WEIGHTS, "-o", "vdi_form=lit"),
+        error=r"vdi_form: Input should be 'paper' or 'stable'",
+        stderr=(r"`vdi train --list-options`",), after=_before_the_run),
+    Row("obj-train-unknown-objective-lr", "options",
+        (*TRAIN_VDI, *NO_WEIGHTS, "-o", "objective_lr=fast"),
+        error=r"objective_lr: Input should be 'head' or 'text'", after=_before_the_run),
+    Row("obj-train-unknown-objectives-frozen", "options",
+        (*TRAIN_VDI, *NO_WEIGHTS, "-o", "objectives_frozen=never"),
+        error=r"objectives_frozen: Input should be 'train' or 'skip'", after=_before_the_run),
+    Row("obj-train-negative-diagnostics-every", "options",
+        (*TRAIN_VDI, *NO_WEIGHTS, "-o", "diagnostics_every=-1"),
+        error=r"diagnostics_every: Input should be greater than or equal to 0",
+        after=_before_the_run),
+    Row("obj-train-vdi-terms-would-never-run", "options",
+        (*TRAIN_VDI, *NO_WEIGHTS, "-o", "text_lr_ratio=0"),
+        error=r"objectives_frozen=skip runs the VDI terms only while the text tower trains, "
+        r"and text_lr_ratio=0 never trains it: visual-context, spatial-dynamic would never run",
+        after=_before_the_run),
+    Row("obj-train-ends-before-the-vdi-terms-start", "options", TRAIN_VDI, exit=0, error=None,
+        stderr=(r"Warning: the VDI terms \(visual-context, spatial-dynamic\) start once the "
+                r"text tower trains, after epoch 4 \(objectives_frozen=skip\), and this run "
+                r"ends at epoch 1: it trains none of them",), slow=True),
+    Row("obj-train-collapse-warning", "options",
+        (*TRAIN_VDI, "-o", "freeze_text_epochs=0", "-o", "diagnostics_grad_floor=1e9",
+         "-o", "diagnostics_spread_floor=0"), exit=0, error=None,
+        stderr=(r"Warning: visual-context sat at its trivial minimum for all of epoch 1: "
+                r"grad_ratio \S+ < 1e\+09 at each of the \d+ diagnosed steps",
+                r"Warning: spatial-dynamic sat at its trivial minimum"),
+        after=_diagnostic_warnings, slow=True),
+]
+ROWS += ROWS_OBJECTIVES
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,17 @@ def show_cmd(
         typer.echo(f"{'summary':12} {json.dumps(row['summary'], sort_keys=True)}")
     if row["metrics"]:
         print_table(
-            [(m["split"], m["name"], m["epoch"], f"{m['value']:.4f}") for m in row["metrics"]],
+            [(m["split"], m["name"], m["epoch"], _value(m)) for m in row["metrics"]],
             ["split", "metric", "epoch", "value"],
         )
+
+
+def _value(metric: dict) -> str:
+    """Metrics with 4 decimals; the VDI diagnostics with 3 significant digits, since theirs
+    (gradient ratios, collapsed spreads) live near 1e-5."""
+    if metric["split"] == "diagnostics":
+        return f"{metric['value']:.3g}"
+    return f"{metric['value']:.4f}"
 
 
 @runs_app.command("prune")

@@ -59,8 +59,9 @@ class Trainer:
                                  config.context_length, config.text_pool)
         self.objectives: dict[str, Any] = {}
         for oid in config.objectives:
-            module = get_component("objective", oid).build(
-                config.objective_options.get(oid) or None, dim=backbone.embed_dim,
+            component = get_component("objective", oid)
+            module = component.build(
+                objective_options(component, config), dim=backbone.embed_dim,
                 patch_count=patch_count)
             self.objectives[oid] = module.to(backbone.device)
         named_text = backbone.named_text_parameters()
@@ -69,11 +70,14 @@ class Trainer:
         self.text_params = select_text_parameters(named_text, config.train_text_layers,
                                                   config.text_trainable)
         head_params = list(self.model.head.parameters())
-        for m in self.objectives.values():
-            head_params += list(m.parameters())
+        vdi_params = [p for m in self.objectives.values() for p in m.parameters()]
+        if config.objective_lr == "head":
+            head_params += vdi_params  # one group, as before the option existed
         groups = [{"params": head_params, "lr": config.lr}]
         if self.text_params and config.text_lr_ratio > 0:
             groups.append({"params": self.text_params, "lr": config.lr * config.text_lr_ratio})
+        if config.objective_lr == "text" and vdi_params:
+            groups.append({"params": vdi_params, "lr": config.lr * config.text_lr_ratio})
         self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99),
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -82,6 +86,9 @@ class Trainer:
         # share and a DistributedDataParallel module under torchrun (`train_ddp.attach`)
         self.texts: Any = self.model
         self.loss_fn: Any = self._losses
+        from vdi_cli.pipeline.train_diagnostics import Diagnostics
+
+        self.diagnostics = Diagnostics.for_config(config) if self.objectives else None
         self.epoch = 0  # epochs completed
         self.best: float | None = None
         self.best_epoch = 0
@@ -108,6 +115,12 @@ class Trainer:
     def text_trainable(self, epoch: int) -> bool:
         return epoch > (self.config.freeze_text_epochs or 0) and self.config.text_lr_ratio > 0
 
+    def objectives_active(self, epoch: int) -> bool:
+        """Whether the VDI terms are computed (and their modules trained) in `epoch`: always
+        under objectives_frozen=train, else only once the text tower learns."""
+        return bool(self.objectives) and (self.config.objectives_frozen == "train"
+                                          or self.text_trainable(epoch))
+
     def step(self, batch: Any, epoch: int) -> dict[str, float]:
         """One optimisation step on a collated batch; returns the loss terms."""
         import torch
@@ -123,6 +136,8 @@ class Trainer:
         vidx = batch.video_index.to(dev)
         with self.autocast():
             total, logged = self.loss_fn(batch, epoch, frames, mask, vidx)
+        if self.diagnostics is not None and self._terms:
+            self.diagnostics.observe(self, self._terms, self._inputs, train_text)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -155,7 +170,8 @@ class Trainer:
                                            "durations": batch.durations.to(dev)}, epoch)
         total = terms["loss"]
         logged = {k: _scalar(v) for k, v in terms.items() if k != "loss"}
-        if self.objectives:
+        self._terms: dict[str, Any] = {}  # the diagnostics' view: head loss, weighted VDI terms
+        if self.objectives_active(epoch):
             static = None
             if self.static_use is not None:  # Qs probes the frames; detached unless asked
                 static = self.texts.encode_unique(list(batch.static),
@@ -168,10 +184,12 @@ class Trainer:
                 frames=frames, frame_mask=batch.sentence_frame_mask(self.config.scope).to(dev),
                 video_index=vidx,
                 patches=batch.patches.to(dev) if batch.patches is not None else None)
+            self._terms["head"], self._inputs = terms["loss"], inputs
             for oid, module in self.objectives.items():
                 value = module(inputs)
                 total = total + module.config.weight * value.float()
                 logged[oid] = _scalar(value)
+                self._terms[oid] = (value, module.config.weight * value.float())
         return total, logged
 
     def trained_text_names(self) -> list[str]:
@@ -237,6 +255,16 @@ class Trainer:
 
     def should_stop(self) -> bool:
         return self.config.patience > 0 and self.stale >= self.config.patience
+
+
+def objective_options(component: Any, config: TrainConfig) -> dict[str, Any] | None:
+    """An objective's options, with `vdi_form` as its `form` when it has one and none was
+    given (the run's `-O ID.form=` wins)."""
+    options = dict(config.objective_options.get(component.id) or {})
+    fields = getattr(component.config, "model_fields", {})
+    if "form" in fields and "form" not in options:
+        options["form"] = config.vdi_form
+    return options or None
 
 
 def log_line(epoch: int, epochs: int, losses: dict[str, float], val: dict[str, float]) -> str:

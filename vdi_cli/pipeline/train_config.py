@@ -10,10 +10,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# `objectives_frozen` says what the VDI terms do in the epochs the text tower is frozen (MMN's
+# FREEZE_BERT, which VDI's paper does not mention): "skip", not computed and their modules not
+# updated, so they start when the text tower starts learning and never train unopposed.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4},
-    "activitynet": {"lr": 8e-4, "epochs": 18, "milestones": [7, 15], "freeze_text_epochs": 4},
-    "tacos": {"lr": 1.5e-3, "epochs": 250, "milestones": [130, 190], "freeze_text_epochs": 40},
+    "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4,
+                 "objectives_frozen": "skip"},
+    "activitynet": {"lr": 8e-4, "epochs": 18, "milestones": [7, 15], "freeze_text_epochs": 4,
+                    "objectives_frozen": "skip"},
+    "tacos": {"lr": 1.5e-3, "epochs": 250, "milestones": [130, 190], "freeze_text_epochs": 40,
+              "objectives_frozen": "skip"},
+}
+# What `vdi_form` sets where an option is left at None; it also becomes the `form` of every
+# objective that has one and was not given one. (What the terms do while the text tower is
+# frozen is the preset's: the freeze epochs are.)
+VDI_FORMS: dict[str, dict[str, Any]] = {
+    "paper": {"objective_lr": "head"},
+    "stable": {"objective_lr": "text"},
 }
 DEFAULT_OBJECTIVES = ["visual-context", "spatial-dynamic"]
 
@@ -45,6 +58,28 @@ class TrainConfig(BaseModel):
     milestones: list[int] | None = None
     gamma: float = 0.1
     freeze_text_epochs: int | None = Field(None, ge=0)
+    vdi_form: Literal["paper", "stable"] = Field(
+        "stable", description="The VDI objectives' `form` (where an objective's own is not "
+        "given) and objective_lr where it is left unset: paper = Eqs. 2 / 5 as written, "
+        "modules at the head's lr; stable = the forms without trivial minima, modules at the "
+        "text tower's lr.")
+    objective_lr: Literal["head", "text"] | None = Field(
+        None, description="Learning rate of the VDI objectives' own layers: the head's, or the "
+        "text tower's (lr x text_lr_ratio). Default: from vdi_form.")
+    objectives_frozen: Literal["train", "skip"] | None = Field(
+        None, description="While the text tower is frozen (freeze_text_epochs): train the VDI "
+        "terms anyway (their modules then learn unopposed), or skip them (no loss, no update). "
+        "Default: the preset's (skip for charades, activitynet, tacos).")
+    diagnostics_every: int = Field(
+        20, ge=0, description="Per-term VDI diagnostics every k-th step of an epoch (from its "
+        "first step; each costs one extra backward per term into the text tower); 0: off.")
+    diagnostics_spread_floor: float = Field(
+        0.05, ge=0, description="Collapse warning when a VDI term's scale-free spread (L_vc: "
+        "target spread / rms, target change on swapped frames; L_sd: std of eps_v, eps_q) is "
+        "under this at every diagnosed step of an epoch.")
+    diagnostics_grad_floor: float = Field(
+        1e-3, ge=0, description="Collapse warning when a VDI term's weighted gradient into the "
+        "text tower is under this fraction of the head's at every diagnosed step of an epoch.")
     grad_clip: float = Field(5.0, gt=0)
     patience: int = Field(3, ge=0, description="Epochs without validation gain before stopping "
                           "(0: never stop early).")
@@ -78,6 +113,12 @@ class TrainConfig(BaseModel):
         if self.text_trainable != "all" and self.train_text_layers is not None:
             raise ValueError(f"text_trainable={self.text_trainable} and train_text_layers="
                              f"{self.train_text_layers} contradict: choose one")
+        if self.objectives and self.objectives_frozen == "skip" and self.text_lr_ratio == 0:
+            raise ValueError(f"objectives_frozen=skip runs the VDI terms only while the text "
+                             f"tower trains, and text_lr_ratio=0 never trains it: "
+                             f"{', '.join(self.objectives)} would never run (use "
+                             "objectives_frozen=train, a text_lr_ratio above 0, or "
+                             "--no-objective)")
         unused = sorted(set(self.objective_options) - set(self.objectives))
         if unused:
             used = ", ".join(self.objectives) or "none (--no-objective)"
@@ -89,9 +130,11 @@ class TrainConfig(BaseModel):
         return str(self.head_options.get("preset", "charades"))
 
     def resolved(self) -> TrainConfig:
-        """A copy with the preset's values filled in where an option was left at None."""
+        """A copy with the preset's values, then `vdi_form`'s, filled in where an option was
+        left at None."""
         values = self.model_dump()
-        for key, value in TRAIN_PRESETS.get(self.preset(), TRAIN_PRESETS["charades"]).items():
+        for key, value in [*TRAIN_PRESETS.get(self.preset(), TRAIN_PRESETS["charades"]).items(),
+                           *VDI_FORMS[self.vdi_form].items()]:
             if values.get(key) is None:
                 values[key] = value
         return TrainConfig(**values)

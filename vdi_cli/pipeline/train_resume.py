@@ -24,7 +24,10 @@ from vdi_cli.errors import ConfigError, VdiError
 from vdi_cli.pipeline.train_config import TrainConfig
 
 RESUMABLE = ("epochs", "patience", "keep_checkpoints", "device", "eval_batch_size",
-             "feature_batch_size")
+             "feature_batch_size", "diagnostics_every", "diagnostics_spread_floor",
+             "diagnostics_grad_floor")
+# options added after runs were stored, with the value those runs trained with
+_BEFORE = {"vdi_form": "paper", "objective_lr": "head", "objectives_frozen": "train"}
 _PATHS = ("annotations", "video_dir", "val")
 
 
@@ -57,7 +60,7 @@ def stored_config(db: Any, run_id: int) -> dict[str, Any]:
     if not train:
         raise VdiError(f"run {run_id}'s checkpoint records no training configuration",
                        hint="start a new run with the options you want (without --resume)")
-    return dict(train)
+    return {**_BEFORE, **train} if "vdi_form" not in train else dict(train)
 
 
 def merge_given(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

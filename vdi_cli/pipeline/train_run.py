@@ -21,6 +21,7 @@ from typing import Any
 from vdi_cli.errors import VdiError
 from vdi_cli.pipeline.train import Trainer, checkpoint_config, log_line, run_folder, say
 from vdi_cli.pipeline.train_config import TrainConfig
+from vdi_cli.pipeline.train_diagnostics import finish_epoch
 
 
 def _annotations(report: Any, failed: dict[str, str]) -> list[Any]:
@@ -205,6 +206,11 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         say(f"resuming run {resume} after epoch {trainer.epoch}", quiet)
     folder = run_folder(db, run.id)
     epochs = int(config.epochs or 1)
+    if trainer.objectives and not any(trainer.objectives_active(e) for e in range(1, epochs + 1)):
+        say(f"Warning: the VDI terms ({', '.join(trainer.objectives)}) start once the text "
+            f"tower trains, after epoch {config.freeze_text_epochs} (objectives_frozen=skip), "
+            f"and this run ends at epoch {epochs}: it trains none of them (-o "
+            "freeze_text_epochs=0 starts them at once)", quiet)
     history = []
     for epoch in range(trainer.epoch + 1, epochs + 1):
         batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
@@ -232,12 +238,15 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                            hint=f"one of: {', '.join(val)}")
         is_best = trainer.observe(val.get(config.select_metric) if val else None)
         if not main:  # the same losses, metrics and decisions as rank 0, which records them
+            if trainer.diagnostics is not None:  # figured on every rank alike (their gathers
+                trainer.diagnostics.finish(epoch)  # are collectives); rank 0 records them
             history.append({"epoch": epoch, "losses": losses, "val": val})
             if trainer.should_stop():
                 break
             continue
         db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
                                   "value": v, "epoch": epoch} for k, v in losses.items())
+        diagnostics = finish_epoch(trainer, db, run, epoch, quiet)
         if val_samples:
             record_metrics(db, run.id, metrics, "val", epoch)
         path, sha = save_checkpoint(folder / f"epoch-{epoch:03d}",
@@ -256,11 +265,13 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         if config.keep_checkpoints == "best-last":
             prune_checkpoints(db, run.id, folder, epoch)
         emit(RunEvent("epoch_finished", run.id, "train",
-                      {"epoch": epoch, "losses": losses, "val": val}))
+                      {"epoch": epoch, "losses": losses, "val": val,
+                       "diagnostics": diagnostics}))
         emit(RunEvent("checkpoint_saved", run.id, "train",
                       {"epoch": epoch, "path": str(path), "best": is_best}))
         say(log_line(epoch, epochs, losses, val), quiet)
-        history.append({"epoch": epoch, "losses": losses, "val": val})
+        history.append({"epoch": epoch, "losses": losses, "val": val,
+                        "diagnostics": diagnostics})
         if trainer.should_stop():
             say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
             break
@@ -272,6 +283,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         "train_queries": len(train_anns), "train_videos": len(samples),
         "val_queries": sum(len(s.queries) for s in val_samples),
         "failed_videos": source.failed, "resumed_from": resume,
+        "diagnostic_warnings": run.summary.get("diagnostic_warnings", []),
         "torch_threads": torch.get_num_threads(), "ranks": session.world,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dataset": train_report.summary(),
