@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, print_json, print_table, warn_damaged
+from vdi_cli.output import info, print_json, print_table, warn, warn_damaged
 
 MAX_LISTED = 5
 
@@ -99,7 +99,7 @@ def extract_command(
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.shards import parse_shard
+    from vdi_cli.shards import parse_shard, rank_device, unsharded_launch
     from vdi_cli.store import run_context
     from vdi_cli.video import Sampling
 
@@ -108,10 +108,14 @@ def extract_command(
     if workers < 0:
         raise typer.BadParameter(f"--workers must be 0 or more, got {workers}")
     sampling = Sampling(fps=fps, num_frames=num_frames)
-    device = check_device(device or get_settings().device)
+    device = check_device(rank_device(device or get_settings().device))
     options = parse_overrides(option)
     check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
     picked = parse_shard(shard)
+    launcher = unsharded_launch() if picked is None else None
+    if launcher is not None:
+        warn(f"running under {launcher} without --shard: every process extracts every video "
+             "(the cache keeps one copy); add --shard auto to split them")
     items, source = _inputs(
         paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
     )
