@@ -151,8 +151,8 @@ def test_interrupted_or_killed_extraction_leaves_no_worker_behind(tmp_path, sig)
     from vdi_cli.testing import register_tiny_open_clip
 
     folder = tmp_path / "many"
-    for i in range(10):
-        make_video(folder / f"v{i}.mp4", seconds=20, fps=10, size=(64, 48), seed=i)
+    for i in range(6):
+        make_video(folder / f"v{i}.mp4", seconds=10, fps=10, size=(64, 48), seed=i)
     env = {**os.environ, "VDI_HOME": str(tmp_path / "home"), "VDI_DB": str(tmp_path / "vdi.db"),
            "VDI_PLUGINS": "", "HF_HUB_OFFLINE": "1"}
     register_tiny_open_clip()  # writes the tiny architecture's JSON under this VDI_HOME
@@ -188,7 +188,7 @@ def test_interrupted_or_killed_extraction_leaves_no_worker_behind(tmp_path, sig)
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, text=True,
                           capture_output=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert _features(tmp_path / "vdi.db") == 10
+    assert _features(tmp_path / "vdi.db") == 6
 
 
 def _features(db: Path) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,7 @@ def _worker_main(conn: Any, sampling: Sampling, batch_size: int, preprocess: Any
             os.nice(nice)
         except OSError:
             pass
+    sys.excepthook = _quiet_when_cut_off
     import torch
     import torch.multiprocessing  # noqa: F401 - registers the shared-memory tensor pickling
 
@@ -123,6 +125,15 @@ def _worker_main(conn: Any, sampling: Sampling, batch_size: int, preprocess: Any
         return
     finally:
         conn.close()
+
+
+def _quiet_when_cut_off(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """The worker's excepthook: multiprocessing's fd-sharing thread reports through it when
+    the parent dies part-way through fetching a batch (connection reset). That is the parent
+    going away, which this worker notices and exits on, not an error to print."""
+    if issubclass(kind, (OSError, EOFError)):
+        return
+    sys.__excepthook__(kind, exc, tb)
 
 
 def _how_it_died(exitcode: int | None) -> str:
@@ -258,8 +269,9 @@ class DecodePool:
                 conn.send(None)
             except (OSError, ValueError):
                 pass
+        unfinished = any(self.assigned)  # interrupted: no point waiting for their videos
         for proc in self.procs:
-            proc.join(timeout=2)
+            proc.join(timeout=0 if unfinished else 2)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
