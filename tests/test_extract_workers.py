@@ -202,3 +202,23 @@ def _features(db: Path) -> int:
             conn.close()
     except sqlite3.Error:
         return 0
+
+
+def test_shared_memory_check_by_hand():
+    from vdi_cli.errors import VdiError
+    from vdi_cli.pipeline.extract_workers import check_shared_memory, shared_memory_needed
+
+    # 2 workers x (2 credits + 1) batches x 32 images x 3 x 224 x 224 float32 = 110.25 MiB
+    assert shared_memory_needed(2, 32, 224) == 2 * 3 * 32 * 3 * 224 * 224 * 4 == 115_605_504
+    check_shared_memory(2, 32, 224, free=200 * 2**20)
+    with pytest.raises(VdiError, match=r"needs about 110 MiB .* has 64 MiB free") as info:
+        check_shared_memory(2, 32, 224, free=64 * 2**20)  # a container's default /dev/shm
+    assert "--shm-size" in info.value.hint
+
+
+def test_model_threads_leave_the_workers_their_cores():
+    from vdi_cli.pipeline.extract import model_threads
+
+    assert model_threads(16, 4, cpus=16) == 12
+    assert model_threads(2, 2, cpus=2) == 1 and model_threads(2, 3, cpus=2) == 1
+    assert model_threads(4, 1, cpus=16) == 4  # never more than it had

@@ -127,6 +127,38 @@ def _worker_main(conn: Any, sampling: Sampling, batch_size: int, preprocess: Any
         conn.close()
 
 
+SHM = "/dev/shm"
+
+
+def shared_memory_needed(workers: int, batch_size: int, image_size: int) -> int:
+    """Bytes of shared memory K workers can hold at once: per worker CREDITS batches in
+    flight plus the one being filled, each batch_size float32 images of 3 x S x S."""
+    return workers * (CREDITS + 1) * batch_size * 3 * image_size * image_size * 4
+
+
+def check_shared_memory(workers: int, batch_size: int, image_size: int,
+                        free: int | None = None) -> None:
+    """Fail before any work when /dev/shm cannot hold the workers' batches (a container's
+    default is 64 MB; torch would die with a bus error part-way). `free` defaults to what
+    /dev/shm has free; no /dev/shm (not Linux): no check."""
+    from vdi_cli.errors import VdiError
+
+    if free is None:
+        if not os.path.isdir(SHM):
+            return
+        import shutil
+
+        free = shutil.disk_usage(SHM).free
+    need = shared_memory_needed(workers, batch_size, image_size)
+    if need > free:
+        raise VdiError(
+            f"--workers {workers} with --batch-size {batch_size} needs about {need / 2**20:.0f} "
+            f"MiB of shared memory for the batches in flight; {SHM} has {free / 2**20:.0f} MiB "
+            "free",
+            hint="use fewer --workers or a smaller --batch-size, or give the container more "
+                 "(docker run --shm-size=2g)")
+
+
 def _quiet_when_cut_off(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
     """The worker's excepthook: multiprocessing's fd-sharing thread reports through it when
     the parent dies part-way through fetching a batch (connection reset). That is the parent
