@@ -203,5 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def cli() -> int:
+    """`main`, with an expected error (no CUDA device, ...) as `Error:` / `Hint:` lines."""
+    from vdi_cli.errors import VdiError
+
+    try:
+        return main()
+    except VdiError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"Hint: {exc.hint}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -47,24 +47,11 @@ step() {  # step NAME SECONDS COMMAND...: run it with a timeout, record a failur
 }
 
 gpus=$("$PY" -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
-step environment 60 "$PY" -c "
-import os, torch
-print('torch', torch.__version__, '| cuda build', torch.version.cuda, '| CPUs', os.cpu_count())
-n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-print('GPUs:', n, *(torch.cuda.get_device_name(i) for i in range(n)))
-import shutil; print("/dev/shm free: %.1f GiB" % (shutil.disk_usage("/dev/shm").free / 2**30)) if os.path.isdir("/dev/shm") else None
-if '$DEVICE'.startswith('cuda') and n == 0:
-    raise SystemExit('no CUDA device: this torch is a CPU build or the driver is missing '
-                     '(make setup installs the CPU build; install a CUDA torch to run this check)')
-"
+step environment 60 "$PY" benchmarks/gpu_env.py "$DEVICE"
 
-pytest_gpu() {
-  "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/
-  local rc=$?
-  [ $rc -eq 5 ] && { echo "no gpu-marked test was collected"; return 1; }
-  return $rc
-}
-step "gpu-marked tests" 120 pytest_gpu
+# pytest exits 5 when it collects nothing: that is a failure here too
+step "gpu-marked tests" 120 bash -c '"$0" -m pytest -q -p no:cacheprovider -m gpu -rs tests/
+rc=$?; [ $rc -eq 5 ] && { echo "no gpu-marked test was collected"; exit 1; }; exit $rc' "$PY"
 
 if [ "$QUICK" = 1 ]; then
   EXTRACT=(--quick --no-shards --device "$DEVICE")
