@@ -217,7 +217,7 @@ def test_shared_memory_check_by_hand():
 
 
 def test_model_threads_leave_the_workers_their_cores():
-    from vdi_cli.pipeline.extract import model_threads
+    from vdi_cli.pipeline.extract_sources import model_threads
 
     assert model_threads(16, 4, cpus=16) == 12
     assert model_threads(2, 2, cpus=2) == 1 and model_threads(2, 3, cpus=2) == 1
