@@ -89,6 +89,47 @@ class _CrashOn:
         return None
 
 
+class _CrashPartWay:
+    """A reader plugin that reads one file with the real PyAV reader and kills its process
+    after `after` frames: a worker that dies with batches of that video already sent."""
+
+    def __init__(self, name: str, after: int) -> None:
+        self.name, self.after = name, after
+
+    @hookimpl(tryfirst=True)
+    def open_video(self, path, options):
+        if Path(path).name != self.name:
+            return None
+        from vdi_plugins.video_pyav import open_video as pyav_open
+
+        reader, after = pyav_open(path=path, options=options), self.after
+        real = reader.frames
+
+        def frames():
+            for i, frame in enumerate(real()):
+                if i == after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield frame
+        reader.frames = frames
+        return reader
+
+
+def test_a_worker_dying_part_way_through_a_video(clips, tmp_path):
+    """Batches of the video already encoded are dropped with its writer (no partial file, no
+    features row); the video fails and the rest are whole."""
+    good = [p for p in clips if p.name.startswith("v")]
+    _, ref = _extract(good, 0, tmp_path / "ref")
+    crash = make_video(tmp_path / "crash.mp4", seconds=6, fps=10, size=(96, 72))
+    with plugin_host(_CrashPartWay("crash.mp4", after=14)):  # batches of 2 + 8 frames sent
+        db, got = _extract([crash, *good], 2, tmp_path / "w2")
+    assert [(v.status, v.reason) for v in got.videos] == \
+        [("failed", "corrupt")] + [("extracted", None)] * len(good)
+    assert "killed by SIGKILL" in got.videos[0].error
+    assert all(_same(a, b) for a, b in zip(_tensors(ref), _tensors(got)[1:], strict=True))
+    assert got.frames_encoded <= 120 + 10 and db["features"].count == len(good)
+    assert not [p for p in (tmp_path / "w2").rglob("*.tmp*") if p.is_file()]
+
+
 def test_a_worker_that_dies_fails_only_its_video(clips, tmp_path):
     good = [p for p in clips if p.name.startswith("v")]
     _, ref = _extract(good, 0, tmp_path / "ref")

@@ -248,7 +248,10 @@ class DecodePool:
                     self.current[slot] = idx
                     continue
                 if kind == "batch":
-                    conn.send(("ack",))
+                    try:
+                        conn.send(("ack",))
+                    except OSError:  # it died after sending this one: its EOF comes next
+                        pass
                 elif kind == "error":
                     msg = ("error", idx, error_from_fields(msg[2]))
                 if kind in ("end", "error"):
