@@ -1449,6 +1449,60 @@ ROWS_OBJECTIVES: list[Row] = [
 ]
 ROWS += ROWS_OBJECTIVES
 
+# --- EXTRACT: decoding processes (--workers), shards (--shard), launchers ----------------------
+
+def _clips_with_noise(tmp: Path, world: dict[str, Any]) -> None:
+    """{tmp}/clips: two good videos and random bytes named like a video between them."""
+    make_video(tmp / "clips" / "a.mp4", seconds=4, fps=5, size=(48, 32), seed=1)
+    import numpy as np
+
+    (tmp / "clips" / "b-noise.mp4").write_bytes(np.random.default_rng(1).bytes(20_000))
+    make_video(tmp / "clips" / "c.mp4", seconds=4, fps=5, size=(48, 32), seed=2)
+
+
+def _features_rows(n: int) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        assert _rows(tmp / "vdi.db", "features") == n
+    return after
+
+
+def _both(*checks: Callable[[Path, dict[str, Any], Any], None]
+          ) -> Callable[[Path, dict[str, Any], Any], None]:
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        for check in checks:
+            check(tmp, world, result)
+    return after
+
+
+EXTRACT_WORKERS = (*EXTRACT_MANY, "--workers", "2")
+
+ROWS_EXTRACT: list[Row] = [
+    Row("extract-workers-negative", "options",
+        ("extract", "{video}", "-b", TINY, "--workers", "-1"), exit=2,
+        error=r"--workers must be 0 or more, got -1"),
+    Row("extract-workers-corrupt-video-among-good", "video",
+        ("extract", "{tmp}/clips", "-b", TINY, "--workers", "2"), make=_clips_with_noise,
+        error=r"1 of 3 videos could not be read: b-noise\.mp4 \(corrupt\)",
+        stderr=(r"Hint: the other 2 videos have their features",),
+        after=_both(_run_error(r"could not be read"), _features_rows(2))),
+    Row("extract-shard-auto-without-a-launcher", "options",
+        ("extract", "{video}", "-b", TINY, "--shard", "auto"),
+        error=r"--shard auto found neither SLURM_ARRAY_TASK_ID"),
+    Row("extract-shard-slurm-task-past-the-count", "environment",
+        ("extract", "{video}", "-b", TINY, "--shard", "auto"),
+        env={"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"},
+        error=r"SLURM_ARRAY_TASK_ID gives shard 4 of 4, outside 0\.\.3"),
+    Row("extract-torchrun-rank-past-world-size", "environment",
+        ("extract", "{video}", "-b", TINY, "--shard", "auto"),
+        env={"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"},
+        error=r"RANK gives shard 2 of 2, outside 0\.\.1"),
+    Row("signal-sigint-during-extract-with-workers-then-rerun", "signal", EXTRACT_WORKERS,
+        exit=130, error=None, stderr=(r"Interrupted\.",), signal=2,  # SIGINT
+        ready=_has_features(2), then=EXTRACT_WORKERS, slow=True,
+        after=_extract_completes("interrupted")),
+]
+ROWS += ROWS_EXTRACT
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

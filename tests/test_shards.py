@@ -68,3 +68,60 @@ def test_two_shards_of_a_dataset_extract_it_exactly_once(tmp_path):
     assert db["features"].count == 7 and db["videos"].count == 7
     bad = invoke([*base, "--shard", "2/2"])
     assert bad.exit_code == 1 and "Error: --shard gives shard 2 of 2" in bad.stderr
+
+
+def test_rank_device_and_the_unsharded_launch_warning(tmp_path):
+    from vdi_cli.shards import rank_device, unsharded_launch
+
+    torchrun = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"}
+    assert rank_device("cuda", torchrun) == "cuda:1"  # one model per GPU on this node
+    assert rank_device("cuda:0", torchrun) == "cuda:0"  # an explicit index is kept
+    assert rank_device("cpu", torchrun) == "cpu" and rank_device("cuda", {}) == "cuda"
+    assert unsharded_launch(torchrun) == "torchrun (WORLD_SIZE=4)"
+    assert unsharded_launch({"SLURM_ARRAY_TASK_COUNT": "8"}).startswith("a Slurm job array")
+    assert unsharded_launch({"WORLD_SIZE": "1"}) is None and unsharded_launch({}) is None
+    r = invoke(["extract", tmp_path / "nothing.mp4", "-b", "tiny-shapes"],
+               env={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
+    assert "Warning: running under torchrun (WORLD_SIZE=2) without --shard" in r.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_on_cpu_extract_a_dataset_once_into_one_store(tmp_path):
+    """Two torchrun ranks on the CPU, `--shard auto`: each takes its shard from RANK /
+    WORLD_SIZE, both write one cache and database at the same time, every video is extracted
+    exactly once; a rerun (unsharded) finds all of them cached and loads no model."""
+    import json
+    import os
+    import shutil
+    import sqlite3
+    import subprocess
+    import sys
+
+    from vdi_plugins.synthetic.generate import generate
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this python")
+    generate(tmp_path / "data", videos=8, seed=4, test_videos=0, fps=2, size=32)
+    source = ["--dataset", "mmn-json", "--annotations", str(tmp_path / "data" / "train.json"),
+              "--video-dir", str(tmp_path / "data" / "videos"), "-b", "tiny-shapes"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vdi_cli", "extract",
+         *source, "--shard", "auto", "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "shard 0/2: " in proc.stderr and "shard 1/2: " in proc.stderr
+    conn = sqlite3.connect(os.environ["VDI_DB"])
+    runs = conn.execute("select status, config, summary from runs order by id").fetchall()
+    features = conn.execute("select count(*), count(distinct video_id) from features"
+                            ).fetchone()
+    conn.close()
+    assert [r[0] for r in runs] == ["ok", "ok"] and features == (8, 8)
+    shards = sorted(json.loads(r[1])["shard"] for r in runs)
+    assert shards == ["0/2", "1/2"]
+    assert sum(json.loads(r[2])["extracted"] for r in runs) == 8
+    again = invoke(["extract", *source, "--json"])
+    assert again.exit_code == 0, again.stderr
+    data = again.json()
+    assert (data["cached"], data["extracted"], data["model_loaded"]) == (8, 0, False)

@@ -85,39 +85,9 @@ class LoadedBackbone:
     visual_dtype: Any = None  # torch dtype of the visual tower
 
     def preprocess(self, frames: Any) -> Any:
-        import numpy as np
-        import torch
-        import torch.nn.functional as F
+        from vdi_cli.preprocess import preprocess_frames
 
-        arr = np.ascontiguousarray(np.asarray(frames))
-        if arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 [N,H,W,3], got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
-        # NHWC memory seen as NCHW is channels-last: torch's fast uint8 antialiased resize path
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2)
-        s = self.image_size
-        h, w = x.shape[-2:]
-        if self.resize_mode == "squash":
-            size = (s, s)
-        else:
-            scale = s / min(h, w)
-            size = (max(s, round(h * scale)), max(s, round(w * scale)))
-        if (h, w) != size:
-            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
-        top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
-        x = x[..., top : top + s, left : left + s]
-        # One uint8 -> float32 copy into a contiguous NCHW tensor, then normalise in place:
-        # (x / 255 - mean) / std == (x - 255 mean) / (255 std). This runs in the decoding thread,
-        # where every millisecond is taken from the model on a small machine (~3x cheaper than
-        # float() + div + sub + div + contiguous(), equal to 1e-6).
-        out = torch.empty(x.shape, dtype=torch.float32)
-        out.copy_(x)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
-        return out.sub_(mean).div_(std)
+        return preprocess_frames(frames, self.image_size, self.mean, self.std, self.resize_mode)
 
     def encode_pixels(self, pixels: Any) -> tuple[Any, Any]:
         raise NotImplementedError

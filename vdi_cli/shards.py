@@ -74,3 +74,32 @@ def shard_of(items: Sequence[tuple[str, object]], durations: Sequence[float], in
     """The items of shard `index` of `count`, in their original order."""
     shards = assign([name for name, _ in items], durations, count)
     return [item for item, s in zip(items, shards, strict=True) if s == index]
+
+
+def rank_device(device: str, env: Mapping[str, str] | None = None) -> str:
+    """One model per GPU under torchrun: a bare `cuda` means this rank's GPU, cuda:LOCAL_RANK
+    (the rank on this node). An explicit index (`cuda:1`), any other device, or no torchrun
+    (no LOCAL_RANK) keeps the device as given; so on CPU every rank runs the same code path."""
+    env = os.environ if env is None else env
+    if device == "cuda" and "LOCAL_RANK" in env:
+        return f"cuda:{_int(env['LOCAL_RANK'])}"
+    return device
+
+
+def unsharded_launch(env: Mapping[str, str] | None = None) -> str | None:
+    """A description of the launcher when this process is one of several (torchrun's
+    WORLD_SIZE > 1, or a Slurm array task) but no --shard was given: every process would
+    extract every video. None otherwise."""
+    env = os.environ if env is None else env
+    if _positive(env.get("WORLD_SIZE")) > 1:
+        return f"torchrun (WORLD_SIZE={env['WORLD_SIZE']})"
+    if _positive(env.get("SLURM_ARRAY_TASK_COUNT")) > 1:
+        return f"a Slurm job array (SLURM_ARRAY_TASK_COUNT={env['SLURM_ARRAY_TASK_COUNT']})"
+    return None
+
+
+def _positive(text: str | None) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return 0

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, print_json, print_table, warn_damaged
+from vdi_cli.output import info, print_json, print_table, warn, warn_damaged
 
 MAX_LISTED = 5
 
@@ -89,6 +89,8 @@ def extract_command(
     shard: str = typer.Option(None, "--shard", help="I/N (0-based): only shard I of N of the "
                               "videos, balanced by duration; auto: from Slurm's array task or "
                               "torchrun's RANK / WORLD_SIZE."),
+    workers: int = typer.Option(0, "--workers", help="Decode in K processes feeding the one "
+                                "model (0: one decoding thread). Same features either way."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Extract per-frame global and patch features (cached: a second run is free)."""
@@ -97,17 +99,23 @@ def extract_command(
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.shards import parse_shard
+    from vdi_cli.shards import parse_shard, rank_device, unsharded_launch
     from vdi_cli.store import run_context
     from vdi_cli.video import Sampling
 
     if dtype not in ("float16", "float32"):
         raise typer.BadParameter("--dtype must be float16 or float32")
+    if workers < 0:
+        raise typer.BadParameter(f"--workers must be 0 or more, got {workers}")
     sampling = Sampling(fps=fps, num_frames=num_frames)
-    device = check_device(device or get_settings().device)
+    device = check_device(rank_device(device or get_settings().device))
     options = parse_overrides(option)
     check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
     picked = parse_shard(shard)
+    launcher = unsharded_launch() if picked is None else None
+    if launcher is not None:
+        warn(f"running under {launcher} without --shard: every process extracts every video "
+             "(the cache keeps one copy); add --shard auto to split them")
     items, source = _inputs(
         paths or [], dataset, annotations, video_dir, parse_overrides(dataset_option)
     )
@@ -119,14 +127,14 @@ def extract_command(
     config = {
         "backbone": backbone, "weights": weights, "sampling": sampling.to_dict(),
         "batch_size": batch_size, "device": device, "precision": precision, "dtype": dtype,
-        "force": force, "options": options, **source,
+        "force": force, "options": options, "workers": workers, **source,
     }
     db = open_store()
     with run_context(db, "extract", config, sys.argv[1:], backbone=backbone) as run:
         report = extract_features(
             db, items, backbone=backbone, weights=weights, sampling=sampling,
             batch_size=batch_size, device=device, precision=precision, dtype=dtype, force=force,
-            run_id=run.id, options=options, show_progress=not json_out,
+            run_id=run.id, options=options, show_progress=not json_out, workers=workers,
         )
         run.summary = report.summary()
         if json_out:

@@ -2,19 +2,17 @@
 
 Per video: content hash (sha256) -> cache lookup on (hash, backbone, weights, sampling, dtype);
 hits need neither decoding nor the model (which is not even loaded when every video is cached).
-Misses are decoded in one background thread, which also does the resize/normalise, and handed
-over in batches through a bounded queue while the main thread runs the model, so decoding hides
-behind compute and memory is bounded by a few batches. A video that cannot be read is recorded
-with its reason and the others go on.
+Misses are decoded in one background thread (or, with `workers=K`, in K decoding processes:
+`extract_workers`), which also does the resize/normalise, and handed over in batches through a
+bounded queue while the main thread runs the model, so decoding hides behind compute and memory
+is bounded by a few batches per decoder. With K processes several videos are in flight at
+once, each with its own writer; each is committed when its last batch is encoded. A video that
+cannot be read is recorded with its reason and the others go on.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import queue
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,10 +28,10 @@ from vdi_cli.features import (
     find_feature_row,
     sweep_temporaries,
 )
+from vdi_cli.pipeline.decode import preprocess_batch
+from vdi_cli.pipeline.extract_sources import pool_messages, thread_messages
 from vdi_cli.store.hashes import cached_sha256
-from vdi_cli.video import CORRUPT, MISSING, Sampling, VideoError, expected_count, open_video
-
-QUEUE_BATCHES = 2  # batches decoded ahead of the model
+from vdi_cli.video import MISSING, Sampling, VideoError, expected_count
 
 
 @dataclass
@@ -123,16 +121,22 @@ def extract_features(
     options: dict[str, Any] | None = None,
     show_progress: bool = True,
     loaded: Any = None,
+    workers: int = 0,
 ) -> ExtractReport:
     """Extract (or find cached) features for `videos`: paths, or (name, path-or-None) pairs.
 
     `loaded` reuses an already loaded backbone (then `backbone`/`weights` are ignored).
+    `workers` 0 decodes in a background thread; K > 0 in K processes (`extract_workers`), the
+    same batches and features either way.
     Never raises for a bad video: see `report.failures()`.
     """
     from vdi_cli.errors import VdiError
 
     if batch_size < 1:
         raise VdiError(f"--batch-size must be at least 1, got {batch_size}", hint="e.g. 32")
+    if workers < 0:
+        raise VdiError(f"--workers must be 0 or more, got {workers}",
+                       hint="0 decodes in a thread of this process; K > 0 in K processes")
     start = time.perf_counter()
     sampling = Sampling.from_any(sampling)
     spec = None if loaded is not None else resolve_backbone(backbone, weights, options)
@@ -176,7 +180,7 @@ def extract_features(
             report.model_loaded = True
         report.device = str(loaded.device)
         _run_pipeline(db, report, pending, loaded, sampling, batch_size, dtype, root, run_id,
-                      show_progress)
+                      show_progress, workers)
     for idx, first in duplicates:
         src = report.videos[first]
         dup = report.videos[idx]
@@ -202,137 +206,56 @@ def _cached(out: VideoOutcome, row: dict[str, Any]) -> None:
     out.duration = row.get("duration")
 
 
-def _preprocess(loaded: Any, images: list[Any]) -> Any:
-    """Preprocess frames (grouping runs of equal size, in case the resolution changes)."""
-    import numpy as np
-    import torch
-
-    groups: list[list[Any]] = []
-    for img in images:
-        if groups and groups[-1][0].shape == img.shape:
-            groups[-1].append(img)
-        else:
-            groups.append([img])
-    parts = [loaded.preprocess(np.stack(g)) for g in groups]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-DECODE_NICE = int(os.environ.get("VDI_DECODE_NICE", "10"))
-
-
-def _lower_priority() -> None:
-    """Run this (decoding) thread at a lower CPU priority (Linux: per-thread nice).
-
-    The model's forward pass keeps every core busy and waits for its slowest thread, so a
-    decoder competing at equal priority slows each op by the time it steals. At nice +10 the
-    decoder mostly runs in the gaps between ops, and the bounded queue still keeps it ahead.
-    """
-    if not sys.platform.startswith("linux") or DECODE_NICE <= 0:
-        return
-    try:
-        tid = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + DECODE_NICE))
-    except (AttributeError, OSError):
-        pass
-
-
-def _producer(
-    q: queue.Queue, stop: threading.Event, items: list[tuple[int, str]], sampling: Sampling,
-    batch_size: int, loaded: Any,
-) -> None:
-    def put(msg: tuple[Any, ...]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(msg, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    _lower_priority()
-    try:  # one intra-op thread here: a second OpenMP team would fight the model's for cores
-        import torch
-
-        torch.set_num_threads(1)  # per thread: the main thread keeps its setting
-    except ImportError:
-        pass
-    # The model idles until the first batch arrives: make that one small so it starts early.
-    limit = max(1, batch_size // 4)
-    for idx, path in items:
-        if stop.is_set():
-            return
-        try:
-            with open_video(path, sampling) as reader:
-                if not put(("start", idx, reader.info)):
-                    return
-                images: list[Any] = []
-                times: list[float] = []
-                for frame in reader.frames():
-                    images.append(frame.image)
-                    times.append(frame.time)
-                    if len(images) == limit:
-                        if not put(("batch", idx, _preprocess(loaded, images), times)):
-                            return
-                        images, times, limit = [], [], batch_size
-                if images and not put(("batch", idx, _preprocess(loaded, images), times)):
-                    return
-            put(("end", idx, getattr(reader, "damage", None)))
-        except VideoError as exc:
-            put(("error", idx, exc))
-        except Exception as exc:  # noqa: BLE001 - an odd file must not stop the others
-            put(("error", idx, VideoError(path, CORRUPT, f"{type(exc).__name__}: {exc}")))
-    put(("done",))
-
-
 def _run_pipeline(
     db: Any, report: ExtractReport, pending: list[int], loaded: Any, sampling: Sampling,
     batch_size: int, dtype: str, root: Path, run_id: int | None, show_progress: bool,
+    workers: int = 0,
 ) -> None:
     from vdi_cli.output import progress
 
-    q: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
-    stop = threading.Event()
     items = [(i, report.videos[i].path) for i in pending]
-    thread = threading.Thread(
-        target=_producer, args=(q, stop, items, sampling, batch_size, loaded),
-        name="vdi-decode", daemon=True,
-    )
+    if workers > 0:
+        messages = pool_messages(items, sampling, batch_size, loaded, workers)
+    else:
+        messages = thread_messages(items, sampling, batch_size, loaded)
     bar = progress(total=0, unit="frame", desc="extract", json_mode=not show_progress)
-    writer: FeatureWriter | None = None
+    writers: dict[int, FeatureWriter] = {}  # one per video being decoded (K with workers)
     infos: dict[int, Any] = {}
-    thread.start()
+    encoded: dict[int, int] = {}  # frames per video so far
     try:
-        while True:
-            msg = q.get()
-            kind, idx = msg[0], (msg[1] if len(msg) > 1 else None)
-            if kind == "done":
-                break
+        for msg in messages:
+            kind, idx = msg[0], msg[1]
             out = report.videos[idx]
             if kind == "start":
                 infos[idx] = msg[2]
-                writer = FeatureWriter(dtype, tmp_dir=root / ".tmp")
+                writers[idx] = FeatureWriter(dtype, tmp_dir=root / ".tmp")
                 bar.total = (bar.total or 0) + expected_count(sampling, msg[2].duration or 0)
                 bar.set_postfix_str(Path(out.path).name, refresh=False)
             elif kind == "batch":
-                g, p = loaded.encode_pixels(msg[2])
-                writer.append(g, p, msg[3])  # type: ignore[union-attr]
+                pixels = msg[2]
+                if isinstance(pixels, list):  # raw frames: the backbone preprocesses its own
+                    pixels = preprocess_batch(loaded.preprocess, pixels)
+                g, p = loaded.encode_pixels(pixels)
+                writers[idx].append(g, p, msg[3])
                 report.frames_encoded += len(msg[3])
+                encoded[idx] = encoded.get(idx, 0) + len(msg[3])
                 bar.update(len(msg[3]))
             elif kind == "end":
                 out.damage = msg[2]
-                _commit(db, report, out, writer, infos[idx], loaded, sampling, root, run_id)
-                writer = None
+                _commit(db, report, out, writers.pop(idx), infos[idx], loaded, sampling, root,
+                        run_id)
             elif kind == "error":
-                if writer is not None:
-                    writer.abort()
-                    writer = None
+                if idx in writers:
+                    writers.pop(idx).abort()
                 _fail(out, msg[2])
+            elif kind == "retry":  # its decoder died: it starts over on another one
+                if idx in writers:
+                    writers.pop(idx).abort()
+                report.frames_encoded -= encoded.pop(idx, 0)
     finally:
-        stop.set()
-        if writer is not None:
+        for writer in writers.values():
             writer.abort()
-        thread.join(timeout=10)
+        messages.close()  # stops the decoding thread or processes
         bar.close()
 
 
