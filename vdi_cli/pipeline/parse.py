@@ -146,7 +146,8 @@ def lookup(db: Any, texts: Sequence[str], parser_id: str, key: str
 def gc_paused() -> Iterator[None]:
     """Python's cycle collector off for the block. Decoding a dataset's parses makes ~1M
     acyclic objects (dicts, lists, tokens), and each collection pass walks every live one:
-    with the collector on, reading back 17k ActivityNet parses took 2-3x as long."""
+    with the collector on, reading back 17k ActivityNet parses took 2-3x as long, and a fresh
+    parse of them 5-15% longer (measured in one process, interleaved)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -313,7 +314,8 @@ def parse_texts(
     fresh: list[ParsedQuery] = []
     for i in range(0, len(todo), CHUNK):
         batch = todo[i:i + CHUNK]
-        parsed = list(parser.parse_many(batch))
+        with gc_paused():  # per chunk: a chunk's cyclic garbage waits at most one chunk
+            parsed = list(parser.parse_many(batch))
         if len(parsed) != len(batch):
             raise VdiError(f"parser '{parser_id}' returned {len(parsed)} parses for "
                            f"{len(batch)} texts", hint="report this to the parser's author")
