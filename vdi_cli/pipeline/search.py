@@ -28,7 +28,12 @@ import numpy as np
 from vdi_cli.errors import VdiError
 from vdi_cli.pipeline.index import load_vectors, open_retriever
 from vdi_cli.pipeline.retrieve import RetrieveResult, VideoResult, check_queries
-from vdi_cli.pipeline.retrieve_windows import VideoProposals, rank_scores, window_frames
+from vdi_cli.pipeline.retrieve_windows import (
+    VideoProposals,
+    rank_many,
+    rank_scores,
+    window_frames,
+)
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
 from vdi_cli.vector_index import split_ids
@@ -151,19 +156,27 @@ class LibrarySearcher:
 
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
+        """The candidates' exact scores (read from the memory-mapped vectors), every touched
+        video's windows decoded in one batched cell NMS (`rank_many`), the best top_k."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
-        pool: list[tuple[int, Moment]] = []
-        for slot in np.unique(slots).tolist():
+        order = np.lexsort((positions, slots))
+        slots, positions = slots[order], positions[order]
+        bounds = np.flatnonzero(np.diff(slots)) + 1
+        items, touched = [], []
+        for part in np.split(np.arange(len(slots)), bounds) if len(slots) else []:
+            slot = int(slots[part[0]])
             if slot not in self.videos:  # removed from an index that cannot delete (hnsw)
                 continue
             vp, arrays = self._video(slot)
-            pos = np.sort(positions[slots == slot])
+            pos = positions[part]
             cand = {k: np.asarray(v[pos]) for k, v in arrays.items()}
             scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
             scores[0, pos] = self.head.score_proposals(cand, one)[0]
-            ranking = rank_scores(vp, scores.reshape(1, len(vp.windows), len(vp.cells)),
-                                  top_k=top_k)
-            pool += [(slot, m) for m in ranking.moments[0]]
+            items.append((vp, scores.reshape(1, len(vp.windows), len(vp.cells))))
+            touched.append(slot)
+        pool = [(slot, m) for slot, ranking in zip(touched, rank_many(items, top_k=top_k),
+                                                   strict=True)
+                for m in ranking.moments[0]]
         pool.sort(key=lambda p: -p[1].score)
         return pool[:top_k]
