@@ -67,8 +67,13 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     searched = _ok(["search", *QUERIES, "--index", "lib", "-k", "5", "--json"]).json()
     assert _corpus(searched) == _corpus(retrieved)
     assert all(len(c) == 5 for c in _corpus(searched))
+    options = _ok(["index", "show", "lib", "--json"]).json()["options"]
+    assert options["fp16"] == 1 and 0 < options["code_error"] < 1e-3  # the scan reads fp16
+    _ok(["index", "build", "lib32", lib, "-c", ckpt, "-O", "fp16=0"])  # the float32 scan
+    plain = _ok(["search", *QUERIES, "--index", "lib32", "-k", "5", "--json"]).json()
+    assert _corpus(plain) == _corpus(retrieved)
     # the table names the videos and the run row records how the search closed
-    table = _ok(["search", QUERIES[0], "-k", "3"]).stdout
+    table = _ok(["search", QUERIES[0], "-i", "lib", "-k", "3"]).stdout
     assert "clip" in table and "rank" in table
     from vdi_cli.store import list_runs, open_db
 
@@ -78,7 +83,7 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     again = invoke(["index", "build", "lib", lib, "-c", ckpt])
     assert again.exit_code == 1 and "an index named 'lib' exists" in again.stderr
     _ok(["index", "build", "lib", lib / "clip00.mp4", "-c", ckpt, "--force"])
-    assert _ok(["index", "list", "--json"]).json()[0]["videos"] == 1
+    assert _ok(["index", "show", "lib", "--json"]).json()["videos"] == 1
 
 
 def test_add_and_remove_update_the_index_without_a_rebuild(store, tmp_path):

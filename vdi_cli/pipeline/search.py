@@ -8,12 +8,13 @@
    the library.
 
 With the exact (flat) index the search proves its answer: the head's `score_bound` of the M-th
-inner product bounds the score of every proposal not retrieved; once that bound is below the
-K-th moment's score, no proposal left out could enter the top K or suppress one in it (NMS only
-lets a higher score suppress a lower one), so the top K equals scoring every window of every
-video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is repeated. An
-approximate index (ivfpq, hnsw) searches once with M = `candidates` and is measured by its
-recall (benchmarks/bench_search.py).
+inner product (plus the fp16 codes' largest error times the query's norm: the scan reads codes,
+`VectorIndex.code_error`) bounds the score of every proposal not retrieved; once that bound is
+below the K-th moment's score, no proposal left out could enter the top K or suppress one in it
+(NMS only lets a higher score suppress a lower one), so the top K equals scoring every window
+of every video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is
+repeated. An approximate index (ivfpq, hnsw) searches once with M = `candidates` and is
+measured by its recall (benchmarks/bench_search.py).
 """
 
 from __future__ import annotations
@@ -150,7 +151,10 @@ class LibrarySearcher:
             if not exact or m >= total:
                 return pool, m, exact
             kth = pool[top_k - 1][1].score if len(pool) >= top_k else -np.inf
-            if float(self.head.score_bound(np.array([ips[0, -1]]))[0]) < kth:
+            # a proposal not retrieved scans at most ips[0, -1]; its exact inner product is
+            # within the codes' error of that (0 for a float32 scan)
+            last = ips[0, -1] + self.vectors.code_error * float(np.linalg.norm(qv))
+            if float(self.head.score_bound(np.array([last]))[0]) < kth:
                 return pool, m, True
             m = min(total, m * 4)
 
