@@ -47,7 +47,7 @@ PENDING_LIMIT = 1 << 20  # vectors an untrained ivfpq index holds before it trai
 MAX_NLIST = 4096  # the automatic nlist's cap: 4 sqrt(PENDING_LIMIT)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "flat": {"fp16": 1},
-    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 32, "train_size": 200_000},  # 0: chosen from size
+    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 128, "train_size": 200_000},  # 0: chosen from size
     "hnsw": {"neighbors": 32, "ef_search": 128, "ef_construction": 80},
 }
 
@@ -254,7 +254,7 @@ class VectorIndex:
                            hint="rebuild the index: vdi index build NAME SOURCES... --force"
                            ) from exc
         if kind == "ivfpq":
-            faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 32))
+            faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 128))
         return cls(kind, dim, dict(options), index)
 
 

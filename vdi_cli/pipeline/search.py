@@ -40,7 +40,8 @@ from vdi_cli.types import Moment
 from vdi_cli.vector_index import split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
-APPROX_CANDIDATES = 2048
+APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
+PRUNE_KEEP = 64  # stage 2 decodes the best 64 x K candidates first (exact, see `_decode`)
 
 
 @dataclass
@@ -143,8 +144,9 @@ class LibrarySearcher:
              ) -> tuple[list[tuple[int, Moment]], int, bool]:
         total = self.vectors.size
         exact = self.index["kind"] == "flat" and candidates is None
+        default = APPROX_CANDIDATES.get(self.index["kind"], APPROX_CANDIDATES["ivfpq"])
         m = min(total, candidates or (max(FIRST_CANDIDATES, 64 * top_k) if exact
-                                      else max(APPROX_CANDIDATES, 64 * top_k)))
+                                      else max(default, 64 * top_k)))
         while True:
             ips, ids = self.vectors.search(qv, m)
             pool = self._rank(ips[0], ids[0], one, top_k)
@@ -160,23 +162,50 @@ class LibrarySearcher:
 
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
-        """The candidates' exact scores (read from the memory-mapped vectors), every touched
-        video's windows decoded in one batched cell NMS (`rank_many`), the best top_k."""
+        """The best top_k moments among the candidates: their exact scores (read from the
+        memory-mapped vectors), then the cell NMS and merge of `rank_scores`, batched over the
+        touched videos (`rank_many`), on the candidates that can matter (`_decode`)."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
+        known = np.isin(slots, np.fromiter(self.videos, np.int64, len(self.videos)))
+        slots, positions = slots[known], positions[known]  # hnsw: removed videos left out
         order = np.lexsort((positions, slots))
         slots, positions = slots[order], positions[order]
-        bounds = np.flatnonzero(np.diff(slots)) + 1
+        starts = np.flatnonzero(np.r_[True, np.diff(slots) != 0]) if len(slots) else []
+        parts = np.split(np.arange(len(slots)), starts[1:]) if len(slots) else []
+        exact = np.concatenate([self._exact(int(slots[p[0]]), positions[p], one) for p in parts]
+                               ) if parts else np.zeros(0, np.float32)
+        floor = _prune_floor(exact, PRUNE_KEEP * top_k)
+        if floor > -np.inf:
+            pool = self._decode(slots, positions, exact, parts, floor, top_k)
+            if len(pool) >= top_k:
+                return pool
+        return self._decode(slots, positions, exact, parts, -np.inf, top_k)
+
+    def _exact(self, slot: int, pos: np.ndarray, one: dict[str, Any]) -> np.ndarray:
+        _, arrays = self._video(slot)
+        return self.head.score_proposals({k: np.asarray(v[pos]) for k, v in arrays.items()},
+                                         one)[0]
+
+    def _decode(self, slots: np.ndarray, positions: np.ndarray, exact: np.ndarray,
+                parts: list[np.ndarray], floor: float, top_k: int) -> list[tuple[int, Moment]]:
+        """Rank the candidates scoring at least `floor` (the others left out, -inf).
+
+        Exact for any floor at or below the final K-th moment's score: a candidate scoring
+        less is ranked after every one that does in both NMS stages, so it can neither
+        suppress one of them nor enter the top K. `_rank` takes the floor at the score of the
+        PRUNE_KEEP * K-th best candidate (ties included) and keeps the answer when it holds K
+        moments: their K-th score is then at least the floor, so the floor was low enough
+        (no candidate left out could have changed it). Otherwise it ranks them all."""
         items, touched = [], []
-        for part in np.split(np.arange(len(slots)), bounds) if len(slots) else []:
-            slot = int(slots[part[0]])
-            if slot not in self.videos:  # removed from an index that cannot delete (hnsw)
+        for p in parts:
+            live = exact[p] >= floor
+            if not live.any():
                 continue
-            vp, arrays = self._video(slot)
-            pos = positions[part]
-            cand = {k: np.asarray(v[pos]) for k, v in arrays.items()}
+            slot = int(slots[p[0]])
+            vp, _ = self._video(slot)
             scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
-            scores[0, pos] = self.head.score_proposals(cand, one)[0]
+            scores[0, positions[p][live]] = exact[p][live]
             items.append((vp, scores.reshape(1, len(vp.windows), len(vp.cells))))
             touched.append(slot)
         pool = [(slot, m) for slot, ranking in zip(touched, rank_many(items, top_k=top_k),
@@ -184,3 +213,10 @@ class LibrarySearcher:
                 for m in ranking.moments[0]]
         pool.sort(key=lambda p: -p[1].score)
         return pool[:top_k]
+
+
+def _prune_floor(scores: np.ndarray, keep: int) -> float:
+    """The keep-th best score (-inf when there are no more than `keep`)."""
+    if len(scores) <= keep:
+        return -np.inf
+    return float(np.partition(scores, len(scores) - keep)[len(scores) - keep])
