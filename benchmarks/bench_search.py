@@ -335,7 +335,8 @@ def fits(plan: dict[str, Any], kind: str, folder: Path) -> str | None:
     """Why a simulated library does not fit here (None: it fits)."""
     p = plan["proposals"]
     npy, vec = p * 2 * plan["joint"] * 4, p * 2 * plan["joint"] * 4
-    faiss = {"flat": vec + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p, "ivfpq": 80 * p}[kind]
+    faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
+             "ivfpq": 80 * p}[kind]
     build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": 2 * vec}[kind]  # ivfpq: pending + copy
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))

@@ -57,3 +57,22 @@ def test_float32_flat_has_no_code_error(tmp_path):
     assert old.code_error == 0.0 and old.size == 500
     with pytest.raises(Exception, match="unknown option 'fp61'"):
         options_for("flat", {"fp61": 1})
+
+
+def test_search_threads_apply_to_the_call_only(monkeypatch):
+    import faiss
+
+    from vdi_cli.errors import VdiError
+    from vdi_cli.vector_index import search_threads
+
+    index = VectorIndex.create("flat", 8)
+    index.add(np.eye(8, dtype=np.float32), proposal_ids(0, 8))
+    before = faiss.omp_get_max_threads()
+    assert search_threads() == 1  # unset: one thread
+    monkeypatch.setenv("VDI_SEARCH_THREADS", "2")
+    assert search_threads() == 2
+    _, ids = index.search(np.eye(8, dtype=np.float32)[3:4], 1)
+    assert ids.tolist() == [[3]] and faiss.omp_get_max_threads() == before
+    monkeypatch.setenv("VDI_SEARCH_THREADS", "-1")
+    with pytest.raises(VdiError, match="got '-1'"):
+        index.search(np.eye(8, dtype=np.float32)[:1], 1)

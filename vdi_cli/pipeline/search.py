@@ -37,7 +37,7 @@ from vdi_cli.pipeline.retrieve_windows import (
 )
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
-from vdi_cli.vector_index import split_ids
+from vdi_cli.vector_index import search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
 APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
@@ -56,6 +56,7 @@ class LibrarySearcher:
     def __init__(self, db: Any, name: str, *, device: str = "cpu",
                  notify: Callable[[str], None] | None = None) -> None:
         self.db = db
+        search_threads()  # a bad VDI_SEARCH_THREADS is refused before the model loads
         self.index = get_index(db, name)
         if not self.index["path"]:
             raise VdiError(f"index '{name}' holds no video yet",
