@@ -77,3 +77,23 @@ def test_few_sentences_encode_on_one_thread_and_restore_the_count(tmp_path, monk
     assert seen == [1, before] and torch.get_num_threads() == before
     assert few.shape[0] == 2 and many.shape[0] == 9
     assert torch.equal(r.encode(TEXTS[:1])[0], few[0])  # cached, same vector
+
+
+def test_a_repeat_retrieve_skips_the_probe_of_an_unchanged_extracted_video(tmp_path, monkeypatch):
+    from vdi_cli.commands.retrieve_cmd import _decoded_before
+    from vdi_cli.store import open_db
+    from vdi_cli.testing import invoke, make_video
+
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VDI_DB", str(tmp_path / "vdi.db"))
+    video = make_video(tmp_path / "a.mp4", seconds=4, fps=2, size=(32, 32))
+    db = open_db()
+    assert not _decoded_before(db, video)  # never extracted
+    done = invoke(["extract", str(video), "-b", "tiny-shapes"])
+    assert done.exit_code == 0, done.stderr
+    assert _decoded_before(db, video)
+    video.write_bytes(b"not a video any more")  # changed: probed (and refused) again
+    assert not _decoded_before(db, video)
+    r = invoke(["retrieve", str(video), "a red square", "--training-free", "-b", "tiny-shapes"])
+    assert r.exit_code == 1 and "Error: " in r.stderr and "Traceback" not in r.stderr
+    assert not _decoded_before(db, tmp_path / "missing.mp4")
