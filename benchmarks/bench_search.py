@@ -367,10 +367,10 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
             why = fits(plan, kind, folder)
             if why:
                 est = per_prop.get(kind, 0) * plan["proposals"]
+                npy = per_prop.get("npy", 2 * plan["joint"] * 4) * plan["proposals"]
                 print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d}  skipped: {why}; "
                       f"estimate from the bytes per proposal measured: FAISS "
-                      f"{est / 1e9:.1f} GB, .npy {per_prop['npy'] * plan['proposals'] / 1e9:.1f}"
-                      " GB")
+                      f"{est / 1e9:.1f} GB, .npy {npy / 1e9:.1f} GB")
                 continue
             if not made:
                 gen = write_library(plan, folder, args.seed, args.queries)
@@ -382,6 +382,7 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
                     "options": kind_options(args, kind)}
             b = run_worker("build", spec)
             s = run_worker("search", spec)
+            per_prop.setdefault(kind, b["faiss_bytes"] / plan["proposals"])
             exact = " identical" if s["identical"] else ""
             print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
                   f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "

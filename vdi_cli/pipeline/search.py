@@ -81,7 +81,8 @@ class LibrarySearcher:
             folder = Path(prefix).parent
             spaces = sorted(p.name[len(Path(prefix).name):-4]
                             for p in folder.glob(f"{Path(prefix).name}*.npy"))
-            arrays = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in spaces}
+            arrays = {s: _random_access(np.load(f"{prefix}{s}.npy", mmap_mode="r"))
+                      for s in spaces}
             times = np.asarray(arrays.pop("times"))
             windows = [tuple(w) for w in row["windows"]]
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
@@ -174,14 +175,27 @@ class LibrarySearcher:
         slots, positions = slots[order], positions[order]
         starts = np.flatnonzero(np.r_[True, np.diff(slots) != 0]) if len(slots) else []
         parts = np.split(np.arange(len(slots)), starts[1:]) if len(slots) else []
-        exact = np.concatenate([self._exact(int(slots[p[0]]), positions[p], one) for p in parts]
-                               ) if parts else np.zeros(0, np.float32)
+        exact = self._exact_many(slots, positions, parts, one)
         floor = _prune_floor(exact, PRUNE_KEEP * top_k)
         if floor > -np.inf:
             pool = self._decode(slots, positions, exact, parts, floor, top_k)
             if len(pool) >= top_k:
                 return pool
         return self._decode(slots, positions, exact, parts, -np.inf, top_k)
+
+    def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
+                    one: dict[str, Any]) -> np.ndarray:
+        """Exact scores of every candidate (sorted by video, then position): each video's
+        rows gathered from its memory-mapped vectors, then one `score_proposals` call."""
+        if not parts:
+            return np.zeros(0, np.float32)
+        gathered: dict[str, list[np.ndarray]] = {}
+        for p in parts:
+            _, arrays = self._video(int(slots[p[0]]))
+            for k, v in arrays.items():
+                gathered.setdefault(k, []).append(np.asarray(v[positions[p]]))
+        return self.head.score_proposals({k: np.concatenate(v) for k, v in gathered.items()},
+                                         one)[0]
 
     def _exact(self, slot: int, pos: np.ndarray, one: dict[str, Any]) -> np.ndarray:
         _, arrays = self._video(slot)
@@ -221,3 +235,20 @@ def _prune_floor(scores: np.ndarray, keep: int) -> float:
     if len(scores) <= keep:
         return -np.inf
     return float(np.partition(scores, len(scores) - keep)[len(scores) - keep])
+
+
+def _random_access(array: np.ndarray) -> np.ndarray:
+    """Tell the kernel a memory-mapped vector file is read at random (a few candidates' rows):
+    without it every page fault reads ahead ~128 KB, which on a library larger than the page
+    cache multiplies the disk reads, and otherwise fills the process's resident memory with
+    vectors no query asked for."""
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if handle is not None and advice is not None:
+        try:
+            handle.madvise(advice)
+        except (OSError, ValueError):  # not supported here: reading still works
+            pass
+    return array
