@@ -281,7 +281,8 @@ def worker_search(spec: dict[str, Any]) -> dict[str, Any]:
     for qi in range(-1, len(search_q)):  # the first query twice: a warm-up
         one = {k: v[max(qi, 0): max(qi, 0) + 1] for k, v in qvec.items()}
         t0 = time.perf_counter()
-        pool, m, _ = searcher._one(search_q[max(qi, 0): max(qi, 0) + 1], one, TOP, None)
+        pool, m, _ = searcher._one(search_q[max(qi, 0): max(qi, 0) + 1], one, TOP,
+                                   spec.get("candidates"))
         if qi >= 0:
             lat.append(time.perf_counter() - t0)
             rounds.append(m)
@@ -335,7 +336,8 @@ def fits(plan: dict[str, Any], kind: str, folder: Path) -> str | None:
     """Why a simulated library does not fit here (None: it fits)."""
     p = plan["proposals"]
     npy, vec = p * 2 * plan["joint"] * 4, p * 2 * plan["joint"] * 4
-    faiss = {"flat": vec + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p, "ivfpq": 80 * p}[kind]
+    faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
+             "ivfpq": 80 * p}[kind]
     build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": 2 * vec}[kind]  # ivfpq: pending + copy
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))
@@ -366,10 +368,10 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
             why = fits(plan, kind, folder)
             if why:
                 est = per_prop.get(kind, 0) * plan["proposals"]
+                npy = per_prop.get("npy", 2 * plan["joint"] * 4) * plan["proposals"]
                 print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d}  skipped: {why}; "
                       f"estimate from the bytes per proposal measured: FAISS "
-                      f"{est / 1e9:.1f} GB, .npy {per_prop['npy'] * plan['proposals'] / 1e9:.1f}"
-                      " GB")
+                      f"{est / 1e9:.1f} GB, .npy {npy / 1e9:.1f} GB")
                 continue
             if not made:
                 gen = write_library(plan, folder, args.seed, args.queries)
@@ -380,14 +382,22 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
                     "folder": str(folder), "checkpoint": str(ckpt), "span": args.span,
                     "options": kind_options(args, kind)}
             b = run_worker("build", spec)
-            s = run_worker("search", spec)
-            exact = " identical" if s["identical"] else ""
-            print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
-                  f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "
-                  f"{s['p50'] * 1e3:7.1f} {s['p95'] * 1e3:7.1f} {s['text_s'] * 1e3:7.1f} "
-                  f"{s['recall']:9.3f}  {s['candidates']:.0f}{exact}", flush=True)
+            per_prop.setdefault(kind, b["faiss_bytes"] / plan["proposals"])
+            for cand in (args.candidates if kind != "flat" else [None]):
+                _search_row(spec, cand, b, hours, kind, plan)
             _drop_index(spec["name"])
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _search_row(spec: dict[str, Any], cand: int | None, b: dict[str, Any], hours: float,
+                kind: str, plan: dict[str, Any]) -> None:
+    """One search worker with `cand` candidates (None: the kind's default) and its line."""
+    s = run_worker("search", {**spec, "candidates": cand})
+    exact = " identical" if s["identical"] else ""
+    print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
+          f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "
+          f"{s['p50'] * 1e3:7.1f} {s['p95'] * 1e3:7.1f} {s['text_s'] * 1e3:7.1f} "
+          f"{s['recall']:9.3f}  {s['candidates']:.0f}{exact}", flush=True)
 
 
 def _drop_index(name: str) -> None:
@@ -408,6 +418,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512, help="MMN proposal conv channels")
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--nlist", type=int, default=0, help="ivfpq lists (0: automatic)")
+    parser.add_argument("--candidates", default="", help="approximate kinds: candidates to "
+                        "rescore, comma-separated, one line each (default: the kind's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--tmp", default=None, help="work folder (default: a new temp folder)")
@@ -425,6 +437,7 @@ def main() -> None:
         args.hidden, args.nlist = 64, 16
     args.sizes = [float(x) for x in args.sizes.split(",") if x.strip()]
     args.kinds = args.kinds.split(",")
+    args.candidates = [int(x) for x in args.candidates.split(",") if x.strip()] or [None]
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="vdi-bench-search-"))
     os.environ.update({"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "bench.db"),
                        "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": os.environ.get("VDI_PLUGINS", "")})

@@ -1503,6 +1503,49 @@ ROWS_EXTRACT: list[Row] = [
 ]
 ROWS += ROWS_EXTRACT
 
+def _indexed(tmp: Path, world: dict[str, Any]) -> None:
+    """The row's database gets an exact index 'lib' over the world's video."""
+    done = invoke(["index", "build", "lib", world["video"], "-c", world["ckpt"]],
+                  env={"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "vdi.db"),
+                       "VDI_PLUGINS": ""})
+    assert done.exit_code == 0, done.stderr
+
+
+def _search_run_error(pattern: str) -> Callable[[Path, dict[str, Any], Any], None]:
+    """After: the search run (the build's run row is the other one) finished as error."""
+    def after(tmp: Path, world: dict[str, Any], result: Any) -> None:
+        conn = sqlite3.connect(tmp / "vdi.db")
+        try:
+            rows = conn.execute("select status, error from runs where command = 'search'"
+                                ).fetchall()
+        finally:
+            conn.close()
+        assert len(rows) == 1 and rows[0][0] == "error" and re.search(pattern, rows[0][1]), rows
+    return after
+
+
+SEARCH = ("search", "a red square moves", "-i", "lib")
+ROWS_SEARCH: list[Row] = [
+    Row("search-threads-not-a-number", "environment", SEARCH, make=_indexed,
+        env={"VDI_SEARCH_THREADS": "two"},
+        error=r"VDI_SEARCH_THREADS must be a whole number of threads, 1 or more; got 'two'",
+        stderr=(r"Hint: unset VDI_SEARCH_THREADS",),
+        after=_search_run_error(r"VDI_SEARCH_THREADS must be a whole number")),
+    Row("search-threads-zero", "environment", SEARCH, make=_indexed,
+        env={"VDI_SEARCH_THREADS": "0"}, error=r"VDI_SEARCH_THREADS .* got '0'"),
+    Row("index-flat-fp16-not-a-flag", "options",
+        ("index", "build", "lib", "{video}", "-c", "{ckpt}", "-O", "fp16=2"),
+        error=r"option 'fp16' of a flat index is 0 or 1, got 2",
+        stderr=(r"Hint: -O fp16=1 scans half-precision codes",),
+        must_not_exist=("vdi.indexes/lib",)),
+    Row("index-option-not-a-number", "options",
+        ("index", "build", "lib", "{video}", "-c", "{ckpt}", "--kind", "ivfpq", "-O",
+         "nprobe=many"),
+        error=r"option 'nprobe' of a ivfpq index takes a whole number, got 'many'",
+        stderr=(r"Hint: e\.g\. -O nprobe=128",)),
+]
+ROWS += ROWS_SEARCH
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

@@ -67,8 +67,13 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     searched = _ok(["search", *QUERIES, "--index", "lib", "-k", "5", "--json"]).json()
     assert _corpus(searched) == _corpus(retrieved)
     assert all(len(c) == 5 for c in _corpus(searched))
+    options = _ok(["index", "show", "lib", "--json"]).json()["options"]
+    assert options["fp16"] == 1 and 0 < options["code_error"] < 1e-3  # the scan reads fp16
+    _ok(["index", "build", "lib32", lib, "-c", ckpt, "-O", "fp16=0"])  # the float32 scan
+    plain = _ok(["search", *QUERIES, "--index", "lib32", "-k", "5", "--json"]).json()
+    assert _corpus(plain) == _corpus(retrieved)
     # the table names the videos and the run row records how the search closed
-    table = _ok(["search", QUERIES[0], "-k", "3"]).stdout
+    table = _ok(["search", QUERIES[0], "-i", "lib", "-k", "3"]).stdout
     assert "clip" in table and "rank" in table
     from vdi_cli.store import list_runs, open_db
 
@@ -78,7 +83,51 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     again = invoke(["index", "build", "lib", lib, "-c", ckpt])
     assert again.exit_code == 1 and "an index named 'lib' exists" in again.stderr
     _ok(["index", "build", "lib", lib / "clip00.mp4", "-c", ckpt, "--force"])
-    assert _ok(["index", "list", "--json"]).json()[0]["videos"] == 1
+    assert _ok(["index", "show", "lib", "--json"]).json()["videos"] == 1
+
+
+def test_stage_two_pruning_keeps_the_exact_answer(store):
+    """Ranking only the best 64 x K candidates (`_rank`) gives what ranking every candidate
+    gives (`_decode` with no floor), here with every proposal of the library a candidate."""
+    import numpy as np
+
+    from vdi_cli.pipeline.search import LibrarySearcher
+    from vdi_cli.store import open_db
+
+    _ok(["index", "build", "lib", store["root"] / "lib", "-c", store["checkpoint"]])
+    searcher = LibrarySearcher(open_db(), "lib")
+    sent = searcher.head.encode_queries(searcher.retriever.encode(QUERIES))
+    search_q = searcher.head.search_query(sent)
+    total = searcher.vectors.size
+    pruned = 0
+    for qi in range(len(QUERIES)):
+        one = {k: v[qi : qi + 1] for k, v in sent.items()}
+        ips, ids = searcher.vectors.search(search_q[qi : qi + 1], total)
+        for top_k in (1, 3, 10):
+            got = searcher._rank(ips[0], ids[0], one, top_k)
+            from vdi_cli.vector_index import split_ids
+
+            slots, positions = split_ids(ids[0])
+            order = np.lexsort((positions, slots))
+            slots, positions = slots[order], positions[order]
+            parts = np.split(np.arange(len(slots)), np.flatnonzero(np.diff(slots)) + 1)
+            exact = np.concatenate([searcher._exact(int(slots[p[0]]), positions[p], one)
+                                    for p in parts])
+            full = searcher._decode(slots, positions, exact, parts, -np.inf, top_k)
+            assert got == full and len(got) == top_k
+            pruned += int((exact >= np.sort(exact)[-64 * top_k]).sum() < len(exact))
+            # the rule `_rank` relies on: any floor whose ranking still holds K moments gives
+            # the full answer; a higher floor can hold fewer (then `_rank` ranks them all)
+            short = 0
+            for j in range(1, 40):
+                floor = float(np.sort(exact)[-j])
+                pool = searcher._decode(slots, positions, exact, parts, floor, top_k)
+                if len(pool) >= top_k:
+                    assert pool == full, (qi, top_k, j)
+                else:
+                    short += 1
+            assert short >= top_k - 1
+    assert pruned == 9  # every case ranked a pruned set
 
 
 def test_add_and_remove_update_the_index_without_a_rebuild(store, tmp_path):

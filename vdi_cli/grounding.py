@@ -142,7 +142,9 @@ class CellNMS:
     def __call__(
         self, scores: Any, durations: Any, top_k: int | None = None, chunk: int = 2048
     ) -> np.ndarray:
-        """Kept cell indices [Q, K] in score order, -1 past a query's last survivor."""
+        """Kept cell indices [Q, K] in score order, -1 past a query's last survivor. A score of
+        -inf marks a cell that is not a candidate (`vdi search` leaves out the proposals it did
+        not retrieve): it is never kept, so a query stops at its last finite cell."""
         sc = np.asarray(scores, dtype=np.float32)
         q, c = sc.shape
         if c != len(self.cells):
@@ -173,10 +175,11 @@ class CellNMS:
             ranked = np.take_along_axis(alive[active], order[active], axis=1)
             first = ranked.argmax(axis=1)
             has = ranked[np.arange(len(active)), first]
-            active, first = active[has], first[has]
+            chosen = order[active, first]
+            has &= scores[active, chosen] != -np.inf  # a cell left out (`vdi search`)
+            active, chosen = active[has], chosen[has]
             if not len(active):
                 break
-            chosen = order[active, first]
             out[active, k] = chosen
             used = k + 1
             alive[active] &= ~self.suppress[chosen]

@@ -5,8 +5,15 @@ are 64-bit: the video's slot in the index times 2**32 plus the proposal's positi
 video (window * cells + cell), so which video and proposal a neighbour is needs no lookup table,
 and removing a video removes an id range.
 
-- `flat`: `IndexFlatIP` behind an id map: exact inner products; with the head's `score_bound`
-  `vdi search` proves its top-K equal to scoring every proposal.
+- `flat`: an exhaustive scan behind an id map; with the head's `score_bound` `vdi search` proves
+  its top-K equal to scoring every proposal. By default (`fp16=1`) the scan reads half-precision
+  codes (`IndexScalarQuantizer`, QT_fp16): a single-query scan is memory-bound, so half the
+  bytes is about twice as fast, and the codes' largest error, measured with FAISS's own
+  encode/decode as vectors are added (`code_error`: max ||v - decode(encode(v))||), widens the
+  bound: a proposal whose scanned inner product is ip has an exact one of at most
+  ip + code_error * ||query||, so the search stays exact (the candidates are rescored from the
+  float32 vectors). `fp16=0` scans float32 (`IndexFlatIP`, code_error 0), as indexes built
+  before this option did.
 - `ivfpq`: inverted lists over a coarse k-means (nlist cells, `nprobe` visited) with product-
   quantised codes (m sub-vectors of 8 bits): ~m bytes a proposal in memory; trained on the
   first vectors added: all of the first build's, or its first PENDING_LIMIT (2**20, 2 GiB at
@@ -35,12 +42,13 @@ import numpy as np
 from vdi_cli.errors import VdiError
 
 KINDS = ("flat", "ivfpq", "hnsw")
+THREADS_ENV = "VDI_SEARCH_THREADS"  # OpenMP threads of one search call (default 1)
 SLOT_BITS = 32
 PENDING_LIMIT = 1 << 20  # vectors an untrained ivfpq index holds before it trains
 MAX_NLIST = 4096  # the automatic nlist's cap: 4 sqrt(PENDING_LIMIT)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "flat": {},
-    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 32, "train_size": 200_000},  # 0: chosen from size
+    "flat": {"fp16": 1},
+    "ivfpq": {"nlist": 0, "m": 0, "nprobe": 128, "train_size": 200_000},  # 0: chosen from size
     "hnsw": {"neighbors": 32, "ef_search": 128, "ef_construction": 80},
 }
 
@@ -52,6 +60,23 @@ def faiss_module() -> Any:
         raise VdiError(f"the library index needs faiss ({exc})",
                        hint="pip install -c constraints.txt 'vdi[index]' (faiss-cpu)") from exc
     return faiss
+
+
+def search_threads() -> int:
+    """OpenMP threads for a search (VDI_SEARCH_THREADS, default 1). A single query's scan is
+    short; FAISS's threads wait on each other at every barrier, and when other processes hold
+    the cores that waiting dominates (measured: a 167 MB fp16 scan 28 ms on one thread, 94 ms on
+    two busy cores)."""
+    raw = os.environ.get(THREADS_ENV, "").strip() or "1"
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise VdiError(f"{THREADS_ENV} must be a whole number of threads, 1 or more; got "
+                       f"'{raw}'", hint=f"unset {THREADS_ENV} (1 thread), or e.g. "
+                       f"{THREADS_ENV}=2 on an idle machine")
+    return count
 
 
 def proposal_ids(slot: int, count: int, first: int = 0) -> np.ndarray:
@@ -76,7 +101,16 @@ def options_for(kind: str, given: dict[str, Any] | None = None) -> dict[str, Any
             mean = f" (did you mean '{close[0]}'?)" if close else ""
             raise VdiError(f"unknown option '{key}' for a {kind} index{mean}",
                            hint=f"a {kind} index takes: {', '.join(options) or 'no options'}")
-        options[key] = int(value)
+        try:
+            options[key] = int(value)
+        except (TypeError, ValueError):
+            raise VdiError(f"option '{key}' of a {kind} index takes a whole number, got "
+                           f"'{value}'", hint=f"e.g. -O {key}={DEFAULT_OPTIONS[kind][key]}"
+                           ) from None
+    if kind == "flat" and options["fp16"] not in (0, 1):
+        raise VdiError(f"option 'fp16' of a flat index is 0 or 1, got {options['fp16']}",
+                       hint="-O fp16=1 scans half-precision codes (the default, still exact); "
+                       "-O fp16=0 scans float32")
     return options
 
 
@@ -95,7 +129,10 @@ class VectorIndex:
         faiss = faiss_module()
         opts = options_for(kind, options)
         if kind == "flat":
-            inner = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            inner = faiss.IndexIDMap2(
+                faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16,
+                                           faiss.METRIC_INNER_PRODUCT)
+                if opts["fp16"] else faiss.IndexFlatIP(dim))
         elif kind == "hnsw":
             graph = faiss.IndexHNSWFlat(dim, int(opts["neighbors"]), faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = int(opts["ef_construction"])
@@ -107,6 +144,32 @@ class VectorIndex:
     @property
     def size(self) -> int:
         return int(self.faiss.ntotal) if self.faiss is not None else 0
+
+    def _codes(self) -> Any:
+        """The quantiser of a flat index that scans codes (fp16), else None."""
+        if self.kind != "flat" or self.faiss is None:
+            return None
+        faiss = faiss_module()
+        inner = faiss.downcast_index(self.faiss.index)
+        return inner if isinstance(inner, faiss.IndexScalarQuantizer) else None
+
+    @property
+    def code_error(self) -> float:
+        """The largest ||v - decode(encode(v))|| of the vectors added (0: exact scan): a
+        scanned inner product is within code_error * ||query|| of the exact one."""
+        return float(self.options.get("code_error", 0.0)) if self._codes() is not None else 0.0
+
+    def _track_error(self, vectors: np.ndarray) -> None:
+        codes = self._codes()
+        if codes is None or not len(vectors):
+            return
+        worst = float(self.options.get("code_error", 0.0))
+        for a in range(0, len(vectors), 1 << 16):
+            part = vectors[a : a + (1 << 16)]
+            back = codes.sa_decode(codes.sa_encode(part))
+            err = np.sqrt(((part.astype(np.float64) - back) ** 2).sum(1)).max()
+            worst = max(worst, float(err))
+        self.options["code_error"] = worst
 
     def _make_ivfpq(self, pieces: list[np.ndarray]) -> None:
         """Train on the vectors of `pieces` (a random train_size of them when more), without
@@ -150,6 +213,7 @@ class VectorIndex:
             if sum(len(v) for v, _ in self.pending) >= PENDING_LIMIT:
                 self.flush()
             return
+        self._track_error(vectors)
         self.faiss.add_with_ids(vectors, ids)
 
     def flush(self) -> None:
@@ -174,10 +238,16 @@ class VectorIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if self.faiss is None or not self.size:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        faiss = faiss_module()
         if self.kind == "hnsw":
-            graph = faiss_module().downcast_index(self.faiss.index)
+            graph = faiss.downcast_index(self.faiss.index)
             graph.hnsw.efSearch = max(int(self.options["ef_search"]), k)
-        return self.faiss.search(q, int(min(k, self.size)))
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(search_threads())
+        try:
+            return self.faiss.search(q, int(min(k, self.size)))
+        finally:
+            faiss.omp_set_num_threads(before)
 
     def memory_bytes(self) -> int:
         """What the index holds in memory, as FAISS serialises it (vectors or codes, lists,
@@ -217,7 +287,7 @@ class VectorIndex:
                            hint="rebuild the index: vdi index build NAME SOURCES... --force"
                            ) from exc
         if kind == "ivfpq":
-            faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 32))
+            faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 128))
         return cls(kind, dim, dict(options), index)
 
 

@@ -6,7 +6,7 @@ A thin adapter over `vdi_cli.pipeline.retrieve`: the run row, the output format,
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -83,8 +83,8 @@ def retrieve_command(
             if value < 1:  # before the model loads, not after it (search checks again)
                 raise VdiError(f"{name} must be at least 1, got {value}",
                                hint=f"e.g. {name} {5 if name == '--top-k' else 32}")
-        if len(videos) == 1:  # an unreadable file fails now, before the model loads
-            from vdi_cli.video import probe_video
+        if len(videos) == 1 and not _decoded_before(db, videos[0].path):
+            from vdi_cli.video import probe_video  # an unreadable file fails before the model
 
             probe_video(videos[0].path)
         retriever = Retriever(db, checkpoint=checkpoint, run=run, training_free=training_free,
@@ -134,6 +134,18 @@ def _print(r: RetrieveResult, fmt: str) -> None:
                                           searched))
         info(f"run {r.run_id}: {r.model['head']} on {r.model['backbone']} ({r.model['source']}); "
              f"{r.timings['total']:.2f} s")
+
+
+def _decoded_before(db: Any, path: Any) -> bool:
+    """The file is unchanged (same stat identity) since frame features were extracted from it:
+    probing it again would only cost the video library's import (~0.1-0.35 s of a repeat
+    query's cold start)."""
+    from vdi_cli.store.hashes import known_sha256
+
+    sha = known_sha256(db, path)
+    return sha is not None and bool(list(db.query(
+        "select 1 from features f join videos v on f.video_id = v.id where v.sha256 = ? "
+        "limit 1", [sha])))
 
 
 def register(app: typer.Typer) -> None:

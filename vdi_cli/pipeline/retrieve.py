@@ -31,6 +31,7 @@ from vdi_cli.types import Moment
 from vdi_cli.video import MISSING, VIDEO_EXTENSIONS, VideoError, find_videos, is_video_name
 
 FEATURE_MEMORY = 8  # videos whose features a Retriever keeps in memory
+FEW_TEXTS = 8  # at most this many new sentences: the text tower runs on one thread
 _GLOB = set("*?[")
 
 
@@ -242,9 +243,13 @@ class Retriever:
     def encode(self, queries: Sequence[str]) -> Any:
         import torch
 
+        from vdi_cli.pipeline.retrieve_windows import torch_threads
+
         todo = [q for q in dict.fromkeys(queries) if q not in self._texts]
         if todo:
-            with torch.no_grad():
+            # a few sentences are tens of tokens: on two busy cores one thread took 0.21 s
+            # for ViT-B/32's first sentence where two took 3.5 s (every op waits on the other)
+            with torch.no_grad(), torch_threads(1 if len(todo) <= FEW_TEXTS else None):
                 feats = self.loaded.model.encode_texts(todo)
             self._texts.update(zip(todo, feats, strict=True))
         return torch.stack([self._texts[q] for q in queries])

@@ -222,46 +222,48 @@ def rank_scores(vp: VideoProposals, scores: np.ndarray, *, top_k: int | None = 5
     """Moments of one video from the fused scores [Q, W, C] of its proposals (-inf: a proposal
     left out, as `vdi search` does with those it did not retrieve): each window's cell NMS,
     shifted to video time, merged across windows by a greedy NMS that stops at top_k."""
-    head, duration, windows = vp.head, vp.duration, vp.windows
-    q, n = int(scores.shape[0]), vp.num_clips
-    thresh = float(head.params.nms_thresh)
-    pooling = head.params.pooling_counts
-    side = grid_side(len(windows), n, duration, windows[0][1] - windows[0][0])
-    timeline = np.full((q, len(vp.times)), -np.inf, np.float32) if keep_maps else None
-    grid = np.full((q, side, side), -np.inf, np.float32) if keep_maps else None
-    cand_w: list[list[np.ndarray]] = [[] for _ in range(q)]
-    cand_s: list[list[np.ndarray]] = [[] for _ in range(q)]
-    from vdi_cli.grounding import decode_cells
+    return rank_many([(vp, scores)], top_k=top_k, keep_maps=keep_maps)[0]
 
-    for k, (start, end) in enumerate(windows):
-        window_scores = np.ascontiguousarray(scores[:, k, :], dtype=np.float32)
-        live = np.isfinite(window_scores).any(1)
-        if not live.any():
-            continue
-        ranked = decode_cells(window_scores, np.full(q, end - start), n, pooling, thresh, None)
-        for qi in range(q):
-            c = int(ranked.counts[qi])
-            keep = np.isfinite(ranked.scores[qi, :c])
-            cand_w[qi].append(ranked.windows[qi, :c][keep].astype(np.float64) + start)
-            cand_s[qi].append(ranked.scores[qi, :c][keep])
+
+def rank_many(items: list[tuple[VideoProposals, np.ndarray]], *, top_k: int | None = 5,
+              keep_maps: bool = False) -> list[VideoRanking]:
+    """`rank_scores` of several videos, their windows' cell NMS in one batched call
+    (`rank_batch.window_survivors`), then each video's merge on its own."""
+    from vdi_cli.pipeline.rank_batch import window_survivors
+
+    out = []
+    for (vp, scores), survivors in zip(items, window_survivors(items), strict=True):
+        result = VideoRanking(vp.duration, vp.windows, [])
+        thresh = float(vp.head.params.nms_thresh)
+        for w, s in survivors:
+            w = np.clip(w, 0.0, vp.duration)
+            keep = merge_nms(w, s, thresh, top_k)
+            result.moments.append([Moment(float(w[i, 0]), float(w[i, 1]), float(s[i]))
+                                   for i in keep])
+            result.candidates.append(len(s))
         if keep_maps:
-            cells = vp.cells.astype(np.float64)
+            _maps(result, vp, scores)
+        out.append(result)
+    return out
+
+
+def _maps(result: VideoRanking, vp: VideoProposals, scores: np.ndarray) -> None:
+    """The plot data: per-frame best score and the video-level 2D map."""
+    windows, duration, n = vp.windows, vp.duration, vp.num_clips
+    q = int(scores.shape[0])
+    side = grid_side(len(windows), n, duration, windows[0][1] - windows[0][0])
+    timeline = np.full((q, len(vp.times)), -np.inf, np.float32)
+    grid = np.full((q, side, side), -np.inf, np.float32)
+    cells = vp.cells.astype(np.float64)
+    for k in range(len(windows)):
+        window_scores = np.ascontiguousarray(scores[:, k, :], dtype=np.float32)
+        if np.isfinite(window_scores).any():
             _paint(timeline, grid, window_scores, cells, n, windows[k], vp.times, vp.ranges[k],
                    duration, side)
-    result = VideoRanking(duration, windows, [])
-    for qi in range(q):
-        w = np.concatenate(cand_w[qi]) if cand_w[qi] else np.zeros((0, 2))
-        s = np.concatenate(cand_s[qi]) if cand_s[qi] else np.zeros(0, np.float32)
-        w = np.clip(w, 0.0, duration)
-        keep = merge_nms(w, s, thresh, top_k)
-        result.moments.append([Moment(float(w[i, 0]), float(w[i, 1]), float(s[i])) for i in keep])
-        result.candidates.append(len(s))
-    if keep_maps:
-        result.times = vp.times
-        result.timeline = np.where(np.isfinite(timeline), timeline, np.nan)
-        result.grid = np.where(np.isfinite(grid), grid, np.nan)
-        result.grid_seconds = duration / side
-    return result
+    result.times = vp.times
+    result.timeline = np.where(np.isfinite(timeline), timeline, np.nan)
+    result.grid = np.where(np.isfinite(grid), grid, np.nan)
+    result.grid_seconds = duration / side
 
 
 def rank_video(

@@ -8,12 +8,13 @@
    the library.
 
 With the exact (flat) index the search proves its answer: the head's `score_bound` of the M-th
-inner product bounds the score of every proposal not retrieved; once that bound is below the
-K-th moment's score, no proposal left out could enter the top K or suppress one in it (NMS only
-lets a higher score suppress a lower one), so the top K equals scoring every window of every
-video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is repeated. An
-approximate index (ivfpq, hnsw) searches once with M = `candidates` and is measured by its
-recall (benchmarks/bench_search.py).
+inner product (plus the fp16 codes' largest error times the query's norm: the scan reads codes,
+`VectorIndex.code_error`) bounds the score of every proposal not retrieved; once that bound is
+below the K-th moment's score, no proposal left out could enter the top K or suppress one in it
+(NMS only lets a higher score suppress a lower one), so the top K equals scoring every window
+of every video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is
+repeated. An approximate index (ivfpq, hnsw) searches once with M = `candidates` and is
+measured by its recall (benchmarks/bench_search.py).
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ import numpy as np
 from vdi_cli.errors import VdiError
 from vdi_cli.pipeline.index import load_vectors, open_retriever
 from vdi_cli.pipeline.retrieve import RetrieveResult, VideoResult, check_queries
-from vdi_cli.pipeline.retrieve_windows import VideoProposals, rank_scores, window_frames
+from vdi_cli.pipeline.retrieve_windows import (
+    VideoProposals,
+    rank_many,
+    rank_scores,
+    window_frames,
+)
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
-from vdi_cli.vector_index import split_ids
+from vdi_cli.vector_index import search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
-APPROX_CANDIDATES = 2048
+APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
+PRUNE_KEEP = 64  # stage 2 decodes the best 64 x K candidates first (exact, see `_decode`)
 
 
 @dataclass
@@ -49,6 +56,7 @@ class LibrarySearcher:
     def __init__(self, db: Any, name: str, *, device: str = "cpu",
                  notify: Callable[[str], None] | None = None) -> None:
         self.db = db
+        search_threads()  # a bad VDI_SEARCH_THREADS is refused before the model loads
         self.index = get_index(db, name)
         if not self.index["path"]:
             raise VdiError(f"index '{name}' holds no video yet",
@@ -73,7 +81,8 @@ class LibrarySearcher:
             folder = Path(prefix).parent
             spaces = sorted(p.name[len(Path(prefix).name):-4]
                             for p in folder.glob(f"{Path(prefix).name}*.npy"))
-            arrays = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in spaces}
+            arrays = {s: _random_access(np.load(f"{prefix}{s}.npy", mmap_mode="r"))
+                      for s in spaces}
             times = np.asarray(arrays.pop("times"))
             windows = [tuple(w) for w in row["windows"]]
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
@@ -137,33 +146,109 @@ class LibrarySearcher:
              ) -> tuple[list[tuple[int, Moment]], int, bool]:
         total = self.vectors.size
         exact = self.index["kind"] == "flat" and candidates is None
+        default = APPROX_CANDIDATES.get(self.index["kind"], APPROX_CANDIDATES["ivfpq"])
         m = min(total, candidates or (max(FIRST_CANDIDATES, 64 * top_k) if exact
-                                      else max(APPROX_CANDIDATES, 64 * top_k)))
+                                      else max(default, 64 * top_k)))
         while True:
             ips, ids = self.vectors.search(qv, m)
             pool = self._rank(ips[0], ids[0], one, top_k)
             if not exact or m >= total:
                 return pool, m, exact
             kth = pool[top_k - 1][1].score if len(pool) >= top_k else -np.inf
-            if float(self.head.score_bound(np.array([ips[0, -1]]))[0]) < kth:
+            # a proposal not retrieved scans at most ips[0, -1]; its exact inner product is
+            # within the codes' error of that (0 for a float32 scan)
+            last = ips[0, -1] + self.vectors.code_error * float(np.linalg.norm(qv))
+            if float(self.head.score_bound(np.array([last]))[0]) < kth:
                 return pool, m, True
             m = min(total, m * 4)
 
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
+        """The best top_k moments among the candidates: their exact scores (read from the
+        memory-mapped vectors), then the cell NMS and merge of `rank_scores`, batched over the
+        touched videos (`rank_many`), on the candidates that can matter (`_decode`)."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
-        pool: list[tuple[int, Moment]] = []
-        for slot in np.unique(slots).tolist():
-            if slot not in self.videos:  # removed from an index that cannot delete (hnsw)
+        known = np.isin(slots, np.fromiter(self.videos, np.int64, len(self.videos)))
+        slots, positions = slots[known], positions[known]  # hnsw: removed videos left out
+        order = np.lexsort((positions, slots))
+        slots, positions = slots[order], positions[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(slots) != 0]) if len(slots) else []
+        parts = np.split(np.arange(len(slots)), starts[1:]) if len(slots) else []
+        exact = self._exact_many(slots, positions, parts, one)
+        floor = _prune_floor(exact, PRUNE_KEEP * top_k)
+        if floor > -np.inf:
+            pool = self._decode(slots, positions, exact, parts, floor, top_k)
+            if len(pool) >= top_k:
+                return pool
+        return self._decode(slots, positions, exact, parts, -np.inf, top_k)
+
+    def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
+                    one: dict[str, Any]) -> np.ndarray:
+        """Exact scores of every candidate (sorted by video, then position): each video's
+        rows gathered from its memory-mapped vectors, then one `score_proposals` call."""
+        if not parts:
+            return np.zeros(0, np.float32)
+        gathered: dict[str, list[np.ndarray]] = {}
+        for p in parts:
+            _, arrays = self._video(int(slots[p[0]]))
+            for k, v in arrays.items():
+                gathered.setdefault(k, []).append(np.asarray(v[positions[p]]))
+        return self.head.score_proposals({k: np.concatenate(v) for k, v in gathered.items()},
+                                         one)[0]
+
+    def _exact(self, slot: int, pos: np.ndarray, one: dict[str, Any]) -> np.ndarray:
+        _, arrays = self._video(slot)
+        return self.head.score_proposals({k: np.asarray(v[pos]) for k, v in arrays.items()},
+                                         one)[0]
+
+    def _decode(self, slots: np.ndarray, positions: np.ndarray, exact: np.ndarray,
+                parts: list[np.ndarray], floor: float, top_k: int) -> list[tuple[int, Moment]]:
+        """Rank the candidates scoring at least `floor` (the others left out, -inf).
+
+        Exact for any floor at or below the final K-th moment's score: a candidate scoring
+        less is ranked after every one that does in both NMS stages, so it can neither
+        suppress one of them nor enter the top K. `_rank` takes the floor at the score of the
+        PRUNE_KEEP * K-th best candidate (ties included) and keeps the answer when it holds K
+        moments: their K-th score is then at least the floor, so the floor was low enough
+        (no candidate left out could have changed it). Otherwise it ranks them all."""
+        items, touched = [], []
+        for p in parts:
+            live = exact[p] >= floor
+            if not live.any():
                 continue
-            vp, arrays = self._video(slot)
-            pos = np.sort(positions[slots == slot])
-            cand = {k: np.asarray(v[pos]) for k, v in arrays.items()}
+            slot = int(slots[p[0]])
+            vp, _ = self._video(slot)
             scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
-            scores[0, pos] = self.head.score_proposals(cand, one)[0]
-            ranking = rank_scores(vp, scores.reshape(1, len(vp.windows), len(vp.cells)),
-                                  top_k=top_k)
-            pool += [(slot, m) for m in ranking.moments[0]]
+            scores[0, positions[p][live]] = exact[p][live]
+            items.append((vp, scores.reshape(1, len(vp.windows), len(vp.cells))))
+            touched.append(slot)
+        pool = [(slot, m) for slot, ranking in zip(touched, rank_many(items, top_k=top_k),
+                                                   strict=True)
+                for m in ranking.moments[0]]
         pool.sort(key=lambda p: -p[1].score)
         return pool[:top_k]
+
+
+def _prune_floor(scores: np.ndarray, keep: int) -> float:
+    """The keep-th best score (-inf when there are no more than `keep`)."""
+    if len(scores) <= keep:
+        return -np.inf
+    return float(np.partition(scores, len(scores) - keep)[len(scores) - keep])
+
+
+def _random_access(array: np.ndarray) -> np.ndarray:
+    """Tell the kernel a memory-mapped vector file is read at random (a few candidates' rows):
+    without it every page fault reads ahead ~128 KB, which on a library larger than the page
+    cache multiplies the disk reads, and otherwise fills the process's resident memory with
+    vectors no query asked for."""
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if handle is not None and advice is not None:
+        try:
+            handle.madvise(advice)
+        except (OSError, ValueError):  # not supported here: reading still works
+            pass
+    return array

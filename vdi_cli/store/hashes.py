@@ -27,6 +27,19 @@ def hash_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def known_sha256(db: Any, path: str | Path) -> str | None:
+    """The recorded sha256 of `path` when its stat identity is unchanged, else None (nothing
+    is read or computed; a missing file is None)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    rows = list(db.query("select sha256 from file_hashes where device = ? and inode = ? and "
+                         "size = ? and mtime_ns = ?",
+                         [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]))
+    return rows[0]["sha256"] if rows else None
+
+
 def cached_sha256(db: Any, path: str | Path) -> str:
     """The sha256 of `path`'s content, read from the store when its stat identity is
     unchanged, else computed and recorded."""
