@@ -1,0 +1,298 @@
+"""`vdi serve`: the JSON API answers what the CLI's `--json` prints, videos are served with
+range requests and only when the store knows them, the database is only read, and the pages
+render (the real-browser test is in test_serve_browser.py)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("faiss")
+pytest.importorskip("starlette")
+
+from vdi_cli.testing import (  # noqa: E402
+    environment,
+    invoke,
+    make_video,
+    register_tiny_open_clip,
+    train_tiny_checkpoint,
+)
+
+QUERY = "a red square moves to the right"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A trained tiny checkpoint, a library of 6 real mp4 files in an index, one model eval."""
+    root = tmp_path_factory.mktemp("serve")
+    trained = train_tiny_checkpoint(root, videos=4, epochs=2)
+    for i in range(6):
+        make_video(root / "lib" / f"clip{i:02d}.mp4", seconds=6 + 3 * i, fps=2, size=(32, 32),
+                   seed=100 + i)
+    env = {"VDI_HOME": str(root / "home"), "VDI_DB": str(root / "vdi.db"), "VDI_PLUGINS": ""}
+    with environment(env):
+        register_tiny_open_clip()
+        built = invoke(["index", "build", "lib", root / "lib", "-c", trained["checkpoint"]])
+        assert built.exit_code == 0, built.stderr
+        evaluated = invoke(["eval", "--checkpoint", trained["checkpoint"], "--annotations",
+                            root / "data" / "train.json", "--format", "mmn-json",
+                            "--video-dir", root / "data" / "videos"])
+        assert evaluated.exit_code == 0, evaluated.stderr
+    return {**trained, "env": env, "lib": root / "lib"}
+
+
+@pytest.fixture
+def client(world, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from vdi_cli.serve.app import create_app
+
+    for k, v in world["env"].items():
+        monkeypatch.setenv(k, v)
+    register_tiny_open_clip()
+    app = create_app(world["db"])
+    with TestClient(app) as c:
+        yield c
+    app.state.store.close()
+
+
+def _cli_json(world, args):
+    with environment(world["env"]):
+        register_tiny_open_clip()
+        r = invoke(args)
+    assert r.exit_code == 0, r.stderr
+    return r.json()
+
+
+def test_search_answers_what_vdi_search_json_prints(world, client):
+    answer = client.get("/api/search", params={"q": QUERY, "k": 4})
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    cli = _cli_json(world, ["search", QUERY, "--index", "lib", "-k", "4", "--json"])
+    assert data["corpus"] == cli["corpus"]
+    assert data["predictions"] == cli["predictions"]
+    assert {k: data[k] for k in ("backbone", "head", "checkpoint", "sampling")} == \
+        {k: cli[k] for k in ("backbone", "head", "checkpoint", "sampling")}
+    assert data["run_id"] is None and data["index"] == "lib"  # serving records no run
+    found = {w[0] for w in data["corpus"][0]["pred_relevant_windows"]}
+    assert found == {v["vid"] for v in data["videos"]}
+    for v in data["videos"]:
+        # the curve --plot draws: one score per sampled frame (1 fps), over the whole video
+        assert len(v["times"]) == len(v["timeline"][0]) == round(v["duration"])
+        best = max(w[3] for w in data["corpus"][0]["pred_relevant_windows"] if w[0] == v["vid"])
+        assert max(s for s in v["timeline"][0] if s is not None) == pytest.approx(best, abs=1e-3)
+        assert v["url"].startswith("/video?path=") and v["path"].endswith(f"{v['vid']}.mp4")
+    assert data["timings"]["server"] > 0
+    # several queries at once, as `vdi search Q1 Q2`
+    two = client.get("/api/search", params=[("q", QUERY), ("q", "the blue circle appears")])
+    assert [c["query"] for c in two.json()["corpus"]] == [QUERY, "the blue circle appears"]
+
+
+def test_video_is_served_with_range_requests(world, client):
+    path = world["lib"] / "clip03.mp4"
+    data = path.read_bytes()
+    url = client.get("/api/search", params={"q": QUERY}).json()["videos"][0]["url"]
+    assert client.get(url).status_code == 200
+    part = client.get("/video", params={"path": str(path)}, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.content == data[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    assert part.headers["content-type"] == "video/mp4"
+    tail = client.get("/video", params={"path": str(path)}, headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    whole = client.get("/video", params={"path": str(path)})
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["accept-ranges"] == "bytes"
+    bad = client.get("/video", params={"path": str(path)},
+                     headers={"Range": f"bytes={len(data) + 10}-"})
+    assert bad.status_code == 416
+
+
+def test_only_videos_the_store_knows_are_served(world, client, tmp_path):
+    lib, db = world["lib"], Path(world["db"])
+    good = lib / "clip00.mp4"
+    assert client.get("/video", params={"path": str(good)}).status_code == 200
+    # an extracted video of the evaluated split is known too (the `videos` table)
+    split = sorted((Path(world["data"]) / "videos").glob("*.mp4"))[0]
+    assert client.get("/video", params={"path": str(split)}).status_code == 200
+    outside = lib / "outside.mp4"
+    outside.symlink_to(db)  # a symlink in a known folder that points out of it
+    stray = lib / "stray.mp4"  # a file in a known folder that is not in the store
+    stray.write_bytes(good.read_bytes())
+    try:
+        for requested in [str(db), "/etc/passwd", f"{lib}/../vdi.db", "lib/clip00.mp4",
+                          "clip00.mp4", str(outside), str(stray), f"{lib}/../../../etc/passwd",
+                          str(lib), "", "\x00", str(lib / "missing.mp4")]:
+            answer = client.get("/video", params={"path": requested})
+            assert answer.status_code == 404, requested
+            assert b"SQLite" not in answer.content and b"root:" not in answer.content
+        # a path spelled with `..` that lands on a known video is that video
+        assert client.get("/video", params={"path": f"{lib}/../lib/clip00.mp4"}
+                          ).status_code == 200
+        assert client.get("/video/../vdi.db").status_code == 404
+    finally:
+        outside.unlink()
+        stray.unlink()
+
+
+def test_the_database_is_opened_read_only(world, client):
+    db = Path(world["db"])
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    runs = len(client.get("/api/runs").json())
+    client.get("/api/search", params={"q": QUERY})
+    for page in ("/", "/runs", f"/runs/{world['run']}"):
+        assert client.get(page).status_code == 200
+    assert len(client.get("/api/runs").json()) == runs  # a search records no run
+    store = client.app.state.store
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.db.execute("delete from runs")
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+
+
+def test_runs_api_answers_what_vdi_runs_json_prints(world, client):
+    listed = client.get("/api/runs", params={"limit": 50}).json()
+    assert listed == _cli_json(world, ["runs", "list", "-n", "50", "--json"])
+    # (other tests here run `vdi search`, which records runs in the same database)
+    assert [r["command"] for r in listed if r["command"] != "search"] == \
+        ["eval", "index", "train"]
+    shown = client.get(f"/api/runs/{world['run']}").json()
+    assert shown == _cli_json(world, ["runs", "show", str(world["run"]), "--json"])
+    assert shown["checkpoints"][-1]["epoch"] == 2
+    only = client.get("/api/runs", params={"command": "train"}).json()
+    assert [r["id"] for r in only] == [world["run"]]
+    indexes = client.get("/api/indexes").json()
+    assert [(i["name"], i["videos"]) for i in indexes] == [("lib", 6)]
+
+
+@pytest.mark.parametrize("params,status,error", [
+    ({}, 400, "no query given"),
+    ({"q": "   "}, 400, "query 1 is empty"),
+    ({"q": QUERY, "k": "0"}, 400, "k must be between 1 and 100, got 0"),
+    ({"q": QUERY, "k": "five"}, 400, "k must be a whole number, got 'five'"),
+    ({"q": QUERY, "index": "lbi"}, 404, "no index named 'lbi' (did you mean 'lib'?)"),
+])
+def test_search_refuses_bad_input_with_error_and_hint(client, params, status, error):
+    answer = client.get("/api/search", params=params)
+    assert answer.status_code == status
+    assert answer.json()["error"] == error and answer.json()["hint"]
+
+
+def test_bad_run_requests(client):
+    assert client.get("/api/runs/999").status_code == 404
+    assert client.get("/api/runs/999").json()["error"] == "no run with id 999"
+    assert client.get("/runs/999").status_code == 404
+    assert "no run with id 999" in client.get("/runs/999").text
+    assert client.get("/api/runs", params={"status": "okay"}).status_code == 400
+
+
+def test_pages_render_with_only_shipped_assets(world, client):
+    search = client.get("/")
+    assert search.status_code == 200 and 'id="search-form"' in search.text
+    assert '<video id="player"' in search.text
+    runs = client.get("/runs").text
+    assert runs.count('href="/runs/') == len(client.get("/api/runs").json()) >= 3
+    assert "<td>index</td>" in runs and "<td>eval</td>" in runs
+    run = client.get(f"/runs/{world['run']}").text
+    assert run.count("<svg") == 2 and "training loss" in run and "loss terms" in run
+    assert "epoch-002" in run  # the checkpoints table
+    for name in ("app.css", "search.js", "timeline.js"):
+        assert client.get(f"/static/{name}").status_code == 200
+    # nothing from a CDN: no page or asset names another host
+    texts = [search.text, runs, run] + [client.get(f"/static/{n}").text
+                                        for n in ("app.css", "search.js", "timeline.js")]
+    for text in texts:
+        assert "https://" not in text and "//cdn" not in text
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_serve_help_imports_no_web_library():
+    code = ("import sys, contextlib, io\nfrom vdi_cli.cli import run\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+            "    rc = run(['--help'])\n"
+            "print(rc, [m for m in ('starlette', 'uvicorn', 'jinja2', 'torch') "
+            "if m in sys.modules], 'serve' in buf.getvalue())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "0 [] True", proc.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_vdi_serve_runs_a_server_and_warns_on_every_interface(world):
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, **world["env"], "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vdi_cli", "serve", "--host", "0.0.0.0",
+                             "--port", str(port), "--lazy"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200, proc.stderr.read()
+        assert [r["command"] for r in answer.json()][-3:] == ["eval", "index", "train"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Warning: listening on 0.0.0.0" in err
+    assert f"http://0.0.0.0:{port}/" in err
+
+
+def test_the_store_is_never_created_or_migrated(tmp_path):
+    """Serving a database path that does not exist is an error, and creates nothing."""
+    r = invoke(["--db", str(tmp_path / "none.db"), "serve"])
+    assert r.exit_code == 1 and "no run database at" in r.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_run_plots_group_losses_and_draw_hand_computed_points():
+    from vdi_cli.serve.pages import metric_plots
+    from vdi_cli.serve.svg import line_plot
+
+    # 520 x 220, margins left 56, right 130, top 24, bottom 34: x 1..2 -> 56..390, y 0..1 -> 186..24
+    svg = line_plot({"a": [(1, 0.0), (2, 1.0)]}, title="t")
+    assert 'points="56.0,186.0 390.0,24.0"' in svg
+    metrics = [{"split": "train", "name": f"loss/{n}", "epoch": e, "value": v}
+               for e in (1, 2) for n, v in (("loss", 2.0 / e), ("iou", 1.0), ("vid", 0.5),
+                                            ("visual-context", 0.3), ("spatial-dynamic", 0.2))]
+    metrics += [{"split": "val", "name": "mIoU", "epoch": 1, "value": 30.0},
+                {"split": "val", "name": "mIoU", "epoch": None, "value": 31.0}]
+    plots = metric_plots(metrics)
+    titles = [p.split('aria-label="')[1].split('"')[0] for p in plots]
+    assert titles == ["training loss", "loss terms", "VDI terms", "val metrics"]
+    assert "visual-context" in plots[2] and "spatial-dynamic" in plots[2]
+    assert "iou" not in plots[2] and "visual-context" not in plots[1]
+    assert plots[3].count("<circle") == 1  # the final (epoch-less) value is not a point
+
+
+def test_templates_and_static_files_are_package_data():
+    """A regular install ships every page and asset: each file under vdi_cli/serve/templates
+    and static matches a package-data pattern of vdi_cli.serve (and the package is listed)."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "vdi_cli.serve" in tool["packages"]
+    patterns = tool["package-data"]["vdi_cli.serve"]
+    folder = root / "vdi_cli" / "serve"
+    files = [p.relative_to(folder).as_posix() for sub in ("templates", "static")
+             for p in (folder / sub).iterdir()]
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files

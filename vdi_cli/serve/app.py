@@ -1,0 +1,39 @@
+"""`create_app(db_path, ...)`: the Starlette application `vdi serve` runs (tests call it
+directly with Starlette's TestClient)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+
+
+def create_app(db_path: str | Path, *, index: str | None = None, device: str = "cpu",
+               preload: bool = False) -> Any:
+    """The app over the database at `db_path` (opened read-only). `index`: the default index
+    for searches; `preload`: load its model now instead of on the first search."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from vdi_cli.serve import api, media, pages
+    from vdi_cli.serve.store import ServeStore
+
+    store = ServeStore(db_path, device=device, default_index=index)
+    if preload and store.index_names():
+        store.searcher(store.index_name(None))
+    routes = [
+        Route("/", pages.search_page),
+        Route("/runs", pages.runs_page),
+        Route("/runs/{run_id:int}", pages.run_page),
+        Route("/api/runs", api.runs_list),
+        Route("/api/runs/{run_id:int}", api.run_show),
+        Route("/api/indexes", api.indexes_list),
+        Route("/api/search", api.search),
+        Route("/video", media.video_endpoint),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.store = store
+    return app
