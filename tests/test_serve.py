@@ -1,6 +1,6 @@
 """`vdi serve`: the JSON API answers what the CLI's `--json` prints, videos are served with
 range requests and only when the store knows them, the database is only read, and the pages
-render (the real-browser test is in test_serve_browser.py)."""
+render; a real headless Chromium plays a found moment."""
 
 from __future__ import annotations
 
@@ -296,3 +296,33 @@ def test_templates_and_static_files_are_package_data():
     files = [p.relative_to(folder).as_posix() for sub in ("templates", "static")
              for p in (folder / sub).iterdir()]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files
+
+
+def test_browser_plays_the_first_moment_from_its_start(world, client, tmp_path):
+    """Headless Chromium: the search page, a query, a click on the first moment: the video is
+    at the moment's start (within a second), and pauses at its end; a screenshot is saved."""
+    from vdi_cli.testing_browser import find_chromium, search_and_play, serving
+
+    found = find_chromium()
+    if isinstance(found, str):
+        pytest.skip(found)
+    def windows(k):
+        return client.get("/api/search", params={"q": QUERY, "k": k}).json()[
+            "corpus"][0]["pred_relevant_windows"]
+
+    top10, top30 = windows(10), windows(30)  # 10: the page's default
+    later = next(i for i, w in enumerate(top30) if w[1] >= 2.0)  # a real seek, not to 0 s
+    with serving(client.app) as url:
+        first = search_and_play(url, QUERY, tmp_path / "first.png")
+        seek = search_and_play(url, QUERY, tmp_path / "seek.png", min_start=2.0, top_k=30)
+    for seen, rank, found in ((first, 0, top10), (seek, later, top30)):
+        assert (seen["rank"], seen["vid"], seen["start"], seen["end"]) == \
+            (rank, *found[rank][:3])
+        assert seen["moments"] == len(found)
+        assert seen["media_error"] is None
+        assert abs(seen["current_time"] - seen["start"]) < 1.0, seen
+        assert seen["stopped_at"] is not None, seen  # paused at the moment's end
+        assert seen["start"] < seen["stopped_at"] <= seen["end"] + 0.5, seen
+    for shot in ("first.png", "seek.png"):
+        png = (tmp_path / shot).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
