@@ -4,6 +4,7 @@ render; a real headless Chromium plays a found moment."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -326,3 +327,62 @@ def test_browser_plays_the_first_moment_from_its_start(world, client, tmp_path):
     for shot in ("first.png", "seek.png"):
         png = (tmp_path / shot).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def _eval_run_id(client) -> int:
+    return client.get("/api/runs", params={"command": "eval"}).json()[0]["id"]
+
+
+def test_evaluation_view_agrees_with_the_runs_metrics(world, client):
+    run_id = _eval_run_id(client)
+    metrics = {m["name"]: m["value"] for m in client.get(f"/api/runs/{run_id}").json()["metrics"]}
+    annotations = json.loads((Path(world["data"]) / "train.json").read_text())
+    total = sum(len(v["sentences"]) for v in annotations.values())
+    for iou in (0.3, 0.5, 0.7):
+        view = client.get(f"/api/eval/{run_id}", params={"iou": iou}).json()
+        assert view["queries_total"] == total
+        assert view["recall_at_1"] == pytest.approx(metrics[f"R@1,IoU={iou}"], abs=0.01)
+    view = client.get(f"/api/eval/{run_id}").json()
+    stored = sqlite3.connect(world["db"]).execute(
+        "select video, query, start_s, end_s from predictions where run_id = ? and rank = 1 "
+        "order by id", [run_id]).fetchall()
+    for q, (video, query, s, e) in zip(view["queries"], stored, strict=True):
+        assert (q["video"], q["query"]) == (video, query)
+        (ps, pe, _, iou), (gs, ge) = q["predictions"][0], q["gt"]
+        assert (ps, pe) == (round(s, 3), round(e, 3))
+        inter, union = max(0.0, min(pe, ge) - max(ps, gs)), max(pe, ge) - min(ps, gs)
+        assert iou == pytest.approx(inter / union, abs=2e-3)  # by hand, from the rounded times
+        assert q["hit"] == (iou >= 0.5) and len(q["predictions"]) <= 5
+        assert q["url"] and client.get(q["url"]).status_code == 200
+    misses = client.get(f"/api/eval/{run_id}", params={"misses": "1"}).json()
+    assert misses["matched"] == total - view["hits"]
+    assert not any(q["hit"] for q in misses["queries"])
+    by = client.get(f"/api/eval/{run_id}", params={"by": "actions"}).json()
+    assert by["fields"] == ["actions"] and by["by_values"]
+    value = by["by_values"][0]
+    only = client.get(f"/api/eval/{run_id}", params={"by": "actions", "value": value}).json()
+    expected = sum(value in (a if isinstance(a, list) else [a]) for v in annotations.values()
+                   for a in v.get("actions", []))
+    assert only["matched"] == expected > 0
+    assert all(value in str(q["extra"]["actions"]) for q in only["queries"])
+
+
+def test_evaluation_page_and_its_bad_requests(world, client):
+    run_id = _eval_run_id(client)
+    page = client.get(f"/eval/{run_id}")
+    assert page.status_code == 200
+    total = client.get(f"/api/eval/{run_id}").json()["queries_total"]
+    assert page.text.count("<tr class=") == total
+    assert page.text.count('class="window gt"') == total and "/static/eval.js" in page.text
+    assert f'href="/eval/{run_id}"' in client.get(f"/runs/{run_id}").text
+    misses = client.get(f"/eval/{run_id}", params={"misses": "1"}).text
+    assert misses.count('<tr class="miss">') == misses.count("<tr class=")
+    for params, error in (({"by": "colour"}, "no query of this split has a 'colour' field"),
+                          ({"iou": "2"}, "iou must be in (0, 1], got 2.0"),
+                          ({"iou": "x"}, "iou must be a number")):
+        answer = client.get(f"/api/eval/{run_id}", params=params)
+        assert answer.status_code == 400 and answer.json()["error"].startswith(error)
+    train = client.get(f"/api/eval/{world['run']}")
+    assert train.status_code == 400 and "is not an evaluation of a model" in train.json()["error"]
+    assert client.get("/api/eval/999").status_code == 404
+    assert client.get("/eval/999").status_code == 404

@@ -27,10 +27,12 @@ def create_app(db_path: str | Path, *, index: str | None = None, device: str = "
         Route("/", pages.search_page),
         Route("/runs", pages.runs_page),
         Route("/runs/{run_id:int}", pages.run_page),
+        Route("/eval/{run_id:int}", pages.eval_page),
         Route("/api/runs", api.runs_list),
         Route("/api/runs/{run_id:int}", api.run_show),
         Route("/api/indexes", api.indexes_list),
         Route("/api/search", api.search),
+        Route("/api/eval/{run_id:int}", pages.eval_json),
         Route("/video", media.video_endpoint),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

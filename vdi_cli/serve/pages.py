@@ -102,3 +102,50 @@ def run_page(request: Any) -> Any:
                                                 sort_keys=True, default=str),
                  summary=json.dumps(run.get("summary") or {}, indent=2, sort_keys=True,
                                     default=str)[:20000])
+
+
+def _eval_args(request: Any) -> dict[str, Any]:
+    q = request.query_params
+    try:
+        iou = float(q.get("iou") or 0.5)
+        offset = max(0, int(q.get("offset") or 0))
+    except ValueError:
+        raise VdiError("iou must be a number and offset a whole number",
+                       hint="e.g. ?iou=0.5&offset=0") from None
+    return {"iou": iou, "misses": q.get("misses") in ("1", "true", "on"),
+            "by": q.get("by") or None, "value": q.get("value") or None, "offset": offset}
+
+
+def eval_json(request: Any) -> Any:
+    from vdi_cli.serve.api import error_response, json_response
+    from vdi_cli.serve.evaluation import evaluation
+
+    store = request.app.state.store
+    try:
+        args = _eval_args(request)
+        with store.lock:
+            view = evaluation(store.db, int(request.path_params["run_id"]), **args)
+    except VdiError as exc:
+        return error_response(exc, 404 if exc.message.startswith("no run with id") else 400)
+    return json_response(view)
+
+
+def eval_page(request: Any) -> Any:
+    from vdi_cli.serve.evaluation import evaluation
+    from vdi_cli.serve.svg import window_strip
+
+    store = request.app.state.store
+    try:
+        args = _eval_args(request)
+        with store.lock:
+            view = evaluation(store.db, int(request.path_params["run_id"]), **args)
+    except VdiError as exc:
+        status = 404 if exc.message.startswith("no run with id") else 400
+        return _page(request, "error.html", status, message=exc.message, hint=exc.hint)
+    for r in view["queries"]:
+        r["strip"] = window_strip(r["duration"], r["gt"], r["predictions"])
+    from urllib.parse import urlencode
+
+    query = {k: v for k, v in request.query_params.items() if k != "offset"}
+    next_url = "?" + urlencode({**query, "offset": view["offset"] + view["limit"]})
+    return _page(request, "eval.html", view=view, next_url=next_url)

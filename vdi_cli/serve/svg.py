@@ -60,3 +60,26 @@ def line_plot(series: dict[str, Sequence[tuple[float, float]]], *, title: str = 
                      f'class="legend">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def window_strip(duration: float, gt: Sequence[float], predictions: Sequence[Sequence[float]],
+                 *, width: int = 360, height: int = 40) -> str:
+    """One query on its video's timeline: the ground truth (green, top half) and the top
+    predictions (red for #1, orange for the rest, bottom half), in seconds -> pixels."""
+    def x(t: float) -> float:
+        return max(0.0, min(width, t / duration * width)) if duration > 0 else 0.0
+
+    half = height / 2
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" class="track"/>',
+             f'<rect x="{x(gt[0]):.1f}" y="0" width="{max(1.0, x(gt[1]) - x(gt[0])):.1f}" '
+             f'height="{half:.0f}" class="window gt"><title>ground truth {gt[0]:g}-{gt[1]:g} s'
+             '</title></rect>']
+    for rank, p in reversed(list(enumerate(predictions, 1))):
+        cls = "pred" if rank == 1 else "other"
+        parts.append(f'<rect x="{x(p[0]):.1f}" y="{half:.0f}" '
+                     f'width="{max(1.0, x(p[1]) - x(p[0])):.1f}" height="{half:.0f}" '
+                     f'class="window {cls}"><title>#{rank} {p[0]:g}-{p[1]:g} s</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
