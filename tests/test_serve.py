@@ -73,7 +73,7 @@ def _cli_json(world, args):
 
 
 def test_search_answers_what_vdi_search_json_prints(world, client):
-    answer = client.get("/api/search", params={"q": QUERY, "k": 4})
+    answer = client.get("/api/search", params={"q": QUERY, "k": 4, "timelines": "1"})
     assert answer.status_code == 200, answer.text
     data = answer.json()
     cli = _cli_json(world, ["search", QUERY, "--index", "lib", "-k", "4", "--json"])
@@ -91,6 +91,16 @@ def test_search_answers_what_vdi_search_json_prints(world, client):
         assert max(s for s in v["timeline"][0] if s is not None) == pytest.approx(best, abs=1e-3)
         assert v["url"].startswith("/video?path=") and v["path"].endswith(f"{v['vid']}.mp4")
     assert data["timings"]["server"] > 0
+    # without timelines=1 the same moments, and each video's curve from /api/timeline
+    plain = client.get("/api/search", params={"q": QUERY, "k": 4}).json()
+    assert plain["corpus"] == data["corpus"] and "timeline" not in plain["videos"][0]
+    for v in data["videos"]:
+        one = client.get("/api/timeline", params={"q": QUERY, "vid": v["vid"]}).json()
+        assert (one["times"], one["timeline"], one["url"]) == (v["times"], v["timeline"][0],
+                                                               v["url"])
+    # --candidates: one round of that many neighbours
+    few = client.get("/api/search", params={"q": QUERY, "k": 4, "candidates": 64})
+    assert few.status_code == 200 and len(few.json()["corpus"][0]["pred_relevant_windows"]) == 4
     # several queries at once, as `vdi search Q1 Q2`
     two = client.get("/api/search", params=[("q", QUERY), ("q", "the blue circle appears")])
     assert [c["query"] for c in two.json()["corpus"]] == [QUERY, "the blue circle appears"]
@@ -178,11 +188,19 @@ def test_runs_api_answers_what_vdi_runs_json_prints(world, client):
     ({"q": QUERY, "k": "0"}, 400, "k must be between 1 and 100, got 0"),
     ({"q": QUERY, "k": "five"}, 400, "k must be a whole number, got 'five'"),
     ({"q": QUERY, "index": "lbi"}, 404, "no index named 'lbi' (did you mean 'lib'?)"),
+    ({"q": QUERY, "candidates": "0"}, 400, "candidates must be between 1 and 10000000, got 0"),
 ])
 def test_search_refuses_bad_input_with_error_and_hint(client, params, status, error):
     answer = client.get("/api/search", params=params)
     assert answer.status_code == status
     assert answer.json()["error"] == error and answer.json()["hint"]
+
+
+def test_timeline_refuses_a_video_not_in_the_index(client):
+    answer = client.get("/api/timeline", params={"q": QUERY, "vid": "clip99"})
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "no video 'clip99' in index 'lib'"
+    assert client.get("/api/timeline", params={"vid": "clip00"}).status_code == 400
 
 
 def test_bad_run_requests(client):
@@ -207,7 +225,8 @@ def test_pages_render_with_only_shipped_assets(world, client):
         assert client.get(f"/static/{name}").status_code == 200
     # nothing from a CDN: no page or asset names another host
     texts = [search.text, runs, run] + [client.get(f"/static/{n}").text
-                                        for n in ("app.css", "search.js", "timeline.js")]
+                                        for n in ("app.css", "search.js", "timeline.js",
+                                                  "eval.js")]
     for text in texts:
         assert "https://" not in text and "//cdn" not in text
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
@@ -321,6 +340,8 @@ def test_browser_plays_the_first_moment_from_its_start(world, client, tmp_path):
             (rank, *found[rank][:3])
         assert seen["moments"] == len(found)
         assert seen["media_error"] is None
+        timeline = client.get("/api/timeline", params={"q": QUERY, "vid": seen["vid"]}).json()
+        assert seen["curve_points"] == sum(v is not None for v in timeline["timeline"]) > 0
         assert abs(seen["current_time"] - seen["start"]) < 1.0, seen
         assert seen["stopped_at"] is not None, seen  # paused at the moment's end
         assert seen["start"] < seen["stopped_at"] <= seen["end"] + 0.5, seen

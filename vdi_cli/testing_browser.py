@@ -116,6 +116,14 @@ def search_and_play(base_url: str, query: str, screenshot: str | Path, *,
         wait.until(lambda b: b.execute_script(  # playing, after any seek
             f"const p = {player}; return p.readyState >= 2 && !p.seeking && !p.paused"))
         seeked = float(browser.execute_script(f"return {player}.currentTime"))
+        curve = "document.querySelector('#timeline polyline.curve')"
+        try:  # the video's per-frame scores, fetched after the click
+            WebDriverWait(browser, timeout_s).until(lambda b: b.execute_script(
+                f"return {curve} !== null"))
+            points = len(browser.execute_script(f"return {curve}.getAttribute('points')")
+                         .split())
+        except Exception:  # noqa: BLE001 - reported as 0, the caller decides
+            points = 0
         error = browser.execute_script(f"return {player}.error && {player}.error.message")
         time.sleep(settle_s)  # a frame painted and the cursor moved, for the screenshot
         browser.save_screenshot(str(screenshot))
@@ -128,6 +136,7 @@ def search_and_play(base_url: str, query: str, screenshot: str | Path, *,
             stopped = None
         return {"vid": vid, "rank": rank, "start": start, "end": end, "current_time": seeked,
                 "stopped_at": stopped, "page_load_s": load_s, "media_error": error,
+                "curve_points": points,
                 "moments": len(moments)}
     finally:
         browser.quit()

@@ -17,6 +17,8 @@ def serve_command(
     port: int = Opt(8765, "--port", "-p", help="Port to listen on."),
     index: str = Opt(None, "--index", "-i", help="Default index for searches (default: the "
                      "only index)."),
+    candidates: int = Opt(None, "--candidates", help="Default nearest neighbours a search "
+                          "rescores (as `vdi search --candidates`; default: exact)."),
     preload: bool = Opt(True, "--preload/--lazy", help="Load the index's model at start "
                         "(else on the first search)."),
 ) -> None:
@@ -26,6 +28,9 @@ def serve_command(
     from vdi_cli.settings import get_settings
     from vdi_cli.store.db import resolve_db_path
 
+    if candidates is not None and candidates < 1:
+        raise UsageError(f"--candidates must be at least 1, got {candidates}",
+                         hint="e.g. --candidates 256, or leave it out for the exact search")
     if not 0 < port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {port}", hint="e.g. --port 8765")
     try:
@@ -39,7 +44,7 @@ def serve_command(
 
     settings = get_settings()
     app = create_app(resolve_db_path(settings.db), index=index, device=settings.device,
-                     preload=preload)
+                     preload=preload, candidates=candidates)
     if host not in LOCAL:
         notice(f"Warning: listening on {host}: anyone who can reach this machine on port "
                f"{port} can search, list your runs and watch the videos the store knows "

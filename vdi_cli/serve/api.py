@@ -3,9 +3,11 @@
 - `GET /api/runs?limit=&status=&command=`: `vdi runs list --json`;
 - `GET /api/runs/{id}`: `vdi runs show ID --json`;
 - `GET /api/indexes`: `vdi index list --json`;
-- `GET /api/search?q=...[&q=...]&k=5&index=NAME`: `vdi search --json` (run_id null: serving
-  records no run), plus `videos` (per found video its `url`, frame `times` and per query the
-  `timeline` of scores `--plot` draws) and the server-side `timings`.
+- `GET /api/search?q=...[&q=...]&k=5&index=NAME&candidates=M&timelines=1`: `vdi search
+  --json` (run_id null: serving records no run), plus `videos` (per found video its `url`, and
+  with `timelines=1` its frame `times` and per query the `timeline` of scores `--plot` draws)
+  and the server-side `timings`; `candidates` as `vdi search --candidates`;
+- `GET /api/timeline?q=...&vid=VID&index=NAME`: one video's `times` and `timeline`.
 
 An expected error (bad input) answers `{"error", "hint"}` with status 400, 404 for an unknown
 run or index.
@@ -96,7 +98,8 @@ def _finite(values: Any) -> list[float | None]:
 
 
 def search_json(store: Any, queries: list[str], *, top_k: int = 5,
-                index: str | None = None) -> dict[str, Any]:
+                index: str | None = None, candidates: int | None = None,
+                timelines: bool = False) -> dict[str, Any]:
     """What `/api/search` answers (see the module docstring); raises VdiError."""
     import time
 
@@ -106,15 +109,15 @@ def search_json(store: Any, queries: list[str], *, top_k: int = 5,
     name = store.index_name(index)
     searcher = store.searcher(name)
     with store.lock:
-        result = searcher.search(queries, top_k=top_k, keep_maps=True)
+        result = searcher.search(queries, top_k=top_k, keep_maps=timelines,
+                                 candidates=candidates or store.candidates)
     out = result.to_json()
     out["index"] = name
     out["videos"] = [
         {"vid": v.vid, "path": v.path, "url": video_url(v.path),
          "duration": round(float(v.duration), 3),
-         "times": _finite(v.ranking.times) if v.ranking.times is not None else [],
-         "timeline": [_finite(row) for row in v.ranking.timeline]
-         if v.ranking.timeline is not None else []}
+         **({"times": _finite(v.ranking.times),
+             "timeline": [_finite(row) for row in v.ranking.timeline]} if timelines else {})}
         for v in result.videos]
     out["timings"] = {**{k: round(t, 4) for k, t in result.timings.items()},
                       "server": round(time.perf_counter() - t0, 4)}
@@ -128,12 +131,42 @@ def search(request: Any) -> Any:
     try:
         queries = check_queries(request.query_params.getlist("q"))
         top_k = _int(request, "k", 5, high=MAX_TOP_K)
-        index = request.query_params.get("index") or None
-        if index is not None:
-            try:
-                store.index_name(index)
-            except VdiError as exc:
-                return error_response(exc, 404)
-        return json_response(search_json(store, queries, top_k=top_k, index=index))
+        candidates = _int(request, "candidates", 256, high=10_000_000) \
+            if request.query_params.get("candidates") else None
+        timelines = request.query_params.get("timelines") in ("1", "true")
+        index = _known_index(store, request)
+        return json_response(search_json(store, queries, top_k=top_k, index=index,
+                                         candidates=candidates, timelines=timelines))
+    except LookupError as exc:
+        return error_response(exc.args[0], 404)
     except VdiError as exc:
         return error_response(exc)
+
+
+def _known_index(store: Any, request: Any) -> str | None:
+    """The request's `index`, checked (LookupError(VdiError) for an unknown one: 404)."""
+    index = request.query_params.get("index") or None
+    if index is not None:
+        try:
+            store.index_name(index)
+        except VdiError as exc:
+            raise LookupError(exc) from exc
+    return index
+
+
+def timeline(request: Any) -> Any:
+    from vdi_cli.pipeline.retrieve import check_queries
+    from vdi_cli.serve.timeline import video_timeline
+
+    store = request.app.state.store
+    try:
+        query = check_queries(request.query_params.getlist("q")[:1])[0]
+        name = store.index_name(_known_index(store, request))
+        searcher = store.searcher(name)
+        with store.lock:
+            data = video_timeline(searcher, query, request.query_params.get("vid", ""))
+        return json_response(data)
+    except LookupError as exc:
+        return error_response(exc.args[0], 404)
+    except VdiError as exc:
+        return error_response(exc, 404 if exc.message.startswith("no video") else 400)

@@ -10,9 +10,10 @@ HERE = Path(__file__).parent
 
 
 def create_app(db_path: str | Path, *, index: str | None = None, device: str = "cpu",
-               preload: bool = False) -> Any:
+               preload: bool = False, candidates: int | None = None) -> Any:
     """The app over the database at `db_path` (opened read-only). `index`: the default index
-    for searches; `preload`: load its model now instead of on the first search."""
+    for searches; `preload`: load its model now instead of on the first search;
+    `candidates`: the default of `vdi search --candidates` (None: exact)."""
     from starlette.applications import Starlette
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ def create_app(db_path: str | Path, *, index: str | None = None, device: str = "
     from vdi_cli.serve.store import ServeStore
 
     store = ServeStore(db_path, device=device, default_index=index)
+    store.candidates = candidates
     if preload and store.index_names():
         store.searcher(store.index_name(None))
     routes = [
@@ -32,6 +34,7 @@ def create_app(db_path: str | Path, *, index: str | None = None, device: str = "
         Route("/api/runs/{run_id:int}", api.run_show),
         Route("/api/indexes", api.indexes_list),
         Route("/api/search", api.search),
+        Route("/api/timeline", api.timeline),
         Route("/api/eval/{run_id:int}", pages.eval_json),
         Route("/video", media.video_endpoint),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -51,6 +51,7 @@ class ServeStore:
         self.lock = threading.RLock()
         self._searchers: dict[str, Any] = {}
         self.default_index = default_index
+        self.candidates: int | None = None  # the default of `vdi search --candidates`
         if default_index is not None:
             self.index_name(default_index)  # an unknown --index fails at start, not per query
 

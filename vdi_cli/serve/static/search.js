@@ -11,13 +11,22 @@
 
   function fmt(t) { return Number(t).toFixed(1) + " s"; }
 
-  function play(video, start, end, score) {
+  function play(video, start, end, score, query, index) {
     viewer.hidden = false;
     title.textContent = `${video.vid}: ${fmt(start)} – ${fmt(end)} (score ${score.toFixed(3)})`;
-    const setCursor = drawTimeline(timeline, video.duration,
-      [{start, end, cls: "pred", label: `${fmt(start)} – ${fmt(end)}`}],
-      video.times, video.timeline[0]);
-    playWindow(player, video.url, start, end, setCursor);
+    const windows = [{start, end, cls: "pred", label: `${fmt(start)} – ${fmt(end)}`}];
+    let setCursor = drawTimeline(timeline, video.duration, windows, [], []);
+    playWindow(player, video.url, start, end, (t) => setCursor(t));
+    // the per-frame scores of this video only, fetched once it plays
+    const params = new URLSearchParams({q: query, vid: video.vid});
+    if (index) params.append("index", index);
+    fetch("/api/timeline?" + params.toString()).then((r) => (r.ok ? r.json() : null))
+      .then((curve) => {
+        if (curve && title.dataset.vid === video.vid) {
+          setCursor = drawTimeline(timeline, curve.duration, windows, curve.times, curve.timeline);
+        }
+      });
+    title.dataset.vid = video.vid;
   }
 
   async function search(event) {
@@ -26,6 +35,7 @@
     params.append("q", document.getElementById("q").value);
     params.append("k", document.getElementById("k").value || "10");
     const index = document.getElementById("index").value;
+    const query = document.getElementById("q").value;
     if (index) params.append("index", index);
     status.textContent = "searching…";
     list.replaceChildren();
@@ -50,7 +60,7 @@
       button.addEventListener("click", () => {
         list.querySelectorAll(".moment").forEach((b) => b.classList.remove("active"));
         button.classList.add("active");
-        play(videos[vid], start, end, score);
+        play(videos[vid], start, end, score, query, index);
       });
       li.appendChild(button);
       list.appendChild(li);
