@@ -196,6 +196,16 @@ def test_search_refuses_bad_input_with_error_and_hint(client, params, status, er
     assert answer.json()["error"] == error and answer.json()["hint"]
 
 
+def test_a_long_running_server_does_not_keep_every_sentence(client, monkeypatch):
+    from vdi_cli.serve import api
+
+    monkeypatch.setattr(api, "TEXT_MEMORY", 2)
+    texts = client.app.state.store.searcher("lib").retriever._texts
+    for i in range(5):
+        assert client.get("/api/search", params={"q": f"{QUERY} {i}"}).status_code == 200
+        assert len(texts) <= 2
+
+
 def test_timeline_refuses_a_video_not_in_the_index(client):
     answer = client.get("/api/timeline", params={"q": QUERY, "vid": "clip99"})
     assert answer.status_code == 404

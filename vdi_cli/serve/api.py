@@ -21,6 +21,9 @@ from typing import Any
 from vdi_cli.errors import VdiError
 
 MAX_TOP_K = 100
+# sentence features a searcher keeps (Retriever caches every sentence it encodes: fine for a
+# command, a leak for a server that answers queries for days); past this the cache restarts
+TEXT_MEMORY = 2048
 
 
 def error_response(exc: VdiError, status: int = 400) -> Any:
@@ -111,6 +114,9 @@ def search_json(store: Any, queries: list[str], *, top_k: int = 5,
     with store.lock:
         result = searcher.search(queries, top_k=top_k, keep_maps=timelines,
                                  candidates=candidates or store.candidates)
+        texts = getattr(searcher.retriever, "_texts", None)
+        if texts is not None and len(texts) > TEXT_MEMORY:
+            texts.clear()
     out = result.to_json()
     out["index"] = name
     out["videos"] = [
