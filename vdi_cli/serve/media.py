@@ -26,22 +26,28 @@ def _resolved(path: str) -> Path | None:
         return None
 
 
-def known_paths(db: Any) -> set[str]:
-    """The stored paths of every video the store knows (as recorded, unresolved)."""
+def known_paths(db: Any, names: tuple[str, ...] = ()) -> set[str]:
+    """The stored paths of the videos the store knows (as recorded, unresolved); with `names`,
+    only those whose file name is one of them (a request checks a few rows, not all)."""
     tables = set(db.table_names())
     paths: set[str] = set()
-    if "videos" in tables:
-        paths |= {r[0] for r in db.execute("select path from videos where path is not null")}
-    if "index_videos" in tables:
-        paths |= {r[0] for r in db.execute("select path from index_videos "
-                                           "where path is not null")}
+    for table in ("videos", "index_videos"):
+        if table not in tables:
+            continue
+        if not names:
+            rows = db.execute(f"select path from {table} where path is not null")
+        else:
+            ends = " or ".join("substr(path, -?) = ?" for _ in names)
+            args = [v for n in names for v in (len(n) + 1, os.sep + n)]
+            rows = db.execute(f"select path from {table} where {ends}", args)
+        paths |= {r[0] for r in rows}
     return paths
 
 
-def known_files(db: Any) -> set[Path]:
+def known_files(db: Any, names: tuple[str, ...] = ()) -> set[Path]:
     """The resolved files behind `known_paths` that exist now."""
     out = set()
-    for p in known_paths(db):
+    for p in known_paths(db, names):
         r = _resolved(p)
         if r is not None and r.is_file():
             out.add(r)
@@ -49,13 +55,15 @@ def known_files(db: Any) -> set[Path]:
 
 
 def check_request(db: Any, requested: str) -> Path | None:
-    """The file to serve for `requested`, or None (not a video the store knows)."""
+    """The file to serve for `requested`, or None (not a video the store knows). A known path
+    that is a symlink is found by its own name or its target's."""
     if not requested or "\x00" in requested or not os.path.isabs(requested):
         return None
     target = _resolved(requested)
     if target is None or not target.is_file():
         return None
-    return target if target in known_files(db) else None
+    names = tuple(dict.fromkeys((Path(requested).name, target.name)))
+    return target if target in known_files(db, names) else None
 
 
 def video_url(path: str) -> str:
