@@ -417,3 +417,33 @@ def test_evaluation_page_and_its_bad_requests(world, client):
     assert train.status_code == 400 and "is not an evaluation of a model" in train.json()["error"]
     assert client.get("/api/eval/999").status_code == 404
     assert client.get("/eval/999").status_code == 404
+
+
+def test_several_indexes_preload_nothing_and_each_search_names_its_index(world, tmp_path):
+    import shutil
+
+    from starlette.testclient import TestClient
+
+    from vdi_cli.serve.app import create_app
+
+    db = tmp_path / "vdi.db"
+    source, copy = sqlite3.connect(world["db"]), sqlite3.connect(db)
+    source.backup(copy)  # the rows still in the WAL file too
+    source.close()
+    copy.close()
+    shutil.copytree(Path(world["db"]).with_name("vdi.indexes"), tmp_path / "vdi.indexes")
+    env = {**world["env"], "VDI_DB": str(db)}
+    with environment(env):
+        register_tiny_open_clip()
+        r = invoke(["index", "build", "one", world["lib"] / "clip00.mp4", "-c",
+                    world["checkpoint"]])
+        assert r.exit_code == 0, r.stderr
+        app = create_app(db, preload=True)  # two indexes, no --index: nothing to preload
+        client = TestClient(app)
+        assert app.state.store._searchers == {}
+        vague = client.get("/api/search", params={"q": QUERY})
+        assert vague.status_code == 400 and vague.json()["error"] == "2 indexes: lib, one"
+        one = client.get("/api/search", params={"q": QUERY, "index": "one"}).json()
+        assert {w[0] for w in one["corpus"][0]["pred_relevant_windows"]} == {"clip00"}
+        assert '<select id="index"' in client.get("/").text
+        app.state.store.close()

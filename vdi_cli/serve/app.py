@@ -23,8 +23,8 @@ def create_app(db_path: str | Path, *, index: str | None = None, device: str = "
 
     store = ServeStore(db_path, device=device, default_index=index)
     store.candidates = candidates
-    if preload and store.index_names():
-        store.searcher(store.index_name(None))
+    if preload and (index is not None or len(store.index_names()) == 1):
+        store.searcher(store.index_name(None))  # else the first search names its index
     routes = [
         Route("/", pages.search_page),
         Route("/runs", pages.runs_page),
