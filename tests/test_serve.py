@@ -328,6 +328,7 @@ def test_templates_and_static_files_are_package_data():
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files
 
 
+@pytest.mark.slow
 def test_browser_plays_the_first_moment_from_its_start(world, client, tmp_path):
     """Headless Chromium: the search page, a query, a click on the first moment: the video is
     at the moment's start (within a second), and pauses at its end; a screenshot is saved."""
