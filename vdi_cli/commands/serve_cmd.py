@@ -61,6 +61,11 @@ def _check_port(host: str, port: int) -> None:
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:  # socket.gaierror: a name that resolves to no address
+        raise VdiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                       hint="--host takes an address of this machine, e.g. 127.0.0.1 "
+                       "(the default) or 0.0.0.0") from exc
+    try:
         family, _, _, _, address = infos[0]
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
