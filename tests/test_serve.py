@@ -420,7 +420,7 @@ def test_evaluation_page_and_its_bad_requests(world, client):
     assert client.get("/eval/999").status_code == 404
 
 
-def test_several_indexes_preload_nothing_and_each_search_names_its_index(world, tmp_path):
+def test_several_indexes_and_an_index_changed_while_serving(world, tmp_path):
     import shutil
 
     from starlette.testclient import TestClient
@@ -447,4 +447,14 @@ def test_several_indexes_preload_nothing_and_each_search_names_its_index(world, 
         one = client.get("/api/search", params={"q": QUERY, "index": "one"}).json()
         assert {w[0] for w in one["corpus"][0]["pred_relevant_windows"]} == {"clip00"}
         assert '<select id="index"' in client.get("/").text
+        # `vdi index add` while serving: the next search loads the index as it is now
+        kept = app.state.store.searcher("one")
+        assert sorted(r["vid"] for r in kept.videos.values()) == ["clip00"]
+        r = invoke(["index", "add", "one", world["lib"] / "clip01.mp4"])
+        assert r.exit_code == 0, r.stderr
+        assert client.get("/api/search", params={"q": QUERY, "index": "one"}).status_code == 200
+        now = app.state.store.searcher("one")
+        assert now is not kept and sorted(r["vid"] for r in now.videos.values()) == \
+            ["clip00", "clip01"]
+        assert app.state.store.searcher("one") is now  # unchanged since: kept
         app.state.store.close()

@@ -81,13 +81,20 @@ class ServeStore:
 
     def searcher(self, name: str) -> Any:
         """The index's LibrarySearcher, loaded on first use and kept (the model stays in
-        memory: a warm query costs the text tower and the rescoring only)."""
+        memory: a warm query costs the text tower and the rescoring only). An index changed
+        since (`vdi index add/remove/build --force` commit a new FAISS file) is loaded again."""
         from vdi_cli.pipeline.search import LibrarySearcher
+        from vdi_cli.store.indexes import get_index
 
         with self.lock:
-            if name not in self._searchers:
-                self._searchers[name] = LibrarySearcher(self.db, name, device=self.device)
-            return self._searchers[name]
+            kept = self._searchers.get(name)
+            if kept is not None:
+                row = get_index(self.db, name)
+                if (row["id"], row["path"]) != (kept.index["id"], kept.index["path"]):
+                    kept = None
+            if kept is None:
+                kept = self._searchers[name] = LibrarySearcher(self.db, name, device=self.device)
+            return kept
 
     def close(self) -> None:
         self.db.conn.close()
