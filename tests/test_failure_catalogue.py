@@ -1546,6 +1546,92 @@ ROWS_SEARCH: list[Row] = [
 ]
 ROWS += ROWS_SEARCH
 
+# --- vdi serve (issue 23): refused before anything listens; the store is only read ----------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+TAKEN_PORT = _free_port()
+_held: list[Any] = []
+
+
+def _hold_port(tmp: Path, world: dict[str, Any]) -> None:
+    """Another program listening on TAKEN_PORT while the row runs."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", TAKEN_PORT))
+    sock.listen(1)
+    _held.append(sock)
+
+
+def _release_port(tmp: Path, world: dict[str, Any]) -> None:
+    while _held:
+        _held.pop().close()
+
+
+def _no_runs_table(tmp: Path, world: dict[str, Any]) -> None:
+    conn = sqlite3.connect(tmp / "other.db")
+    conn.execute("create table notes (text)")
+    conn.commit()
+    conn.close()
+
+
+def _index_of_a_gone_checkpoint(tmp: Path, world: dict[str, Any]) -> None:
+    """An index built with a copy of the world's checkpoint, then the copy deleted."""
+    import shutil
+
+    shutil.copytree(world["ckpt"], tmp / "ckpt")
+    env = {"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "vdi.db"), "VDI_PLUGINS": ""}
+    built = invoke(["index", "build", "lib", world["video"], "-c", str(tmp / "ckpt")], env=env)
+    assert built.exit_code == 0, built.stderr
+    shutil.rmtree(tmp / "ckpt")
+
+
+def _db_untouched_by_serve(tmp: Path, world: dict[str, Any], result: Any) -> None:
+    """serve opened the database read-only: still one run (the index build), no new one."""
+    conn = sqlite3.connect(f"file:{tmp / 'vdi.db'}?mode=ro", uri=True)
+    try:
+        assert conn.execute("select command, status from runs").fetchall() == [("index", "ok")]
+    finally:
+        conn.close()
+
+
+ROWS_SERVE: list[Row] = [
+    Row("serve-port-out-of-range", "options", ("serve", "--port", "70000"), exit=2,
+        error=r"--port must be in 1\.\.65535, got 70000"),
+    Row("serve-port-taken", "environment", ("serve", "--port", str(TAKEN_PORT), "--lazy"),
+        make=_hold_port, settle=_release_port,
+        error=rf"cannot listen on 127\.0\.0\.1:{TAKEN_PORT}: .*in use",
+        stderr=(r"Hint: pick another --port",)),
+    Row("serve-candidates-zero", "options", ("serve", "--candidates", "0"), exit=2,
+        error=r"--candidates must be at least 1, got 0"),
+    Row("serve-unknown-host", "options", ("serve", "--host", "no-such-host.invalid"),
+        error=r"cannot listen on no-such-host\.invalid:8765: ",
+        stderr=(r"Hint: --host takes an address of this machine",)),
+    Row("serve-no-database", "database", ("--db", "{tmp}/none.db", "serve"),
+        error=r"no run database at '.*none\.db'", must_not_exist=("none.db", "none.db-*")),
+    Row("serve-not-a-database", "database", ("--db", "{tmp}/junk.db", "serve"),
+        make=_write("junk.db", "not a database\n" * 200),
+        error=r"junk\.db' is not a usable vdi database",
+        after=_unchanged("junk.db", "not a database\n" * 200)),
+    Row("serve-database-without-runs", "database", ("--db", "{tmp}/other.db", "serve"),
+        make=_no_runs_table, error=r"other\.db' holds no vdi runs"),
+    Row("serve-unknown-index", "options", ("serve", "--index", "nope"),
+        make=lambda tmp, world: _db_with_a_run(tmp), error=r"no index named 'nope'",
+        stderr=(r"Hint: .*vdi index list",)),
+    Row("serve-index-checkpoint-gone", "checkpoint", ("serve", "--port", str(TAKEN_PORT)),
+        make=_index_of_a_gone_checkpoint, slow=True,
+        error=r"the index's checkpoint '.*ckpt' is gone",
+        stderr=(r"Hint: rebuild the index",), after=_db_untouched_by_serve),
+]
+ROWS += ROWS_SERVE
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,100 @@
+"""The server's view of the database: opened read-only (SQLite `mode=ro`), so serving can never
+change what the commands recorded, plus the library searchers it keeps loaded.
+
+Starlette runs plain endpoints in a thread pool, so every use of the one connection (and of a
+searcher, whose model is not meant for concurrent calls) holds `lock`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from vdi_cli.errors import StoreError, VdiError
+
+
+def open_read_only(db_path: str | Path) -> Any:
+    """A sqlite_utils Database on `db_path` opened with `mode=ro` (writes fail in SQLite
+    itself). A missing file or one without vdi's tables is a StoreError."""
+    import sqlite_utils
+
+    path = Path(db_path).expanduser()
+    if not path.is_file():
+        raise StoreError(f"no run database at '{path}'",
+                         hint="pass --db PATH of a database vdi wrote (or set VDI_DB); "
+                         "`make demo` makes one")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"'{path}' is not a usable vdi database: {exc}",
+                         hint="point --db at a database vdi wrote") from exc
+    if "runs" not in tables:
+        conn.close()
+        raise StoreError(f"'{path}' holds no vdi runs",
+                         hint="point --db at a database vdi wrote")
+    return sqlite_utils.Database(conn)
+
+
+class ServeStore:
+    """The read-only database, its lock, and one loaded LibrarySearcher per index."""
+
+    def __init__(self, db_path: str | Path, *, device: str = "cpu",
+                 default_index: str | None = None) -> None:
+        self.path = Path(db_path).expanduser()
+        self.db = open_read_only(self.path)
+        self.device = device
+        self.lock = threading.RLock()
+        self._searchers: dict[str, Any] = {}
+        self.default_index = default_index
+        self.candidates: int | None = None  # the default of `vdi search --candidates`
+        if default_index is not None:
+            self.index_name(default_index)  # an unknown --index fails at start, not per query
+
+    def index_names(self) -> list[str]:
+        from vdi_cli.store.indexes import list_indexes
+
+        with self.lock:
+            if "indexes" not in self.db.table_names():
+                return []
+            return [r["name"] for r in list_indexes(self.db)]
+
+    def index_name(self, name: str | None) -> str:
+        """`name`, else --index, else the only index; a VdiError when that is not one."""
+        from vdi_cli.store.indexes import get_index
+
+        name = name or self.default_index
+        if name is None:
+            names = self.index_names()
+            if len(names) != 1:
+                raise VdiError("no index in this database" if not names else
+                               f"{len(names)} indexes: {', '.join(names[:8])}",
+                               hint="vdi index build NAME SOURCES... makes one" if not names
+                               else "choose one (index=NAME, or vdi serve --index NAME)")
+            return names[0]
+        with self.lock:
+            return str(get_index(self.db, name)["name"])
+
+    def searcher(self, name: str) -> Any:
+        """The index's LibrarySearcher, loaded on first use and kept (the model stays in
+        memory: a warm query costs the text tower and the rescoring only). An index changed
+        since (`vdi index add/remove/build --force` commit a new FAISS file) is loaded again."""
+        from vdi_cli.pipeline.search import LibrarySearcher
+        from vdi_cli.store.indexes import get_index
+
+        with self.lock:
+            kept = self._searchers.get(name)
+            if kept is not None:
+                row = get_index(self.db, name)
+                if (row["id"], row["path"]) != (kept.index["id"], kept.index["path"]):
+                    kept = None
+            if kept is None:
+                kept = self._searchers[name] = LibrarySearcher(self.db, name, device=self.device)
+            return kept
+
+    def close(self) -> None:
+        self.db.conn.close()
