@@ -2,9 +2,11 @@
 
 What a user waits for, on a dataset's sentences (default: ActivityNet Captions val, 17,505
 sentences, 17,339 distinct, in ../shared/data):
-  spacy     spaCy's own pipeline in this process with the components the `spacy` parser uses
-            (NER excluded), `nlp.pipe` + noun_chunks over the distinct sentences, load excluded;
-            run before and after the CLI and averaged (the machine is shared)
+  spacy     spaCy's own pipeline with the components the `spacy` parser uses (NER excluded),
+            `nlp.pipe` + noun_chunks over the distinct sentences, load excluded, in a fresh
+            process as a user's own script runs it (its first batches included, as in the
+            CLI's), run before and after the CLI and averaged (the machine is shared); the
+            rate warmed up in this process is printed beside it
   start-up  `vdi parse "one sentence"` with an empty store: process start to exit, spaCy's
             load included (what every parse command pays before its first sentence)
   parse     `vdi parse --dataset FORMAT --annotations FILE` with an empty store
@@ -53,6 +55,33 @@ def spacy_rate(texts: list[str], batch_size: int) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+FRESH = """
+import json, sys, time
+from vdi_cli.registry import get_component
+texts = json.load(open(sys.argv[1], encoding="utf-8"))
+nlp = get_component("parser", "spacy").build({"batch_size": int(sys.argv[2])}).nlp
+start = time.perf_counter()
+for doc in nlp.pipe([" ".join(t.split()) for t in texts], batch_size=int(sys.argv[2])):
+    list(doc.noun_chunks)
+print(len(texts) / (time.perf_counter() - start))
+"""
+
+
+def spacy_fresh_rate(texts: list[str], batch_size: int, work: Path) -> float:
+    """Sentences/s of spaCy's own pipeline (same components) in a fresh process, load
+    excluded but its first batches included: what a user's own script gets, and what a fresh
+    `vdi parse` is compared with."""
+    path = work / "texts.json"
+    path.write_text(json.dumps(texts), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    done = subprocess.run([sys.executable, "-c", FRESH, str(path), str(batch_size)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the spaCy reference failed:\n{done.stderr}")
+    return float(done.stdout.split()[-1])
+
+
 def cli(args: list[str], home: Path) -> float:
     """Seconds one `vdi` process takes, start to exit (stdout discarded)."""
     env = {**os.environ, "VDI_HOME": str(home), "HF_HUB_OFFLINE": "1"}
@@ -92,11 +121,12 @@ def main() -> int:
               ["--dataset", args.dataset, "--annotations", str(annotations)])
     batch = ["-o", f"batch_size={args.batch_size}"]
 
-    before = spacy_rate(distinct, args.batch_size)
+    warm = spacy_rate(distinct, args.batch_size)
+    before = spacy_fresh_rate(distinct, args.batch_size, work)
     startup = cli(["parse", "a person opens the door", *batch], work / "home-startup")
     parse = cli(["parse", *source, *batch], work / "home")
     cached = cli(["parse", *source, *batch], work / "home")
-    after = spacy_rate(distinct, args.batch_size)
+    after = spacy_fresh_rate(distinct, args.batch_size, work)
     reference = (before + after) / 2
     rate = len(distinct) / max(parse - startup, 1e-9)
 
@@ -105,7 +135,8 @@ def main() -> int:
     print(f"{len(texts)} sentences ({len(distinct)} distinct) from {annotations.name}; "
           f"spaCy {spacy.__version__}; batch size {args.batch_size}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"  spacy      {reference:7.0f} sentences/s (before {before:.0f}, after {after:.0f})")
+    print(f"  spacy      {reference:7.0f} sentences/s in a fresh process (before {before:.0f}, "
+          f"after {after:.0f}); warmed up in this one: {warm:.0f}")
     print(f"  start-up   {startup:7.2f} s      target < 3 s: "
           f"{'met' if startup < 3 else 'NOT met'}")
     print(f"  parse      {parse:7.2f} s      {rate:.0f} sentences/s after start-up = "
@@ -115,8 +146,8 @@ def main() -> int:
           f"{'met' if cached < 2 else 'NOT met'}")
     if args.json:
         print(json.dumps({"sentences": len(texts), "distinct": len(distinct),
-                          "spacy_per_s": reference, "startup_s": startup, "parse_s": parse,
-                          "parse_per_s": rate, "ratio": rate / reference,
+                          "spacy_per_s": reference, "spacy_warm_per_s": warm,
+                          "startup_s": startup, "parse_s": parse, "parse_per_s": rate, "ratio": rate / reference,
                           "cached_s": cached}))
     return 0
 
