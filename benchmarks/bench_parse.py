@@ -147,8 +147,8 @@ def main() -> int:
     if args.json:
         print(json.dumps({"sentences": len(texts), "distinct": len(distinct),
                           "spacy_per_s": reference, "spacy_warm_per_s": warm,
-                          "startup_s": startup, "parse_s": parse, "parse_per_s": rate, "ratio": rate / reference,
-                          "cached_s": cached}))
+                          "startup_s": startup, "parse_s": parse, "parse_per_s": rate,
+                          "ratio": rate / reference, "cached_s": cached}))
     return 0
 
 
