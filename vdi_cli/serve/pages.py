@@ -116,32 +116,38 @@ def _eval_args(request: Any) -> dict[str, Any]:
             "by": q.get("by") or None, "value": q.get("value") or None, "offset": offset}
 
 
-def eval_json(request: Any) -> Any:
-    from vdi_cli.serve.api import error_response, json_response
+def _evaluation_view(request: Any) -> dict[str, Any]:
+    """The evaluation view the JSON and the page both show (VdiError on bad input)."""
     from vdi_cli.serve.evaluation import evaluation
 
     store = request.app.state.store
+    args = _eval_args(request)
+    with store.lock:
+        return evaluation(store.db, int(request.path_params["run_id"]), **args)
+
+
+def _eval_status(exc: VdiError) -> int:
+    return 404 if exc.message.startswith("no run with id") else 400
+
+
+def eval_json(request: Any) -> Any:
+    from vdi_cli.serve.api import error_response, json_response
+
     try:
-        args = _eval_args(request)
-        with store.lock:
-            view = evaluation(store.db, int(request.path_params["run_id"]), **args)
+        view = _evaluation_view(request)
     except VdiError as exc:
-        return error_response(exc, 404 if exc.message.startswith("no run with id") else 400)
+        return error_response(exc, _eval_status(exc))
     return json_response(view)
 
 
 def eval_page(request: Any) -> Any:
-    from vdi_cli.serve.evaluation import evaluation
     from vdi_cli.serve.svg import window_strip
 
-    store = request.app.state.store
     try:
-        args = _eval_args(request)
-        with store.lock:
-            view = evaluation(store.db, int(request.path_params["run_id"]), **args)
+        view = _evaluation_view(request)
     except VdiError as exc:
-        status = 404 if exc.message.startswith("no run with id") else 400
-        return _page(request, "error.html", status, message=exc.message, hint=exc.hint)
+        return _page(request, "error.html", _eval_status(exc), message=exc.message,
+                     hint=exc.hint)
     for r in view["queries"]:
         r["strip"] = window_strip(r["duration"], r["gt"], r["predictions"])
     from urllib.parse import urlencode
