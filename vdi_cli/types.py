@@ -29,18 +29,14 @@ def make_token(text: str, pos: str = "", lemma: str = "", whitespace: str = " ")
 
 
 def _token(d: dict[str, Any], adopt: bool) -> Token:
-    """A Token from its dict, without the frozen dataclass's per-field `object.__setattr__`
-    calls: a cached dataset holds ~15 tokens a query (270k for ActivityNet), and the plain
-    constructor was half of reading its parses back. With `adopt` (a dict nobody else holds,
-    e.g. freshly decoded JSON) one with exactly the four fields becomes the token's own
-    `__dict__`."""
-    token = object.__new__(Token)
+    """A Token from its dict, built as `make_token` builds one. With `adopt` (a dict nobody
+    else holds, e.g. freshly decoded JSON) one with exactly the four fields becomes the token's
+    own `__dict__`, not even copied."""
     if adopt and len(d) == 4 and all(k in d for k in _TOKEN_KEYS):
+        token = object.__new__(Token)
         object.__setattr__(token, "__dict__", d)
-    else:
-        token.__dict__.update(text=d["text"], pos=d.get("pos", ""), lemma=d.get("lemma", ""),
-                              whitespace=d.get("whitespace", " "))
-    return token
+        return token
+    return make_token(d["text"], d.get("pos", ""), d.get("lemma", ""), d.get("whitespace", " "))
 
 
 @dataclass(frozen=True)

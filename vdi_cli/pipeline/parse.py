@@ -187,20 +187,18 @@ def store(
 
     stamp = now()
     counts = counts or {}
-    rows = []
-    for q in queries:
-        data = row_data(q)
-        if q.text in counts:
-            _put_counts(data, counts[q.text])
-        rows.append({
+    rows = [
+        {
             "text": q.text,
             "parser": parser_id,
             "parser_config": key,
             "static": q.static,
             "dynamic": q.dynamic,
-            "parsed": json.dumps(data, ensure_ascii=False),
+            "parsed": _row_json(q, counts.get(q.text)),
             "created_at": stamp,
-        })
+        }
+        for q in queries
+    ]
     before = db.execute("select count(*) from queries").fetchone()[0]
     with db.conn:
         db["queries"].insert_all(rows, ignore=not replace, replace=replace, batch_size=500)
@@ -214,20 +212,20 @@ def remember_counts(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key
     """Write the token counts into rows that were stored without them."""
     if not queries:
         return
-    rows = []
-    for q in queries:
-        data = row_data(q)
-        _put_counts(data, counts[q.text])
-        rows.append((json.dumps(data, ensure_ascii=False), q.text, parser_id, key))
+    rows = [(_row_json(q, counts[q.text]), q.text, parser_id, key) for q in queries]
     with db.conn:
         db.conn.executemany("update queries set parsed = ? where text = ? and parser = ? "
                             "and parser_config = ?", rows)
 
 
-def _put_counts(data: dict[str, Any], value: tuple[Any, ...]) -> None:
-    data[COUNTS_KEY] = list(value[:3])
-    if len(value) == 6:
-        data[CUT_KEY] = list(value[3:])
+def _row_json(q: ParsedQuery, counts: tuple[Any, ...] | None) -> str:
+    """The `queries.parsed` value: `row_data` with the counts (and cut texts) when known."""
+    data = row_data(q)
+    if counts is not None:
+        data[COUNTS_KEY] = list(counts[:3])
+        if len(counts) == 6:
+            data[CUT_KEY] = list(counts[3:])
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _stored_checks(q: ParsedQuery, have: tuple[Any, ...]) -> list[LengthCheck] | None:
