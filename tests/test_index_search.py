@@ -91,7 +91,7 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
     gives (`_decode` with no floor), here with every proposal of the library a candidate."""
     import numpy as np
 
-    from vdi_cli.pipeline.search import LibrarySearcher
+    from vdi_cli.pipeline.search import LibrarySearcher, _rank_at
     from vdi_cli.store import open_db
 
     _ok(["index", "build", "lib", store["root"] / "lib", "-c", store["checkpoint"]])
@@ -113,7 +113,14 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
             parts = np.split(np.arange(len(slots)), np.flatnonzero(np.diff(slots)) + 1)
             exact = np.concatenate([searcher._exact(int(slots[p[0]]), positions[p], one)
                                     for p in parts])
-            full = searcher._decode(slots, positions, exact, parts, -np.inf, top_k)
+            items = []  # (slot, proposals, [1, W, C] exact scores), as `_rank` builds them
+            for p in parts:
+                slot = int(slots[p[0]])
+                vp, _ = searcher._video(slot)
+                full_map = np.full(len(vp.windows) * len(vp.cells), -np.inf, np.float32)
+                full_map[positions[p]] = searcher._exact(slot, positions[p], one)
+                items.append((slot, vp, full_map.reshape(1, len(vp.windows), len(vp.cells))))
+            full = _rank_at(items, -np.inf, top_k)
             assert got == full and len(got) == top_k
             pruned += int((exact >= np.sort(exact)[-64 * top_k]).sum() < len(exact))
             # the rule `_rank` relies on: any floor whose ranking still holds K moments gives
@@ -121,7 +128,7 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
             short = 0
             for j in range(1, 40):
                 floor = float(np.sort(exact)[-j])
-                pool = searcher._decode(slots, positions, exact, parts, floor, top_k)
+                pool = _rank_at(items, floor, top_k)
                 if len(pool) >= top_k:
                     assert pool == full, (qi, top_k, j)
                 else:

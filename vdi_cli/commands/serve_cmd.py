@@ -21,9 +21,19 @@ def serve_command(
                           "rescores (as `vdi search --candidates`; default: exact)."),
     preload: bool = Opt(True, "--preload/--lazy", help="Load the index's model at start "
                         "(else on the first search)."),
+    folder: list[str] = Opt([], "--folder", "-F", help="A folder (or quoted glob) of videos "
+                            "to search without an index, as `vdi retrieve FOLDER` (its videos' "
+                            "features must be cached); repeatable: a source `folder:NAME` each."),
+    checkpoint: str = Opt(None, "--checkpoint", "-c", help="Model of the --folder searches: a "
+                          "checkpoint folder from `vdi train` (default as `vdi retrieve`: the "
+                          "latest training run). An index searches with its own model."),
+    run: int = Opt(None, "--run", help="Model of the --folder searches: a training run's best "
+                   "checkpoint."),
+    training_free: bool = Opt(False, "--training-free", help="Model of the --folder searches: "
+                              "the training-free clip-similarity head."),
 ) -> None:
-    """Serve a local web app: search an index and watch the moments, browse runs and
-    evaluations. Reads the database (opened read-only), never writes it."""
+    """Serve a local web app: search an index (or a folder) and watch the moments, browse runs
+    and evaluations. Reads the database (opened read-only), never writes it."""
     from vdi_cli.errors import UsageError, VdiError
     from vdi_cli.settings import get_settings
     from vdi_cli.store.db import resolve_db_path
@@ -31,6 +41,13 @@ def serve_command(
     if candidates is not None and candidates < 1:
         raise UsageError(f"--candidates must be at least 1, got {candidates}",
                          hint="e.g. --candidates 256, or leave it out for the exact search")
+    model = [n for n, on in (("--checkpoint", checkpoint is not None), ("--run", run is not None),
+                             ("--training-free", training_free)) if on]
+    if model and not folder:
+        raise UsageError(f"{model[0]} chooses the model of --folder searches, and no --folder "
+                         "was given",
+                         hint="add --folder DIR; an index always searches with the model it "
+                         "was built with (vdi index show NAME names it)")
     if not 0 < port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {port}", hint="e.g. --port 8765")
     try:
@@ -44,7 +61,15 @@ def serve_command(
 
     settings = get_settings()
     app = create_app(resolve_db_path(settings.db), index=index, device=settings.device,
-                     preload=preload, candidates=candidates)
+                     preload=preload, candidates=candidates, folders=folder,
+                     checkpoint=checkpoint, run=run, training_free=training_free,
+                     notify=notice)
+    for searcher in app.state.store.folders.values():
+        missing = searcher.missing
+        info(f"{searcher.index['name']}: {len(searcher.videos)} videos"
+             + (f"; {len(missing)} left out (no cached features for this model, e.g. "
+                f"{missing[0]['path']}: `vdi retrieve \"QUERY\" FOLDER` with the same model "
+                "caches them)" if missing else ""))
     if host not in LOCAL:
         notice(f"Warning: listening on {host}: anyone who can reach this machine on port "
                f"{port} can search, list your runs and watch the videos the store knows "

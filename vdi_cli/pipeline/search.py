@@ -41,7 +41,7 @@ from vdi_cli.vector_index import search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
 APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
-PRUNE_KEEP = 64  # stage 2 decodes the best 64 x K candidates first (exact, see `_decode`)
+PRUNE_KEEP = 64  # stage 2 decodes the best 64 x K candidates first (exact, see `rank_pruned`)
 
 
 @dataclass
@@ -165,8 +165,7 @@ class LibrarySearcher:
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
         """The best top_k moments among the candidates: their exact scores (read from the
-        memory-mapped vectors), then the cell NMS and merge of `rank_scores`, batched over the
-        touched videos (`rank_many`), on the candidates that can matter (`_decode`)."""
+        memory-mapped vectors), then `rank_pruned` over the touched videos."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
         known = np.isin(slots, np.fromiter(self.videos, np.int64, len(self.videos)))
@@ -176,12 +175,14 @@ class LibrarySearcher:
         starts = np.flatnonzero(np.r_[True, np.diff(slots) != 0]) if len(slots) else []
         parts = np.split(np.arange(len(slots)), starts[1:]) if len(slots) else []
         exact = self._exact_many(slots, positions, parts, one)
-        floor = _prune_floor(exact, PRUNE_KEEP * top_k)
-        if floor > -np.inf:
-            pool = self._decode(slots, positions, exact, parts, floor, top_k)
-            if len(pool) >= top_k:
-                return pool
-        return self._decode(slots, positions, exact, parts, -np.inf, top_k)
+        items = []
+        for p in parts:
+            slot = int(slots[p[0]])
+            vp, _ = self._video(slot)
+            scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
+            scores[0, positions[p]] = exact[p]
+            items.append((slot, vp, scores.reshape(1, len(vp.windows), len(vp.cells))))
+        return rank_pruned(items, top_k)
 
     def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
                     one: dict[str, Any]) -> np.ndarray:
@@ -202,32 +203,42 @@ class LibrarySearcher:
         return self.head.score_proposals({k: np.asarray(v[pos]) for k, v in arrays.items()},
                                          one)[0]
 
-    def _decode(self, slots: np.ndarray, positions: np.ndarray, exact: np.ndarray,
-                parts: list[np.ndarray], floor: float, top_k: int) -> list[tuple[int, Moment]]:
-        """Rank the candidates scoring at least `floor` (the others left out, -inf).
 
-        Exact for any floor at or below the final K-th moment's score: a candidate scoring
-        less is ranked after every one that does in both NMS stages, so it can neither
-        suppress one of them nor enter the top K. `_rank` takes the floor at the score of the
-        PRUNE_KEEP * K-th best candidate (ties included) and keeps the answer when it holds K
-        moments: their K-th score is then at least the floor, so the floor was low enough
-        (no candidate left out could have changed it). Otherwise it ranks them all."""
-        items, touched = [], []
-        for p in parts:
-            live = exact[p] >= floor
-            if not live.any():
-                continue
-            slot = int(slots[p[0]])
-            vp, _ = self._video(slot)
-            scores = np.full((1, len(vp.windows) * len(vp.cells)), -np.inf, np.float32)
-            scores[0, positions[p][live]] = exact[p][live]
-            items.append((vp, scores.reshape(1, len(vp.windows), len(vp.cells))))
-            touched.append(slot)
-        pool = [(slot, m) for slot, ranking in zip(touched, rank_many(items, top_k=top_k),
-                                                   strict=True)
-                for m in ranking.moments[0]]
-        pool.sort(key=lambda p: -p[1].score)
-        return pool[:top_k]
+def rank_pruned(items: Sequence[tuple[int, VideoProposals, np.ndarray]], top_k: int
+                ) -> list[tuple[int, Moment]]:
+    """The best top_k moments across videos: `items` are (slot, the video's proposals, the
+    exact scores [1, W, C] of one query, -inf for a proposal left out). The cell NMS and merge
+    of `rank_scores` (`rank_many`: one batched call) run first only on the candidates scoring
+    at least the PRUNE_KEEP * K-th best score, then, if that found fewer than K moments, on all.
+
+    Exact for any floor at or below the final K-th moment's score: a candidate scoring
+    less is ranked after every one that does in both NMS stages, so it can neither
+    suppress one of them nor enter the top K. When the pruned ranking holds K moments their
+    K-th score is at least the floor, so the floor was low enough (no candidate left out
+    could have changed it). Shared by the index search and the warm folder search."""
+    finite = [s[np.isfinite(s)] for _, _, s in items]
+    floor = _prune_floor(np.concatenate(finite) if finite else np.zeros(0, np.float32),
+                         PRUNE_KEEP * top_k)
+    if floor > -np.inf:
+        pool = _rank_at(items, floor, top_k)
+        if len(pool) >= top_k:
+            return pool
+    return _rank_at(items, -np.inf, top_k)
+
+
+def _rank_at(items: Sequence[tuple[int, VideoProposals, np.ndarray]], floor: float,
+             top_k: int) -> list[tuple[int, Moment]]:
+    """Rank the candidates scoring at least `floor` (the others left out, -inf)."""
+    chosen = []
+    for slot, vp, scores in items:
+        live = scores >= floor
+        if live.any():
+            chosen.append((slot, vp, np.where(live, scores, -np.inf).astype(np.float32)))
+    rankings = rank_many([(vp, s) for _, vp, s in chosen], top_k=top_k)
+    pool = [(slot, m) for (slot, _, _), ranking in zip(chosen, rankings, strict=True)
+            for m in ranking.moments[0]]
+    pool.sort(key=lambda p: -p[1].score)
+    return pool[:top_k]
 
 
 def _prune_floor(scores: np.ndarray, keep: int) -> float:

@@ -78,7 +78,7 @@ def video_endpoint(request: Any) -> Any:
     store = request.app.state.store
     requested = request.query_params.get("path", "")
     with store.lock:
-        target = check_request(store.db, requested)
+        target = check_request(store.db, requested) or store.served_file(requested)
     if target is None:
         return PlainTextResponse("not a video this store knows\n", status_code=404)
     kind = CONTENT_TYPES.get(target.suffix.lower(), "application/octet-stream")

@@ -41,7 +41,9 @@ def open_read_only(db_path: str | Path) -> Any:
 
 
 class ServeStore:
-    """The read-only database, its lock, and one loaded LibrarySearcher per index."""
+    """The read-only database, its lock, one loaded LibrarySearcher per index, and the served
+    folders (`vdi serve --folder`: a FolderSearcher each, named `folder:NAME`), which are search
+    sources beside the indexes."""
 
     def __init__(self, db_path: str | Path, *, device: str = "cpu",
                  default_index: str | None = None) -> None:
@@ -52,22 +54,45 @@ class ServeStore:
         self._searchers: dict[str, Any] = {}
         self.default_index = default_index
         self.candidates: int | None = None  # the default of `vdi search --candidates`
+        self.folders: dict[str, Any] = {}  # name -> FolderSearcher (add_folder)
         if default_index is not None:
             self.index_name(default_index)  # an unknown --index fails at start, not per query
 
+    def add_folder(self, searcher: Any) -> None:
+        """Serve a FolderSearcher as one more search source (its `index['name']`)."""
+        self.folders[searcher.index["name"]] = searcher
+
     def index_names(self) -> list[str]:
+        """The search sources: the database's indexes, then the served folders."""
         from vdi_cli.store.indexes import list_indexes
 
         with self.lock:
             if "indexes" not in self.db.table_names():
-                return []
-            return [r["name"] for r in list_indexes(self.db)]
+                return list(self.folders)
+            return [r["name"] for r in list_indexes(self.db)] + list(self.folders)
+
+    def served_file(self, requested: str) -> Path | None:
+        """The file behind `requested` when it is a video of a served folder that the folder
+        search uses (compared as resolved paths, as the store's known videos are), else None."""
+        if not requested or "\x00" in requested or not Path(requested).is_absolute():
+            return None
+        try:
+            target = Path(requested).resolve(strict=True)
+        except (OSError, RuntimeError, ValueError):
+            return None
+        for searcher in self.folders.values():
+            for row in searcher.videos.values():
+                if Path(row["path"]).resolve() == target:
+                    return target
+        return None
 
     def index_name(self, name: str | None) -> str:
         """`name`, else --index, else the only index; a VdiError when that is not one."""
         from vdi_cli.store.indexes import get_index
 
         name = name or self.default_index
+        if name in self.folders:
+            return name
         if name is None:
             names = self.index_names()
             if len(names) != 1:
@@ -86,6 +111,8 @@ class ServeStore:
         from vdi_cli.pipeline.search import LibrarySearcher
         from vdi_cli.store.indexes import get_index
 
+        if name in self.folders:
+            return self.folders[name]
         with self.lock:
             kept = self._searchers.get(name)
             if kept is not None:
