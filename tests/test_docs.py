@@ -5,10 +5,13 @@ writes from the code today."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from vdi_cli.docs_reference import _escape
 
@@ -57,3 +60,20 @@ def test_reference_pages_cover_every_command_and_hook():
 def test_escape_keeps_code_spans_and_table_cells():
     assert _escape("a|b `x|y` <t>_u*") == "a\\|b `x\\|y` &lt;t\\>\\_u\\*"
     assert _escape("`x|y` [B, T]", table=False) == "`x|y` \\[B, T\\]"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None
+                    or importlib.util.find_spec("material") is None,
+                    reason="mkdocs-material is not installed (pip install -c constraints.txt "
+                           "-e '.[docs]')")
+def test_docs_build_strict(tmp_path):
+    site = tmp_path / "site"
+    proc = _python(["-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                   NO_MKDOCS_2_WARNING="1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (site / "index.html").is_file()
+    assert (site / "reference" / "cli.html").is_file()
+    assert (site / "serve-search.png").is_file()  # the screenshot ships with the serve page
+    # offline: no page asks a font or script server for anything
+    html = (site / "index.html").read_text(encoding="utf-8")
+    assert "fonts.googleapis.com" not in html and "fonts.gstatic.com" not in html
