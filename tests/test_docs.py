@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,19 @@ REGENERATE = "run `python -m vdi_cli.docs_reference` and commit docs/reference/"
 def _python(code_or_args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *code_or_args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_readme_is_a_short_guide():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 400, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_readme_links_into_docs_exist():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((docs/[^)#\s]+)", text)
+    assert len(targets) >= 10  # the README points into the site for every command
+    missing = [t for t in targets if not (ROOT / t).is_file()]
+    assert missing == []
 
 
 def test_generated_reference_is_current():
