@@ -45,6 +45,24 @@ def test_generated_reference_is_current():
     assert proc.returncode == 0, f"{proc.stderr}\nthe reference is stale: {REGENERATE}"
 
 
+def test_a_changed_page_is_reported_stale(tmp_path):
+    """`stale_pages` compares each file with what would be written now: a page edited by hand
+    (here hooks.md) is stale, the untouched one (cli.md) is not, a missing one is."""
+    (tmp_path / "docs" / "reference").mkdir(parents=True)
+    for name in ("cli.md", "hooks.md"):
+        text = (ROOT / "docs" / "reference" / name).read_text(encoding="utf-8")
+        (tmp_path / "docs" / "reference" / name).write_text(
+            text + ("edited by hand\n" if name == "hooks.md" else ""), encoding="utf-8")
+    code = ("import sys; from pathlib import Path; from vdi_cli.docs_reference import stale_pages; "
+            "print([str(p) for p in stale_pages(Path(sys.argv[1]))])")
+    proc = _python(["-c", code, str(tmp_path)], VDI_PLUGINS="")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['docs/reference/hooks.md']"
+    (tmp_path / "docs" / "reference" / "cli.md").unlink()
+    proc = _python(["-c", code, str(tmp_path)], VDI_PLUGINS="")
+    assert proc.stdout.strip() == "['docs/reference/cli.md', 'docs/reference/hooks.md']"
+
+
 def test_generating_the_reference_imports_no_torch():
     proc = _python(["-c", "import sys; from vdi_cli.docs_reference import pages; pages(); "
                           "print(sorted(m for m in ('torch', 'open_clip', 'spacy') "

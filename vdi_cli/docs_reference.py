@@ -122,8 +122,8 @@ def _walk(command: Any, ctx: Any, path: str, out: list[str]) -> None:
 
 
 def render_cli() -> str:
-    """The CLI reference page, from the Typer app with vdi's own (built-in) plugins only."""
-    os.environ["VDI_PLUGINS"] = ""  # third-party plugins' commands are theirs to document
+    """The CLI reference page, from the Typer app as this process's plugin host builds it
+    (`main` sets `VDI_PLUGINS` empty first, so that only vdi's own commands appear)."""
     import typer
 
     from vdi_cli.cli import build_app
@@ -188,14 +188,24 @@ def render_hooks() -> str:
 
 
 def _escape_doc(doc: str) -> str:
-    """A docstring as Markdown: its lists and code spans kept, stray specials escaped."""
-    lines = []
+    """A docstring as Markdown: its lists and code spans kept, stray specials escaped, and a
+    blank line where a list starts or ends (Markdown would otherwise run them into the text)."""
+    lines: list[str] = []
+    in_list = False
     for line in doc.splitlines():
         body = line.lstrip()
         indent = line[: len(line) - len(body)]
         bullet = ""
         if body.startswith("- "):
             bullet, body = "- ", body[2:]
+            if not in_list and lines and lines[-1].strip():
+                lines.append("")
+            in_list = True
+        elif in_list and body and not indent:  # the text after the list
+            lines.append("")
+            in_list = False
+        elif not body:
+            in_list = False
         lines.append(indent + bullet + _escape(body, table=False))
     return "\n".join(lines)
 
@@ -221,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     if args not in ([], ["--check"]):
         print("usage: python -m vdi_cli.docs_reference [--check]", file=sys.stderr)
         return 2
+    if not (ROOT / "mkdocs.yml").is_file():
+        print(f"Error: {ROOT} is not a vdi source checkout (no mkdocs.yml)", file=sys.stderr)
+        print("Hint: run it from a clone of the repository, installed editable (pip install "
+              "-c constraints.txt -e '.[dev]')", file=sys.stderr)
+        return 1
+    os.environ["VDI_PLUGINS"] = ""  # third-party plugins' commands are theirs to document
     if args == ["--check"]:
         stale = stale_pages()
         if stale:
