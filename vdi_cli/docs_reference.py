@@ -56,6 +56,14 @@ def _help_paragraphs(text: str | None) -> str:
     return _escape("\n".join(lines), table=False).strip()
 
 
+def _type_name(param: Any, ctx: Any) -> str:
+    """The option's value type as Typer shows it (`<int>`), or click's name on older Typer."""
+    display = getattr(param, "display_type", None)
+    if callable(display):
+        return str(display(ctx))
+    return str(getattr(param.type, "name", "") or "")
+
+
 def _param_row(param: Any, ctx: Any) -> tuple[str, str, str, str] | None:
     """(names, type, default, help) of one argument or option; None for hidden ones."""
     if getattr(param, "hidden", False):
@@ -84,7 +92,7 @@ def _param_row(param: Any, ctx: Any) -> tuple[str, str, str, str] | None:
         kind = "argument"
     else:
         names = ", ".join(list(param.opts) + list(param.secondary_opts))
-        kind = "flag" if getattr(param, "is_flag", False) else param.display_type(ctx)
+        kind = "flag" if getattr(param, "is_flag", False) else _type_name(param, ctx)
     kind = ", ".join([kind.strip("<>")] + limits) if kind else ""
     if required:
         default = "required"
