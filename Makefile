@@ -8,7 +8,7 @@ CONSTRAINTS := -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo experiment test lint clean
+.PHONY: setup demo experiment test lint docs docs-serve docs-reference clean
 
 # The install takes ~2 GB in the venv plus pip's temporary files: say so before pip fails
 # half-way with "No space left on device" (as a CI run on a full disk once did).
@@ -53,5 +53,17 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The documentation site (mkdocs.yml, pages in docs/): built strictly, as tests/test_docs.py
+# does; docs-serve serves it with live reload at http://127.0.0.1:8000/. docs-reference
+# rewrites the generated pages (docs/reference/) after a change to the CLI or the hooks.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-reference: setup
+	$(BIN)/python -m vdi_cli.docs_reference
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

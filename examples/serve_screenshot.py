@@ -1,6 +1,7 @@
-"""The README's `vdi serve` screenshot (docs/serve-search.png), made by the browser test's own
-code (`vdi_cli.testing_browser.search_and_play`) on a small synthetic-shapes library indexed
-with the shipped demo checkpoint (examples/demo-checkpoint), as `make demo` indexes it.
+"""The `vdi serve` screenshot of the docs (docs/serve-search.png, on docs/serve.md), made by
+the browser test's own code (`vdi_cli.testing_browser.search_and_play`) on a small
+synthetic-shapes library indexed with the shipped demo checkpoint (examples/demo-checkpoint),
+as `make demo` indexes it.
 
 Run: .venv/bin/python examples/serve_screenshot.py [--png docs/serve-search.png]
 (needs Debian's chromium + chromium-driver; about a minute on 2 cores.)

@@ -16,8 +16,8 @@ pretraining taught the held-out synonyms before any moment-retrieval training.
 
 A checkpoint is a folder such as VDI_HOME/stores/<store id>/runs/run-6/epoch-008 (`vdi runs
 show ID` lists them).
-This is how we found that fine-tuning the tower in `vdi train` loses what it knew (README,
-"Which input holds it back").
+This is how we found that fine-tuning the tower in `vdi train` loses what it knew
+(docs/experiments.md, and "Which input holds it back" in examples/experiment-results/HISTORY.md).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ m~ = mean over frames of SeqModel({m_i}); for every pair (i, j) of sentences of 
 eps_v = cos(m~_i, m~_j), eps_q = cos(FC(x_qd_i), FC(x_qd_j)); L_sd = mean (eps_v - eps_q)^2.
 
 The paper leaves open: the reduction of the squared norm, which branches receive gradients, which
-text probes the frames, and which pairs enter the mean. Each is an option below; the README's
-"Our reading of the paper" says why the defaults are what they are. Eqs. 2 and 5 as written
+text probes the frames, and which pairs enter the mean. Each is an option below; docs/paper.md
+("Our reading of the paper") says why the defaults are what they are. Eqs. 2 and 5 as written
 have zero-loss minima that carry no information (a constant decoder output; every cosine ~1),
 so each term also has variants that cannot sit there, and `form` names two combinations:
 `paper` (the literal form, the default) and `stable` (the variants we chose, FORMS below).

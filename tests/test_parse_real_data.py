@@ -10,7 +10,8 @@ import pytest
 from vdi_cli.masking import build_parsed_query, has_content
 from vdi_cli.pipeline.parse import parse_texts
 
-# (file, format, queries, empty Qs, empty Qd) with en_core_web_sm 3.8.0 (README, parse section)
+# (file, format, queries, empty Qs, empty Qd) with en_core_web_sm 3.8.0 (docs/parse.md, "Masking,
+# and what we chose")
 SPLITS = [
     ("charades_cg/novel_word.json", "mmn-json", 695, 0, 0),
     ("charades_sta/charades_sta_test.txt", "charades-sta", 3720, 1, 5),

@@ -16,8 +16,8 @@ from vdi_plugins.tiny_shapes import RELEASES, WEIGHTS_INFO  # noqa: E402
 
 # The first release, as shipped in 68ed067: it must never change under the v2 work.
 TINY_SHAPES_SHA256 = "3e7cebad50ff37f848b2fd3725d9d27c6f9e1c230d7759c912d60d913e9ef386"
-# What the shipped tiny-shapes-v2 gives (README, "tiny-shapes-v2"): 6 of 14 held-out synonyms
-# have a trained synonym of their own class nearest, own-class rank 3.79 on average of 36
+# What the shipped tiny-shapes-v2 gives (docs/experiments.md, "tiny-shapes-v2"): 6 of 14 held-out
+# synonyms have a trained synonym of their own class nearest, own-class rank 3.79 on average of 36
 # trained phrases (chance: ~9.3); the first release: 1 of 14, rank ~11.
 NEAREST_IS_OWN_FLOOR = 0.4
 MEAN_RANK_CEILING = 4.5

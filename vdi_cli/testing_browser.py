@@ -1,5 +1,6 @@
 """Helpers for the real-browser check of `vdi serve` (headless Chromium through Selenium): the
-test and the README's screenshot (`examples/serve_screenshot.py`) run this same code.
+test and the docs' screenshot (`examples/serve_screenshot.py`, shown on docs/serve.md) run this
+same code.
 
 - `find_chromium()`: Debian's `chromium` + `chromium-driver`, or why they are not usable;
 - `serving(app)`: the app on a real uvicorn server in a thread, on a free local port;

@@ -16,7 +16,7 @@ from vdi_plugins.synthetic.world import COLOURS, ObjectState, moved
 
 ACTIONS = ("left", "right", "up", "down", "appear", "disappear", "grow", "shrink", "jump",
            "spin", "recolour", "blink")
-# Classes the renderer can draw but the generated world leaves out, and why (see the README).
+# Classes the renderer can draw but the generated world leaves out, and why (see docs/datasets.md).
 DROPPED: dict[str, str] = {
     "spin": "not visible to the tiny-shapes backbone: static captions never state orientation and "
             "pretraining draws every still at a random angle, so the image features are trained "

@@ -149,7 +149,7 @@ def twin_stills(rng: np.random.Generator, size: int, allowed: dict[str, tuple[st
     """Two stills drawn alike except that the first object does opposite actions ("slides left"
     / "slides right"), so a contrastive batch can tell them apart only by the motion and its
     verb: without such pairs the verbs were the least needed words of a caption, and the
-    held-out move synonyms stayed far from their classes (README, tiny-shapes-v2)."""
+    held-out move synonyms stayed far from their classes (docs/experiments.md, tiny-shapes-v2)."""
     seed = int(rng.integers(2**32))
     a = str(rng.choice(NOVEL_VERB_ACTIONS))
     b = OPPOSITE[a]

@@ -81,8 +81,9 @@ def train(
     batch_size: int = Opt(48, "--batch-size", help="Videos per step."),
     lr: float = Opt(None, "--lr", help="Head learning rate (default: preset's)."),
     seed: int = Opt(25285, "--seed"),
-    option: list[str] = Opt([], "-o", help="Any training option key=value (see README), e.g. "
-                            "-o scope=moment -o patience=0 -o train_text_layers=2."),
+    option: list[str] = Opt([], "-o", help="Any training option key=value (--list-options; "
+                            "docs/train.md), e.g. -o scope=moment -o patience=0 "
+                            "-o train_text_layers=2."),
     resume: int = Opt(None, "--resume", help="Continue run ID from its last checkpoint, with "
                       "its stored options (an option given that differs is refused; --epochs "
                       "and -o patience/keep_checkpoints may change)."),
