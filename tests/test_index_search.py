@@ -86,6 +86,29 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     assert _ok(["index", "show", "lib", "--json"]).json()["videos"] == 1
 
 
+def test_the_rounds_and_the_whole_scan_give_the_same_exact_answer(store, monkeypatch):
+    """A small flat index is scored whole in one round (WHOLE_SCAN); above that size the
+    search grows its candidates in rounds until the bound proves the top K. Both are exact:
+    here the same library searched both ways (the threshold lowered to force the rounds)."""
+    from vdi_cli.pipeline import search as search_module
+    from vdi_cli.store import open_db
+
+    _ok(["index", "build", "lib", store["root"] / "lib", "-c", store["checkpoint"]])
+    whole = search_module.LibrarySearcher(open_db(), "lib")
+    total = whole.vectors.size
+    assert total <= search_module.WHOLE_SCAN
+    answer = whole.search(QUERIES, top_k=5)
+    assert whole.stats.rounds == [total] * len(QUERIES) and all(whole.stats.proven)
+    monkeypatch.setattr(search_module, "WHOLE_SCAN", 0)
+    rounds = search_module.LibrarySearcher(open_db(), "lib")
+    asked = []  # the M of every FAISS round
+    scan = rounds.vectors.search
+    monkeypatch.setattr(rounds.vectors, "search", lambda q, m: asked.append(m) or scan(q, m))
+    again = rounds.search(QUERIES, top_k=5)
+    assert asked[0] < total and len(asked) > len(QUERIES) and all(rounds.stats.proven)
+    assert _corpus(again.to_json()) == _corpus(answer.to_json())
+
+
 def test_stage_two_pruning_keeps_the_exact_answer(store):
     """Ranking only the best 64 x K candidates (`_rank`) gives what ranking every candidate
     gives (`_decode` with no floor), here with every proposal of the library a candidate."""
