@@ -6,6 +6,7 @@
 #  3. train VDI on it with the shipped tiny-shapes image-text backbone
 #  4. evaluate on test-iid and test-novel-word with Q, Qs and Qd (the paper's Fig. 3 analysis)
 #  5. retrieve moments in a held-out synthetic video (with a plot) and in a real sample video
+#  6. show what `vdi serve` serves over this store (examples/serve_check.py: every page)
 # Everything lands in demo-out/ (VDI_HOME: database, features, checkpoints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,3 +67,9 @@ SAMPLE=$(.venv/bin/python -c 'import importlib.util, os; s = importlib.util.find
 step "retrieving in a real video ($SAMPLE) with the training-free head"
 # tiny-shapes knows only the synthetic world (it says so): this shows the path, not a result
 $VDI retrieve "$SAMPLE" "a person rides a bike" --training-free --backbone tiny-shapes --top-k 3
+
+step "what \`vdi serve\` shows over this store: its search, runs and evaluation pages"
+# the app `vdi serve` runs, page by page (no port opened); in a browser:
+#   VDI_HOME=$VDI_HOME .venv/bin/vdi serve   ->  http://127.0.0.1:8765/
+.venv/bin/python examples/serve_check.py --db "${VDI_DB:-$VDI_HOME/vdi.db}" \
+  --annotations "$DATA/test_iid.json"
