@@ -27,7 +27,8 @@ def main() -> None:
                       HF_HUB_OFFLINE="1")
     from vdi_cli.pipeline.train_config import TrainConfig
     from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import open_db
     from vdi_plugins.synthetic.generate import generate
 
     generate(work / "data", videos=4, seed=5, test_videos=0, fps=2, size=32)

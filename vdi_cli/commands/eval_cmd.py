@@ -79,8 +79,8 @@ def eval_command(
     from vdi_cli.config import parse_overrides
     from vdi_cli.metric_sets import parse_suites
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     recalls = _numbers(recall, int, "--recall")
     ious = _numbers(iou, float, "--iou")
@@ -201,8 +201,8 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
     from vdi_cli.baselines import evaluate_baseline
     from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.pipeline.evaluate import record_metrics
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     config = {"mode": "baseline", "baseline": name, "annotations": annotations,
               "format": format_id, "train": train, "by": by, "seed": seed, "options": options,
@@ -243,8 +243,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         store_predictions,
         write_submission,
     )
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
 
     if not video_dir:
         raise UsageError("model mode needs the videos", hint="add --video-dir DIR")

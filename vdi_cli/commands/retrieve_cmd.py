@@ -58,8 +58,8 @@ def retrieve_command(
         store_predictions,
     )
     from vdi_cli.pipeline.retrieve_output import FORMATS
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
 
     fmt = "json" if json_out else fmt
     if fmt not in FORMATS:

@@ -31,8 +31,8 @@ def search_command(
     from vdi_cli.pipeline.retrieve import check_queries, store_predictions
     from vdi_cli.pipeline.retrieve_output import FORMATS
     from vdi_cli.pipeline.search import LibrarySearcher
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
     from vdi_cli.store.indexes import list_indexes
 
     fmt = "json" if json_out else fmt

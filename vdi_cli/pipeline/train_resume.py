@@ -48,15 +48,13 @@ def resume_point(db: Any, run_id: int) -> dict[str, Any]:
 def stored_config(db: Any, run_id: int) -> dict[str, Any]:
     """The training configuration run `run_id`'s newest checkpoint was trained with (the run
     row's recorded configuration for a checkpoint that does not carry one)."""
-    import json
-
     from vdi_cli.checkpoints import read_config
+    from vdi_cli.store.runs import recorded_config
 
     row = resume_point(db, run_id)
     train = read_config(row["path"]).get("train")
     if not train:
-        recorded = db["runs"].get(run_id).get("config") or "{}"
-        train = json.loads(recorded) if isinstance(recorded, str) else recorded
+        train = recorded_config(db, run_id)
     if not train:
         raise VdiError(f"run {run_id}'s checkpoint records no training configuration",
                        hint="start a new run with the options you want (without --resume)")

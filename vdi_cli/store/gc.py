@@ -37,13 +37,6 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _live_runs(db: Any) -> set[int]:
-    from vdi_cli.store.runs import process_gone
-
-    return {r["id"] for r in db["runs"].rows_where("status = 'running'")
-            if not process_gone(r)}
-
-
 def _run_id(folder: Path) -> int | None:
     name = folder.name
     return int(name[4:]) if name.startswith("run-") and name[4:].isdigit() else None
@@ -54,9 +47,10 @@ def collect(db: Any) -> dict[str, Any]:
     from vdi_cli.checkpoints import WEIGHTS, stale_temporaries
     from vdi_cli.features import features_dir
     from vdi_cli.store.artifacts import artifact_dir
+    from vdi_cli.store.runs import live_run_ids, run_ids
 
-    live = _live_runs(db)
-    runs = {r["id"] for r in db["runs"].rows_where(select="id")}
+    live = live_run_ids(db)
+    runs = run_ids(db)
     rows = list(db["checkpoints"].rows_where(select="id, run_id, epoch, path"))
     referenced = {Path(r["path"]).resolve() for r in rows}
     temporaries: list[Path] = []
