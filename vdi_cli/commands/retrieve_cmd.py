@@ -141,11 +141,10 @@ def _decoded_before(db: Any, path: Any) -> bool:
     probing it again would only cost the video library's import (~0.1-0.35 s of a repeat
     query's cold start)."""
     from vdi_cli.store.hashes import known_sha256
+    from vdi_cli.store.videos import has_features
 
     sha = known_sha256(db, path)
-    return sha is not None and bool(list(db.query(
-        "select 1 from features f join videos v on f.video_id = v.id where v.sha256 = ? "
-        "limit 1", [sha])))
+    return sha is not None and has_features(db, sha)
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,7 @@ def collect(db: Any) -> dict[str, Any]:
     from vdi_cli.features import features_dir
     from vdi_cli.store.artifacts import artifact_dir
     from vdi_cli.store.runs import live_run_ids, run_ids
+    from vdi_cli.store.videos import feature_rows
 
     live = live_run_ids(db)
     runs = run_ids(db)
@@ -69,7 +70,7 @@ def collect(db: Any) -> dict[str, Any]:
                     and p.resolve() not in referenced]
     gone_ckpt = [r for r in rows if r["run_id"] not in live
                  and not (Path(r["path"]) / WEIGHTS).is_file()]
-    features = list(db["features"].rows_where(select="id, path"))
+    features = feature_rows(db)
     gone_features = [r for r in features if not Path(r["path"]).is_file()]
     cache = features_dir()
     staging: list[Path] = []
