@@ -239,12 +239,13 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         check_query_forms,
         check_submission_path,
         evaluate_checkpoint,
+        evaluation_moments,
         resolve_checkpoint,
-        store_predictions,
         write_submission,
     )
     from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.store.predictions import store_predictions
 
     if not video_dir:
         raise UsageError("model mode needs the videos", hint="add --video-dir DIR")
@@ -273,7 +274,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         for r in scored:
             record_metrics(db, run.id, r.report.metrics, r.report.split)
         first = results[0]
-        stored = store_predictions(db, run.id, first.annotations, first.predictions)
+        stored = store_predictions(db, run.id,
+                                   evaluation_moments(first.annotations, first.predictions))
         run.summary.update({r.form: r.report.to_dict() for r in scored})
         groups = None
         if scored:

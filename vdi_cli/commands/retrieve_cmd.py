@@ -54,12 +54,13 @@ def retrieve_command(
         Retriever,
         check_queries,
         expand_inputs,
+        ranked_moments,
         split_arguments,
-        store_predictions,
     )
     from vdi_cli.pipeline.retrieve_output import FORMATS
     from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.store.predictions import store_predictions
 
     fmt = "json" if json_out else fmt
     if fmt not in FORMATS:
@@ -97,7 +98,7 @@ def retrieve_command(
                                   show_progress=fmt == "table", run_id=handle.id,
                                   batch_size=batch_size)
         handle.summary.update(result.summary())
-        handle.summary["predictions"] = store_predictions(db, handle.id, result)
+        handle.summary["predictions"] = store_predictions(db, handle.id, ranked_moments(result))
         for f in result.failed:
             warn(f"{f['path']}: {f['reason']}: {f['error']} (left out)")
         warn_damaged(result.damaged)

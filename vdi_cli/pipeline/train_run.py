@@ -144,6 +144,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
     from vdi_cli.store import get_run
+    from vdi_cli.store.predictions import insert_metrics
     from vdi_cli.store.runs import now
     from vdi_cli.types import RunEvent
 
@@ -244,8 +245,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
             if trainer.should_stop():
                 break
             continue
-        db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
-                                  "value": v, "epoch": epoch} for k, v in losses.items())
+        insert_metrics(db, run.id, "train", {f"loss/{k}": v for k, v in losses.items()}, epoch)
         diagnostics = finish_epoch(trainer, db, run, epoch, quiet)
         if val_samples:
             record_metrics(db, run.id, metrics, "val", epoch)
