@@ -47,8 +47,8 @@ def resolve_checkpoint(db: Any, checkpoint: str | None, run_id: int | None) -> s
                        hint="`vdi runs list --command train` shows the training runs")
     if checkpoint is not None:
         return checkpoint
-    from vdi_cli.pipeline.train_run import best_checkpoint
     from vdi_cli.store import get_run
+    from vdi_cli.store.checkpoints import best_checkpoint
 
     if get_run(db, run_id)["command"] != "train":  # type: ignore[arg-type]
         raise VdiError(f"run {run_id} is not a training run",
