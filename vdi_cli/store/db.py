@@ -200,6 +200,14 @@ def _locked(db_path: Path) -> StoreError:
     )
 
 
+def main_file(db: Any) -> Path | None:
+    """The file behind an open database as SQLite names it (None for an in-memory one)."""
+    for row in db.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main" and row[2]:
+            return Path(row[2])
+    return None
+
+
 def close_db(db: Any) -> None:
     """Close the database's connection (a rank of a distributed run reopening it read-only)."""
     db.conn.close()

@@ -16,7 +16,8 @@ from typing import Any
 
 from vdi_cli.errors import VdiError
 
-STATUSES = ("ok", "error", "interrupted")
+STATUSES = ("ok", "error", "interrupted")  # how a run finishes
+RUN_STATUSES = (*STATUSES, "running")  # what a run row's status can be
 
 
 def now() -> str:

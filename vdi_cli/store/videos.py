@@ -87,6 +87,13 @@ def record_features(db: Any, video: dict[str, Any], feature: dict[str, Any]) -> 
     return int(feature_id)
 
 
+def forget_features(db: Any) -> None:
+    """Delete every `features` row (the files stay): the next extraction reads the videos
+    again. For benchmarks that time an uncached run."""
+    with db.conn:
+        db.execute("delete from features")
+
+
 def feature_rows(db: Any) -> list[dict[str, Any]]:
     """Every `features` row's id and path (`vdi runs gc` checks the files)."""
     return list(db["features"].rows_where(select="id, path"))
