@@ -27,22 +27,22 @@ def find_best_checkpoint(db: Any, run_id: int) -> dict[str, Any] | None:
     return newest_checkpoint(db, run_id, best_only=True) or newest_checkpoint(db, run_id)
 
 
+def _found(row: dict[str, Any] | None, message: str, hint: str) -> dict[str, Any]:
+    if row is None:
+        raise VdiError(message, hint=hint)
+    return row
+
+
 def best_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
     """`find_best_checkpoint`, a VdiError when the run has no checkpoint."""
-    row = find_best_checkpoint(db, run_id)
-    if row is None:
-        raise VdiError(f"run {run_id} has no checkpoint",
-                       hint="`vdi runs list --command train --status ok` shows finished runs")
-    return row
+    return _found(find_best_checkpoint(db, run_id), f"run {run_id} has no checkpoint",
+                  "`vdi runs list --command train --status ok` shows finished runs")
 
 
 def latest_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
     """The run's newest checkpoint (what a resume starts from); a VdiError when it has none."""
-    row = newest_checkpoint(db, run_id)
-    if row is None:
-        raise VdiError(f"run {run_id} has no checkpoint to resume from",
-                       hint="`vdi runs list --command train` shows the training runs")
-    return row
+    return _found(newest_checkpoint(db, run_id), f"run {run_id} has no checkpoint to resume from",
+                  "`vdi runs list --command train` shows the training runs")
 
 
 def record_checkpoint(db: Any, run_id: int, epoch: int, path: str, sha256: str,
