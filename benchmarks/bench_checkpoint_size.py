@@ -27,7 +27,8 @@ def main() -> None:
                       HF_HUB_OFFLINE="1")
     from vdi_cli.pipeline.train_config import TrainConfig
     from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import get_run, open_db
     from vdi_plugins.synthetic.generate import generate
 
     generate(work / "data", videos=4, seed=5, test_videos=0, fps=2, size=32)
@@ -40,7 +41,7 @@ def main() -> None:
     db = open_db()
     with run_context(db, "train", config.resolved().model_dump()) as run:
         run_training(config, db, run, quiet=True, show_progress=False)
-    for row in db["checkpoints"].rows_where("run_id = ?", [run.id], order_by="epoch"):
+    for row in sorted(get_run(db, run.id)["checkpoints"], key=lambda r: r["epoch"]):
         folder = Path(row["path"])
         sizes = {f.name: f.stat().st_size for f in sorted(folder.iterdir())}
         print(f"epoch {row['epoch']}: {sum(sizes.values()) / 1e6:.1f} MB  "

@@ -180,6 +180,7 @@ QUERY = "a red square moves to the right"
 def part_overhead(args, db, backbone, video, ckpts) -> None:
     from vdi_cli.pipeline.retrieve import Retriever, expand_inputs
     from vdi_cli.pipeline.retrieve_windows import plan_windows
+    from vdi_cli.store.videos import forget_features
 
     batches, frames = decoded_batches(backbone, video)
     bare_encode(backbone, batches[:1])  # warm-up
@@ -191,8 +192,7 @@ def part_overhead(args, db, backbone, video, ckpts) -> None:
     for _ in range(args.repeats):  # interleaved, so background load hits all alike
         bare.append(bare_encode(backbone, batches))
         for name, r in retrievers.items():
-            with db.conn:
-                db.execute("delete from features")  # uncached again
+            forget_features(db)  # uncached again
             r._features.clear()
             r._texts.clear()
             res = r.search(expand_inputs(video), [QUERY], top_k=5)

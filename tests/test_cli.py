@@ -68,8 +68,8 @@ class _Commands:
 
         @app.command("ctrl-c")
         def ctrl_c():
+            from vdi_cli.runs import run_context
             from vdi_cli.settings import open_store
-            from vdi_cli.store import run_context
 
             with run_context(open_store(), "ctrl-c", {}):
                 raise KeyboardInterrupt

@@ -186,7 +186,8 @@ def test_a_stopped_training_run_is_found_for_resume(experiment):
 
 def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoint(
         experiment, tmp_path):
-    from vdi_cli.store import finish_run, open_db, start_run
+    from vdi_cli.runs import finish_run, start_run
+    from vdi_cli.store import open_db
     from vdi_cli.testing import dead_pid
 
     argv = ["train", "--epochs", "8", "--seed", "1", "--json"]
@@ -206,7 +207,8 @@ def test_resumable_asks_the_real_vdi_for_the_newest_stopped_run_with_a_checkpoin
 def test_a_resumed_runs_time_counts_the_training_it_took_over(experiment, tmp_path):
     """Run 1 trained 100 s to its newest checkpoint and stopped; run 2 resumed it, trained 40 s
     to its own newest checkpoint and stopped: resuming run 2 takes over 140 s of training."""
-    from vdi_cli.store import finish_run, open_db, start_run
+    from vdi_cli.runs import finish_run, start_run
+    from vdi_cli.store import open_db
 
     db = open_db(tmp_path / "vdi.db")
     first = start_run(db, "train", {}, ["train", "--json"])

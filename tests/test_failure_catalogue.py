@@ -729,7 +729,8 @@ def _read_only(rel: str, fill: Callable[[Path], None] | None = None
 
 def _db_with_a_run(folder: Path) -> None:
     """A vdi database holding one finished run, checkpointed so the folder holds only vdi.db."""
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import open_db
 
     db = open_db(folder / "vdi.db")
     with run_context(db, "datasets generate", {"seed": 1}):
@@ -1031,7 +1032,8 @@ def _train_in_row(tmp: Path, world: dict[str, Any], db_name: str = "vdi.db", **k
     1); returns its summary."""
     from vdi_cli.pipeline.train_config import TrainConfig
     from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import open_db
 
     data = Path(world["data"])
     values = dict(dataset="mmn-json", annotations=str(data / "train.json"),

@@ -215,7 +215,8 @@ class _BrokenLogger:
 
 
 def test_track_event_receives_run_events_and_a_broken_logger_only_warns(tmp_path, capsys):
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import open_db
 
     logger = _Events()
     with plugin_host(logger, _BrokenLogger()):

@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vdi_cli.store import open_db, run_context  # noqa: E402
+from vdi_cli.runs import run_context  # noqa: E402
+from vdi_cli.store import open_db  # noqa: E402
 from vdi_cli.testing import invoke, register_tiny_open_clip  # noqa: E402
 
 SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}

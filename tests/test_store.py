@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 
 from vdi_cli.errors import StoreError, VdiError
-from vdi_cli.store import list_runs, open_db, resolve_db_path, run_context
+from vdi_cli.runs import run_context
+from vdi_cli.store import list_runs, open_db, resolve_db_path
 from vdi_cli.store.migrations import MIGRATIONS, MIGRATIONS_TABLE
 from vdi_cli.testing import dead_pid, invoke
 
@@ -124,7 +125,7 @@ def test_a_running_row_whose_process_was_killed_is_told_apart(tmp_path):
     import os
     import socket
 
-    from vdi_cli.store import start_run
+    from vdi_cli.runs import start_run
     from vdi_cli.store.runs import process_gone
 
     db = open_db(tmp_path / "vdi.db")

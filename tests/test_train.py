@@ -16,7 +16,8 @@ from vdi_cli.hookspecs import hookimpl  # noqa: E402
 from vdi_cli.pipeline.train import select_text_parameters  # noqa: E402
 from vdi_cli.pipeline.train_config import TrainConfig  # noqa: E402
 from vdi_cli.pipeline.train_data import VideoSample, collate, epoch_batches  # noqa: E402
-from vdi_cli.store import open_db, run_context  # noqa: E402
+from vdi_cli.runs import run_context  # noqa: E402
+from vdi_cli.store import open_db  # noqa: E402
 from vdi_cli.testing import invoke, register_tiny_open_clip  # noqa: E402
 
 SMALL_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}
@@ -339,7 +340,7 @@ def test_training_steps_on_cuda_with_mixed_precision(home):
 
 
 def test_runs_prune_command_keeps_best_and_newest_and_refuses_bad_ids(home):
-    from vdi_cli.store import start_run
+    from vdi_cli.runs import start_run
 
     db, run_id, summary = _train(home, epochs=3, keep_checkpoints="all")
     from vdi_cli.pipeline.train import run_folder

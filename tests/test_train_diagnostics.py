@@ -17,7 +17,8 @@ from vdi_cli.objectives import ObjectiveInputs  # noqa: E402
 from vdi_cli.pipeline.train_config import TrainConfig  # noqa: E402
 from vdi_cli.pipeline.train_data import VideoFeatures, VideoSample, collate  # noqa: E402
 from vdi_cli.pipeline.train_diagnostics import Diagnostics, format_figures  # noqa: E402
-from vdi_cli.store import open_db, run_context  # noqa: E402
+from vdi_cli.runs import run_context  # noqa: E402
+from vdi_cli.store import open_db  # noqa: E402
 from vdi_cli.testing import invoke, register_tiny_open_clip, tiny_backbone  # noqa: E402
 from vdi_cli.types import ParsedQuery  # noqa: E402
 from vdi_plugins._objective_diagnostics import other_video, relative_spread  # noqa: E402

@@ -12,7 +12,6 @@ Torch is imported inside methods only: this module is part of the torch-free cor
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,6 +211,7 @@ def file_sha256(path: str | Path) -> str:
     import os
 
     from vdi_cli.store.db import app_dir
+    from vdi_cli.store.hashes import hash_file
 
     st = os.stat(path)
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -228,11 +228,7 @@ def file_sha256(path: str | Path) -> str:
         if isinstance(known, dict) and isinstance(known.get(text_key), str):
             _sha_memo[key] = known[text_key]
             return known[text_key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    _sha_memo[key] = h.hexdigest()
+    _sha_memo[key] = hash_file(path)
     if st.st_size >= _MIN_PERSIST:
         known = known if isinstance(known, dict) else {}
         known[text_key] = _sha_memo[key]

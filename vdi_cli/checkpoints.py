@@ -11,7 +11,6 @@ nothing is ever unpickled; a training run keeps it in its newest epoch only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi_cli.errors import VdiError
+from vdi_cli.store.hashes import hash_file as sha256_file  # the one file hasher
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -31,14 +31,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(folder: str | Path, config: dict[str, Any], tensors: dict[str, Any],

@@ -207,22 +207,10 @@ def find_feature_row(
 ) -> dict[str, Any] | None:
     """The newest `features` row for a video (by content hash) and backbone; `weights` and
     `sampling` narrow it when given."""
-    where = ["v.sha256 = ?", "f.backbone = ?"]
-    args: list[Any] = [video_sha, backbone]
-    if weights is not None:
-        where.append("f.weights = ?")
-        args.append(weights)
-    if sampling is not None:
-        where.append("f.sampling = ?")
-        args.append(Sampling.from_any(sampling).key())
-    sql = (
-        "select f.*, v.sha256 as video_sha256, v.path as video_path, v.duration as duration, "
-        "v.fps as video_fps from features f join videos v on v.id = f.video_id where "
-        + " and ".join(where)
-        + " order by f.id desc limit 1"
-    )
-    rows = list(db.query(sql, args))
-    return rows[0] if rows else None
+    from vdi_cli.store.videos import newest_feature
+
+    key = Sampling.from_any(sampling).key() if sampling is not None else None
+    return newest_feature(db, video_sha, backbone, weights, key)
 
 
 def load_features(
@@ -247,16 +235,13 @@ def load_features(
     from safetensors import safe_open
 
     from vdi_cli.store.hashes import cached_sha256
+    from vdi_cli.store.videos import video_sha_at
 
     text = str(video)
     if re.fullmatch(r"[0-9a-f]{64}", text) and not Path(text).exists():
         sha = text
     elif by_path:
-        rows = list(db.query(
-            "select sha256 from videos where path = ? order by id desc limit 1",
-            [str(Path(text).resolve())],
-        ))
-        sha = rows[0]["sha256"] if rows else ""
+        sha = video_sha_at(db, str(Path(text).resolve())) or ""
     else:
         if not Path(text).is_file():
             raise VdiError(f"no such video file '{text}'", hint="check the path")

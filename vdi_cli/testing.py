@@ -257,7 +257,8 @@ def train_tiny_checkpoint(root: str | os.PathLike[str], *, videos: int = 4, epoc
     from vdi_cli import plugins
     from vdi_cli.pipeline.train_config import TrainConfig
     from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.store import open_db, run_context
+    from vdi_cli.runs import run_context
+    from vdi_cli.store import open_db
     from vdi_plugins.synthetic.generate import generate
 
     root = Path(root)

@@ -23,9 +23,9 @@ def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
     the run id."""
     from vdi_cli.distributed import start
     from vdi_cli.pipeline.train_run import run_training
+    from vdi_cli.runs import RunHandle, run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
-    from vdi_cli.store.runs import RunHandle
+    from vdi_cli.store.db import close_db
 
     session = start(config.device)
     quiet = get_settings().quiet
@@ -34,7 +34,7 @@ def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
             db = db if db is not None else open_store()
         session.barrier()  # the store exists (and is migrated) before the others open it
         if not session.is_main:
-            db.conn.close() if db is not None else None
+            close_db(db) if db is not None else None
             db = open_store(readonly=True)
         if not session.is_main:
             run = RunHandle(db, session.broadcast(None))

@@ -62,8 +62,8 @@ def generate(
     from vdi_cli.errors import VdiError
     from vdi_cli.output import progress
     from vdi_cli.registry import get_component
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     component = get_component("dataset", format_id)
     if not component.extra.get("generator"):

@@ -79,8 +79,8 @@ def eval_command(
     from vdi_cli.config import parse_overrides
     from vdi_cli.metric_sets import parse_suites
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     recalls = _numbers(recall, int, "--recall")
     ious = _numbers(iou, float, "--iou")
@@ -201,8 +201,8 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
     from vdi_cli.baselines import evaluate_baseline
     from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.pipeline.evaluate import record_metrics
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     config = {"mode": "baseline", "baseline": name, "annotations": annotations,
               "format": format_id, "train": train, "by": by, "seed": seed, "options": options,
@@ -239,12 +239,13 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         check_query_forms,
         check_submission_path,
         evaluate_checkpoint,
+        evaluation_moments,
         resolve_checkpoint,
-        store_predictions,
         write_submission,
     )
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
+    from vdi_cli.store.predictions import store_predictions
 
     if not video_dir:
         raise UsageError("model mode needs the videos", hint="add --video-dir DIR")
@@ -273,7 +274,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         for r in scored:
             record_metrics(db, run.id, r.report.metrics, r.report.split)
         first = results[0]
-        stored = store_predictions(db, run.id, first.annotations, first.predictions)
+        stored = store_predictions(db, run.id,
+                                   evaluation_moments(first.annotations, first.predictions))
         run.summary.update({r.form: r.report.to_dict() for r in scored})
         groups = None
         if scored:

@@ -98,9 +98,9 @@ def extract_command(
     from vdi_cli.checks import check_backbone
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.shards import parse_shard, rank_device, unsharded_launch
-    from vdi_cli.store import run_context
     from vdi_cli.video import Sampling
 
     if dtype not in ("float16", "float32"):

@@ -92,8 +92,8 @@ def build_cmd(
     """Make an index over a library: extract what is not cached, encode every window's
     proposals once, store them in FAISS."""
     from vdi_cli.pipeline.index import build_index
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
 
     settings = get_settings()
     config = {"name": name, "sources": sources, "checkpoint": checkpoint, "run": run,
@@ -126,8 +126,8 @@ def add_cmd(
 ) -> None:
     """Add videos with the index's own model (videos already in it are skipped)."""
     from vdi_cli.pipeline.index import add_videos
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
 
     db = open_store()
     config = {"name": name, "sources": sources, "dataset": dataset}
@@ -148,8 +148,8 @@ def remove_cmd(
 ) -> None:
     """Remove videos from an index (no rebuild)."""
     from vdi_cli.pipeline.index import remove_videos
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     db = open_store()
     with run_context(db, "index", {"name": name, "remove": videos}, sys.argv[1:]) as handle:

@@ -145,8 +145,8 @@ def parse(
     from vdi_cli.clip_context import describe
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.parse import parse_texts
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
-    from vdi_cli.store import run_context
 
     options = parse_overrides(option)
     names: list[str] = []

@@ -54,12 +54,13 @@ def retrieve_command(
         Retriever,
         check_queries,
         expand_inputs,
+        ranked_moments,
         split_arguments,
-        store_predictions,
     )
     from vdi_cli.pipeline.retrieve_output import FORMATS
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
+    from vdi_cli.store.predictions import store_predictions
 
     fmt = "json" if json_out else fmt
     if fmt not in FORMATS:
@@ -97,7 +98,7 @@ def retrieve_command(
                                   show_progress=fmt == "table", run_id=handle.id,
                                   batch_size=batch_size)
         handle.summary.update(result.summary())
-        handle.summary["predictions"] = store_predictions(db, handle.id, result)
+        handle.summary["predictions"] = store_predictions(db, handle.id, ranked_moments(result))
         for f in result.failed:
             warn(f"{f['path']}: {f['reason']}: {f['error']} (left out)")
         warn_damaged(result.damaged)
@@ -141,11 +142,10 @@ def _decoded_before(db: Any, path: Any) -> bool:
     probing it again would only cost the video library's import (~0.1-0.35 s of a repeat
     query's cold start)."""
     from vdi_cli.store.hashes import known_sha256
+    from vdi_cli.store.videos import has_features
 
     sha = known_sha256(db, path)
-    return sha is not None and bool(list(db.query(
-        "select 1 from features f join videos v on f.video_id = v.id where v.sha256 = ? "
-        "limit 1", [sha])))
+    return sha is not None and has_features(db, sha)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,8 @@ import typer
 
 from vdi_cli.output import print_json, print_table
 from vdi_cli.settings import open_store
+from vdi_cli.store.runs import RUN_STATUSES  # what a run row's status can be (serve reads it)
 
-RUN_STATUSES = ("ok", "error", "interrupted", "running")  # what a run row's status can be
 runs_app = typer.Typer(help="Runs recorded in the database (every command that does work).")
 
 

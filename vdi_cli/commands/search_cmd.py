@@ -28,12 +28,13 @@ def search_command(
 ) -> None:
     """Find when each sentence happens across an indexed library (`vdi index build`)."""
     from vdi_cli.commands.retrieve_cmd import _print
-    from vdi_cli.pipeline.retrieve import check_queries, store_predictions
+    from vdi_cli.pipeline.retrieve import check_queries, ranked_moments
     from vdi_cli.pipeline.retrieve_output import FORMATS
     from vdi_cli.pipeline.search import LibrarySearcher
+    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
-    from vdi_cli.store import run_context
     from vdi_cli.store.indexes import list_indexes
+    from vdi_cli.store.predictions import store_predictions
 
     fmt = "json" if json_out else fmt
     if fmt not in FORMATS:
@@ -66,7 +67,7 @@ def search_command(
         handle.summary.update({"index": index, "queries": texts,
                                "rounds": searcher.stats.rounds, "proven": searcher.stats.proven,
                                "timings": {k: round(t, 4) for k, t in result.timings.items()}})
-        handle.summary["predictions"] = store_predictions(db, handle.id, result)
+        handle.summary["predictions"] = store_predictions(db, handle.id, ranked_moments(result))
         if plot is not None:
             from vdi_cli.pipeline.retrieve_plot import write_plot
 

@@ -248,7 +248,7 @@ def record_metrics(
     db: Any, run_id: int, metrics: Any, split: str, epoch: int | None = None
 ) -> None:
     """One `metrics` row per metric; values stored x100, as printed and as papers report them."""
-    db["metrics"].insert_all(
-        {"run_id": run_id, "split": split, "name": name, "value": value * 100.0, "epoch": epoch}
-        for name, value in ((n, metrics.values[n]) for n in metrics.names())
-    )
+    from vdi_cli.store.predictions import insert_metrics
+
+    insert_metrics(db, run_id, split, {n: metrics.values[n] * 100.0 for n in metrics.names()},
+                   epoch)

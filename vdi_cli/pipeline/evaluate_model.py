@@ -47,8 +47,8 @@ def resolve_checkpoint(db: Any, checkpoint: str | None, run_id: int | None) -> s
                        hint="`vdi runs list --command train` shows the training runs")
     if checkpoint is not None:
         return checkpoint
-    from vdi_cli.pipeline.train_run import best_checkpoint
     from vdi_cli.store import get_run
+    from vdi_cli.store.checkpoints import best_checkpoint
 
     if get_run(db, run_id)["command"] != "train":  # type: ignore[arg-type]
         raise VdiError(f"run {run_id} is not a training run",
@@ -181,14 +181,12 @@ def write_submission(path: str | Path, annotations: Sequence[Any],
     return len(lines)
 
 
-def store_predictions(db: Any, run_id: int, annotations: Sequence[Any],
-                      predictions: Sequence[Any]) -> int:
-    """Rows of the `predictions` table (rank from 1)."""
-    rows = [
-        {"run_id": run_id, "video": a.video_id, "query": a.query, "rank": r + 1,
-         "start_s": s, "end_s": e, "score": sc}
+def evaluation_moments(annotations: Sequence[Any], predictions: Sequence[Any]
+                       ) -> list[tuple[str, str, int, float, float, float]]:
+    """The rows `vdi_cli.store.predictions.store_predictions` writes: one (video, query, rank
+    from 1, start, end, score) per predicted window of each annotated query."""
+    return [
+        (a.video_id, a.query, r + 1, s, e, sc)
         for a, p in zip(annotations, predictions, strict=True) if p
         for r, (s, e, sc) in enumerate(p)
     ]
-    db["predictions"].insert_all(rows)
-    return len(rows)

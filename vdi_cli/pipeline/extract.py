@@ -31,6 +31,7 @@ from vdi_cli.features import (
 from vdi_cli.pipeline.decode import preprocess_batch
 from vdi_cli.pipeline.extract_sources import pool_messages, thread_messages
 from vdi_cli.store.hashes import cached_sha256
+from vdi_cli.store.videos import move_video
 from vdi_cli.video import MISSING, Sampling, VideoError, expected_count
 
 
@@ -166,10 +167,7 @@ def extract_features(
         if row is not None and row["dtype"] == dtype and Path(row["path"]).is_file():
             _cached(out, row)
             if row.get("video_path") != out.path:  # the same content found at a new path
-                with db.conn:
-                    db.execute(
-                        "update videos set path = ? where sha256 = ?", [out.path, out.sha256]
-                    )
+                move_video(db, out.sha256, out.path)
         else:
             pending.append(idx)
     if pending:
@@ -263,7 +261,7 @@ def _commit(
     db: Any, report: ExtractReport, out: VideoOutcome, writer: Any, info: Any, loaded: Any,
     sampling: Sampling, root: Path, run_id: int | None,
 ) -> None:
-    from vdi_cli.store.runs import now
+    from vdi_cli.store.videos import record_features
 
     target = feature_path(root, out.sha256 or "", report.backbone, report.weights, sampling)
     grid = "x".join(str(g) for g in loaded.patch_grid)
@@ -279,27 +277,11 @@ def _commit(
         "width": info.width, "height": info.height, "num_frames": info.num_frames,
         "size_bytes": size,
     }
-    with db.conn:
-        # Take the write lock before looking the video up: another process extracting the same
-        # video may commit it between a plain lookup and the insert (UNIQUE videos.sha256).
-        db.execute("BEGIN IMMEDIATE")
-        existing = list(db.query("select id from videos where sha256 = ?", [out.sha256]))
-        if existing:
-            video_id = existing[0]["id"]
-            db["videos"].update(video_id, video_row)
-        else:
-            video_id = db["videos"].insert({**video_row, "created_at": now()}).last_pk
-        db.execute(
-            "delete from features where video_id = ? and backbone = ? and weights = ? "
-            "and sampling = ?", [video_id, report.backbone, report.weights, sampling.key()],
-        )
-        feature_id = db["features"].insert({
-            "video_id": video_id, "backbone": report.backbone, "weights": report.weights,
-            "sampling": sampling.key(), "path": str(target),
-            "global_shape": json.dumps([frames, dim]),
-            "patch_shape": json.dumps([frames, hw, dim]), "dtype": report.dtype, "run_id": run_id,
-            "created_at": now(),
-        }).last_pk
+    feature_id = record_features(db, video_row, {
+        "backbone": report.backbone, "weights": report.weights, "sampling": sampling.key(),
+        "path": str(target), "global_shape": json.dumps([frames, dim]),
+        "patch_shape": json.dumps([frames, hw, dim]), "dtype": report.dtype, "run_id": run_id,
+    })
     out.status = "extracted"
     out.frames = frames
     out.duration = info.duration

@@ -23,7 +23,6 @@ from vdi_cli.types import ParsedQuery, make_token
 
 DEFAULT_PARSER = "spacy"
 CHUNK = 1024  # texts per parse_many call (progress granularity)
-_SQL_VARS = 500  # texts per `IN (...)` lookup
 # In `queries.parsed`: check_length's CLIP token counts of [Q, Qs, Qd] (exact for a text over
 # 75 bytes; a shorter one fits whatever its count), so a re-parse need not count again.
 COUNTS_KEY = "clip_tokens"
@@ -159,21 +158,15 @@ def gc_paused() -> Iterator[None]:
 
 def _lookup(db: Any, unique: list[str], parser_id: str, key: str,
             found: dict[str, ParsedQuery], counts: dict[str, tuple[Any, ...]]) -> None:
-    for i in range(0, len(unique), _SQL_VARS):
-        part = unique[i:i + _SQL_VARS]
-        marks = ",".join("?" * len(part))
-        rows = db.execute(
-            f"select text, parsed from queries where parser = ? and parser_config = ? "
-            f"and text in ({marks})",
-            [parser_id, key, *part],
-        ).fetchall()
-        for text, parsed in rows:
-            data = json.loads(parsed)
-            found[text] = row_query(data)
-            if isinstance(data.get(COUNTS_KEY), list) and len(data[COUNTS_KEY]) == 3:
-                cut = data.get(CUT_KEY)
-                counts[text] = (*(int(n) for n in data[COUNTS_KEY]),
-                                *(cut if isinstance(cut, list) and len(cut) == 3 else ()))
+    from vdi_cli.store.queries import stored_parses
+
+    for text, parsed in stored_parses(db, unique, parser_id, key):
+        data = json.loads(parsed)
+        found[text] = row_query(data)
+        if isinstance(data.get(COUNTS_KEY), list) and len(data[COUNTS_KEY]) == 3:
+            cut = data.get(CUT_KEY)
+            counts[text] = (*(int(n) for n in data[COUNTS_KEY]),
+                            *(cut if isinstance(cut, list) and len(cut) == 3 else ()))
 
 
 def store(
@@ -183,9 +176,8 @@ def store(
     """Insert parses (with the CLIP token counts of Q, Qs, Qd where `counts` has them);
     an existing row for the same text and key is kept, or with `replace` overwritten. Returns
     the rows written."""
-    from vdi_cli.store.runs import now
+    from vdi_cli.store.queries import insert_parses
 
-    stamp = now()
     counts = counts or {}
     rows = [
         {
@@ -195,27 +187,20 @@ def store(
             "static": q.static,
             "dynamic": q.dynamic,
             "parsed": _row_json(q, counts.get(q.text)),
-            "created_at": stamp,
         }
         for q in queries
     ]
-    before = db.execute("select count(*) from queries").fetchone()[0]
-    with db.conn:
-        db["queries"].insert_all(rows, ignore=not replace, replace=replace, batch_size=500)
-    if replace:
-        return len(rows)
-    return db.execute("select count(*) from queries").fetchone()[0] - before
+    return insert_parses(db, rows, replace=replace)
 
 
 def remember_counts(db: Any, queries: Sequence[ParsedQuery], parser_id: str, key: str,
                     counts: dict[str, tuple[Any, ...]]) -> None:
     """Write the token counts into rows that were stored without them."""
+    from vdi_cli.store.queries import update_parsed
+
     if not queries:
         return
-    rows = [(_row_json(q, counts[q.text]), q.text, parser_id, key) for q in queries]
-    with db.conn:
-        db.conn.executemany("update queries set parsed = ? where text = ? and parser = ? "
-                            "and parser_config = ?", rows)
+    update_parsed(db, parser_id, key, [(q.text, _row_json(q, counts[q.text])) for q in queries])
 
 
 def _row_json(q: ParsedQuery, counts: tuple[Any, ...] | None) -> str:

@@ -361,12 +361,9 @@ class Retriever:
         return ready
 
 
-def store_predictions(db: Any, run_id: int, result: RetrieveResult) -> int:
-    """One `predictions` row per (query, video, rank); returns the number of rows."""
-    rows = [{"run_id": run_id, "video": v.vid, "query": q, "rank": r, "start_s": m.start,
-             "end_s": m.end, "score": m.score}
+def ranked_moments(result: RetrieveResult) -> list[tuple[str, str, int, float, float, float]]:
+    """The rows `vdi_cli.store.predictions.store_predictions` writes: one (video, query, rank,
+    start, end, score) per (query, video, rank)."""
+    return [(v.vid, q, r, m.start, m.end, m.score)
             for qi, q in enumerate(result.queries) for v in result.videos
             for r, m in enumerate(v.moments[qi], 1)]
-    with db.conn:
-        db["predictions"].insert_all(rows)
-    return len(rows)

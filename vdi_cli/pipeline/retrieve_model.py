@@ -129,8 +129,8 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
 
 
 def _from_run(db: Any, run_id: int, source: str) -> ModelChoice:
-    from vdi_cli.pipeline.train_run import best_checkpoint
     from vdi_cli.store import get_run
+    from vdi_cli.store.checkpoints import best_checkpoint
 
     row = get_run(db, run_id)
     if row["command"] != "train":

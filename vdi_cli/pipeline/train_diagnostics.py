@@ -150,14 +150,14 @@ def finish_epoch(trainer: Any, db: Any, run: Any, epoch: int, quiet: bool) -> di
     printed and kept in the run summary (`diagnostic_warnings`). Empty without objectives or
     with diagnostics off."""
     from vdi_cli.pipeline.train import say
+    from vdi_cli.store.predictions import insert_metrics
 
     if trainer.diagnostics is None:
         return {}
     figures, warnings = trainer.diagnostics.finish(epoch)
     if not figures:
         return {}
-    db["metrics"].insert_all({"run_id": run.id, "split": "diagnostics", "name": name,
-                              "value": value, "epoch": epoch} for name, value in figures.items())
+    insert_metrics(db, run.id, "diagnostics", figures, epoch)
     say(f"diagnostics, epoch {epoch} ({int(figures.get('head/steps', 0))} steps):", quiet)
     for line in format_figures(figures):
         say(line, quiet)

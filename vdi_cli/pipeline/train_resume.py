@@ -34,8 +34,8 @@ _PATHS = ("annotations", "video_dir", "val")
 def resume_point(db: Any, run_id: int) -> dict[str, Any]:
     """The checkpoint row a resume of `run_id` starts from (its newest epoch); refuses a run
     that is not a training run or has no checkpoint."""
-    from vdi_cli.pipeline.train_run import latest_checkpoint
     from vdi_cli.store import get_run
+    from vdi_cli.store.checkpoints import latest_checkpoint
 
     run = get_run(db, run_id)
     if run["command"] != "train":
@@ -48,15 +48,13 @@ def resume_point(db: Any, run_id: int) -> dict[str, Any]:
 def stored_config(db: Any, run_id: int) -> dict[str, Any]:
     """The training configuration run `run_id`'s newest checkpoint was trained with (the run
     row's recorded configuration for a checkpoint that does not carry one)."""
-    import json
-
     from vdi_cli.checkpoints import read_config
+    from vdi_cli.store.runs import recorded_config
 
     row = resume_point(db, run_id)
     train = read_config(row["path"]).get("train")
     if not train:
-        recorded = db["runs"].get(run_id).get("config") or "{}"
-        train = json.loads(recorded) if isinstance(recorded, str) else recorded
+        train = recorded_config(db, run_id)
     if not train:
         raise VdiError(f"run {run_id}'s checkpoint records no training configuration",
                        hint="start a new run with the options you want (without --resume)")
@@ -146,15 +144,7 @@ def resume_config(db: Any, run_id: int, given: dict[str, Any]) -> TrainConfig:
 def inherit_checkpoints(db: Any, parent: int, run_id: int) -> None:
     """Copy the parent's best checkpoint row (flagged best) and its newest row (the one resumed
     from) into `run_id`."""
-    from vdi_cli.pipeline.train_run import best_checkpoint, latest_checkpoint
-    from vdi_cli.store.runs import now
+    from vdi_cli.store.checkpoints import best_checkpoint, copy_checkpoints, latest_checkpoint
 
     best, newest = best_checkpoint(db, parent), latest_checkpoint(db, parent)
-    rows = [best] if best["id"] == newest["id"] else [best, newest]
-    with db.conn:
-        db.execute("update checkpoints set best = 0 where run_id = ?", [run_id])
-        for row in rows:
-            copied = {k: row.get(k) for k in ("epoch", "path", "sha256", "metric", "value")}
-            copied.update(run_id=run_id, best=int(row is best),
-                          created_at=row.get("created_at") or now())
-            db["checkpoints"].insert(copied)
+    copy_checkpoints(db, run_id, best, [] if best["id"] == newest["id"] else [newest])

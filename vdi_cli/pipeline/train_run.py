@@ -28,29 +28,6 @@ def _annotations(report: Any, failed: dict[str, str]) -> list[Any]:
     return [a for a in report.annotations if a.video_id not in failed]
 
 
-def _newest_checkpoint(db: Any, run_id: int, best_only: bool = False) -> dict[str, Any] | None:
-    where = "run_id = ? and best = 1" if best_only else "run_id = ?"
-    rows = list(db["checkpoints"].rows_where(where, [run_id], order_by="epoch desc", limit=1))
-    return rows[0] if rows else None
-
-
-def latest_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
-    row = _newest_checkpoint(db, run_id)
-    if row is None:
-        raise VdiError(f"run {run_id} has no checkpoint to resume from",
-                       hint="`vdi runs list --command train` shows the training runs")
-    return row
-
-
-def best_checkpoint(db: Any, run_id: int) -> dict[str, Any]:
-    """The flagged best checkpoint of a run (the newest one if none is flagged)."""
-    row = _newest_checkpoint(db, run_id, best_only=True) or _newest_checkpoint(db, run_id)
-    if row is None:
-        raise VdiError(f"run {run_id} has no checkpoint",
-                       hint="`vdi runs list --command train --status ok` shows finished runs")
-    return row
-
-
 def _folder_bytes(path: Any) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -64,11 +41,10 @@ def prune_checkpoints(db: Any, run_id: int, folder: Any, newest_epoch: int
     import shutil
     from pathlib import Path
 
-    where, params = "run_id = ? and best = 0 and epoch != ?", [run_id, newest_epoch]
-    rows = list(db["checkpoints"].rows_where(where, params))
+    from vdi_cli.store.checkpoints import delete_prunable
+
     root = Path(folder).resolve()
-    with db.conn:
-        db.execute(f"delete from checkpoints where {where}", params)
+    rows = delete_prunable(db, run_id, newest_epoch)
     freed = 0
     for row in rows:
         path = Path(row["path"]).resolve()
@@ -85,9 +61,10 @@ def _drop_older_train_states(db: Any, run_id: int, folder: Any, newest_epoch: in
     from pathlib import Path
 
     from vdi_cli.checkpoints import drop_train_state
+    from vdi_cli.store.checkpoints import checkpoints_before
 
     root = Path(folder).resolve()
-    for row in db["checkpoints"].rows_where("run_id = ? and epoch < ?", [run_id, newest_epoch]):
+    for row in checkpoints_before(db, run_id, newest_epoch):
         if Path(row["path"]).resolve().parent == root:
             drop_train_state(row["path"])
 
@@ -144,7 +121,8 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
     from vdi_cli.store import get_run
-    from vdi_cli.store.runs import now
+    from vdi_cli.store.checkpoints import find_best_checkpoint, record_checkpoint
+    from vdi_cli.store.predictions import insert_metrics
     from vdi_cli.types import RunEvent
 
     config = config.resolved()
@@ -244,8 +222,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
             if trainer.should_stop():
                 break
             continue
-        db["metrics"].insert_all({"run_id": run.id, "split": "train", "name": f"loss/{k}",
-                                  "value": v, "epoch": epoch} for k, v in losses.items())
+        insert_metrics(db, run.id, "train", {f"loss/{k}": v for k, v in losses.items()}, epoch)
         diagnostics = finish_epoch(trainer, db, run, epoch, quiet)
         if val_samples:
             record_metrics(db, run.id, metrics, "val", epoch)
@@ -253,14 +230,9 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
                                     checkpoint_config(trainer, sampling, epoch, val,
                                                       [s.duration for s in samples]),
                                     trainer.tensors(), trainer.train_state())
-        with db.conn:
-            if is_best:
-                db.execute("update checkpoints set best = 0 where run_id = ?", [run.id])
-            db["checkpoints"].insert({
-                "run_id": run.id, "epoch": epoch, "path": str(path), "sha256": sha,
-                "metric": config.select_metric if val else None,
-                "value": val.get(config.select_metric), "best": int(is_best),
-                "created_at": now()})
+        record_checkpoint(db, run.id, epoch, str(path), sha,
+                          config.select_metric if val else None, val.get(config.select_metric),
+                          bool(is_best))
         _drop_older_train_states(db, run.id, folder, epoch)
         if config.keep_checkpoints == "best-last":
             prune_checkpoints(db, run.id, folder, epoch)
@@ -275,7 +247,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
         if trainer.should_stop():
             say(f"early stop: no {config.select_metric} gain for {trainer.stale} epochs", quiet)
             break
-    best = _newest_checkpoint(db, run.id, best_only=True) or _newest_checkpoint(db, run.id)
+    best = find_best_checkpoint(db, run.id)
     summary = {
         "epochs": [h["epoch"] for h in history],
         "best_epoch": best["epoch"] if best else trainer.best_epoch,

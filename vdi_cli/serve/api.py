@@ -57,8 +57,8 @@ def _int(request: Any, name: str, default: int, low: int = 1, high: int = 10_000
 
 
 def runs_list(request: Any) -> Any:
-    from vdi_cli.commands.runs_cmd import RUN_STATUSES
     from vdi_cli.store import list_runs
+    from vdi_cli.store.runs import RUN_STATUSES
 
     store = request.app.state.store
     try:
@@ -88,11 +88,12 @@ def run_show(request: Any) -> Any:
 
 
 def indexes_list(request: Any) -> Any:
+    from vdi_cli.store.db import has_table
     from vdi_cli.store.indexes import list_indexes
 
     store = request.app.state.store
     with store.lock:
-        rows = list_indexes(store.db) if "indexes" in store.db.table_names() else []
+        rows = list_indexes(store.db) if has_table(store.db, "indexes") else []
     return json_response(rows)
 
 

@@ -36,6 +36,7 @@ def _queries(db: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     from vdi_cli.datasets import load_dataset
     from vdi_cli.metrics import temporal_iou
     from vdi_cli.serve.media import known_files, video_url
+    from vdi_cli.store.predictions import run_predictions
     from vdi_cli.video import video_for_id
 
     config = run["config"]
@@ -47,8 +48,7 @@ def _queries(db: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
                        hint="the evaluation's annotation file must still be where it was "
                        f"({config['annotations']})") from exc
     runs: dict[tuple[str, str], list[list[tuple[float, float, float]]]] = defaultdict(list)
-    for r in db.execute("select video, query, rank, start_s, end_s, score from predictions "
-                        "where run_id = ? order by id", [run["id"]]):
+    for r in run_predictions(db, run["id"]):
         if r[2] == 1 or not runs[(r[0], r[1])]:  # rank 1 opens a query's list
             runs[(r[0], r[1])].append([])
         runs[(r[0], r[1])][-1].append((r[3], r[4], r[5]))

@@ -29,19 +29,9 @@ def _resolved(path: str) -> Path | None:
 def known_paths(db: Any, names: tuple[str, ...] = ()) -> set[str]:
     """The stored paths of the videos the store knows (as recorded, unresolved); with `names`,
     only those whose file name is one of them (a request checks a few rows, not all)."""
-    tables = set(db.table_names())
-    paths: set[str] = set()
-    for table in ("videos", "index_videos"):
-        if table not in tables:
-            continue
-        if not names:
-            rows = db.execute(f"select path from {table} where path is not null")
-        else:
-            ends = " or ".join("substr(path, -?) = ?" for _ in names)
-            args = [v for n in names for v in (len(n) + 1, os.sep + n)]
-            rows = db.execute(f"select path from {table} where {ends}", args)
-        paths |= {r[0] for r in rows}
-    return paths
+    from vdi_cli.store.videos import known_video_paths
+
+    return known_video_paths(db, names)
 
 
 def known_files(db: Any, names: tuple[str, ...] = ()) -> set[Path]:

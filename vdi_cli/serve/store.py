@@ -7,37 +7,19 @@ searcher, whose model is not meant for concurrent calls) holds `lock`.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from vdi_cli.errors import StoreError, VdiError
+from vdi_cli.errors import VdiError
 
 
 def open_read_only(db_path: str | Path) -> Any:
     """A sqlite_utils Database on `db_path` opened with `mode=ro` (writes fail in SQLite
     itself). A missing file or one without vdi's tables is a StoreError."""
-    import sqlite_utils
+    from vdi_cli.store.db import open_serving
 
-    path = Path(db_path).expanduser()
-    if not path.is_file():
-        raise StoreError(f"no run database at '{path}'",
-                         hint="pass --db PATH of a database vdi wrote (or set VDI_DB); "
-                         "`make demo` makes one")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"'{path}' is not a usable vdi database: {exc}",
-                         hint="point --db at a database vdi wrote") from exc
-    if "runs" not in tables:
-        conn.close()
-        raise StoreError(f"'{path}' holds no vdi runs",
-                         hint="point --db at a database vdi wrote")
-    return sqlite_utils.Database(conn)
+    return open_serving(db_path)
 
 
 class ServeStore:
@@ -64,10 +46,11 @@ class ServeStore:
 
     def index_names(self) -> list[str]:
         """The search sources: the database's indexes, then the served folders."""
+        from vdi_cli.store.db import has_table
         from vdi_cli.store.indexes import list_indexes
 
         with self.lock:
-            if "indexes" not in self.db.table_names():
+            if not has_table(self.db, "indexes"):
                 return list(self.folders)
             return [r["name"] for r in list_indexes(self.db)] + list(self.folders)
 
@@ -124,4 +107,6 @@ class ServeStore:
             return kept
 
     def close(self) -> None:
-        self.db.conn.close()
+        from vdi_cli.store.db import close_db
+
+        close_db(self.db)

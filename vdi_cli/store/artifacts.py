@@ -30,10 +30,10 @@ def store_id(db: Any) -> str:
 
 def db_file(db: Any) -> Path | None:
     """The database's file (None for an in-memory database)."""
-    for row in db.execute("PRAGMA database_list").fetchall():
-        if row[1] == "main" and row[2]:
-            return Path(row[2]).resolve()
-    return None
+    from vdi_cli.store.db import main_file
+
+    path = main_file(db)
+    return path.resolve() if path is not None else None
 
 
 def artifact_dir(db: Any, create: bool = True) -> Path:

@@ -27,13 +27,24 @@ def busy_timeout() -> float:
 
 
 def app_dir() -> Path:
-    """Where vdi keeps its database and caches: `VDI_HOME`, else the platform's app dir."""
+    """Where vdi keeps its database and caches: `VDI_HOME`, else the platform's app dir.
+
+    The platform's folder is the one `typer.get_app_dir("vdi")` (click's) names, worked out
+    here so that the store does not import the CLI library: `%APPDATA%\\vdi` on Windows (the
+    home folder without APPDATA), `~/Library/Application Support/vdi` on macOS, else
+    `$XDG_CONFIG_HOME/vdi` (`~/.config/vdi`)."""
+    import sys
+
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override).expanduser()
-    import typer
-
-    return Path(typer.get_app_dir("vdi"))
+    if sys.platform.startswith("win"):
+        folder = os.environ.get("APPDATA")
+        return Path(os.path.join(os.path.expanduser("~") if folder is None else folder, "vdi"))
+    if sys.platform == "darwin":
+        return Path(os.path.join(os.path.expanduser("~/Library/Application Support"), "vdi"))
+    return Path(os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config")),
+                             "vdi"))
 
 
 def default_db_path() -> Path:
@@ -187,3 +198,48 @@ def _locked(db_path: Path) -> StoreError:
         hint=f"let the other vdi command finish (`vdi runs list --status running`), or pass "
         f"another --db; {TIMEOUT_ENV} sets how long to wait",
     )
+
+
+def main_file(db: Any) -> Path | None:
+    """The file behind an open database as SQLite names it (None for an in-memory one)."""
+    for row in db.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main" and row[2]:
+            return Path(row[2])
+    return None
+
+
+def close_db(db: Any) -> None:
+    """Close the database's connection (a rank of a distributed run reopening it read-only)."""
+    db.conn.close()
+
+
+def has_table(db: Any, name: str) -> bool:
+    """Whether the database has table `name` (an old or read-only one may lack later tables)."""
+    return name in db.table_names()
+
+
+def open_serving(db_path: str | Path) -> Any:
+    """A database opened for `vdi serve`: `mode=ro` (writes fail in SQLite itself), usable from
+    the server's worker threads (callers serialise its use with a lock). A missing file or one
+    without vdi's tables is a StoreError."""
+    from urllib.parse import quote
+
+    import sqlite_utils
+
+    path = Path(db_path).expanduser()
+    if not path.is_file():
+        raise StoreError(f"no run database at '{path}'",
+                         hint="pass --db PATH of a database vdi wrote (or set VDI_DB); "
+                         "`make demo` makes one")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"'{path}' is not a usable vdi database: {exc}",
+                         hint="point --db at a database vdi wrote") from exc
+    if "runs" not in tables:
+        conn.close()
+        raise StoreError(f"'{path}' holds no vdi runs",
+                         hint="point --db at a database vdi wrote")
+    return sqlite_utils.Database(conn)

@@ -37,13 +37,6 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _live_runs(db: Any) -> set[int]:
-    from vdi_cli.store.runs import process_gone
-
-    return {r["id"] for r in db["runs"].rows_where("status = 'running'")
-            if not process_gone(r)}
-
-
 def _run_id(folder: Path) -> int | None:
     name = folder.name
     return int(name[4:]) if name.startswith("run-") and name[4:].isdigit() else None
@@ -54,9 +47,11 @@ def collect(db: Any) -> dict[str, Any]:
     from vdi_cli.checkpoints import WEIGHTS, stale_temporaries
     from vdi_cli.features import features_dir
     from vdi_cli.store.artifacts import artifact_dir
+    from vdi_cli.store.runs import live_run_ids, run_ids
+    from vdi_cli.store.videos import feature_rows
 
-    live = _live_runs(db)
-    runs = {r["id"] for r in db["runs"].rows_where(select="id")}
+    live = live_run_ids(db)
+    runs = run_ids(db)
     rows = list(db["checkpoints"].rows_where(select="id, run_id, epoch, path"))
     referenced = {Path(r["path"]).resolve() for r in rows}
     temporaries: list[Path] = []
@@ -75,7 +70,7 @@ def collect(db: Any) -> dict[str, Any]:
                     and p.resolve() not in referenced]
     gone_ckpt = [r for r in rows if r["run_id"] not in live
                  and not (Path(r["path"]) / WEIGHTS).is_file()]
-    features = list(db["features"].rows_where(select="id, path"))
+    features = feature_rows(db)
     gone_features = [r for r in features if not Path(r["path"]).is_file()]
     cache = features_dir()
     staging: list[Path] = []

@@ -20,6 +20,9 @@ CHUNK = 1 << 20
 
 
 def hash_file(path: str | Path) -> str:
+    """The sha256 (hex) of a file's content, read in 1 MiB chunks: vdi's one file hasher (video
+    content hashes here, checkpoint weights in `vdi_cli.checkpoints`, backbone weights in
+    `vdi_cli.backbones.file_sha256`, which memoises it)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

@@ -18,9 +18,11 @@ from vdi_cli.store.runs import now
 
 def database_file(db: Any) -> Path:
     """The file behind an open database."""
-    for row in db.execute("pragma database_list").fetchall():
-        if row[1] == "main" and row[2]:
-            return Path(row[2])
+    from vdi_cli.store.db import main_file
+
+    path = main_file(db)
+    if path is not None:
+        return path
     raise VdiError("the database has no file (an in-memory database cannot hold an index)",
                    hint="open a database file with --db PATH")
 

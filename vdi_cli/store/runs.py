@@ -1,6 +1,9 @@
-"""Run rows: written when a command that does work starts, finished as ok / error / interrupted.
+"""The `runs` table: a row written when a command that does work starts, finished as ok / error
+/ interrupted.
 
-`run_context` is what commands use: a crash, a Ctrl-C or an expected error all leave a trace.
+Only rows: the plugin versions a row records are given by the caller, and the run events
+(`RunEvent`) are sent by the caller too (`vdi_cli.runs`, which commands use through
+`run_context`), so the store loads no plugins and calls no hooks.
 """
 
 from __future__ import annotations
@@ -8,38 +11,32 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vdi_cli.errors import Stopped, VdiError
+from vdi_cli.errors import VdiError
+
+STATUSES = ("ok", "error", "interrupted")  # how a run finishes
+RUN_STATUSES = (*STATUSES, "running")  # what a run row's status can be
 
 
 def now() -> str:
+    """The timestamp every table records (UTC, ISO 8601, milliseconds)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _plugin_versions() -> dict[str, str]:
-    from vdi_cli.plugins import get_host
-
-    host = get_host()
-    host.load()
-    return {i.dist: i.version for i in host.infos if i.status == "loaded"}
-
-
-def start_run(
+def insert_run(
     db: Any,
     command: str,
     config: dict[str, Any] | None = None,
     argv: list[str] | None = None,
+    *,
+    plugins: dict[str, str] | None = None,
     **columns: Any,
 ) -> int:
-    """Insert a `running` row and return its id. `columns`: backbone, head, parser."""
+    """Insert a `running` row for this process and return its id. `columns`: backbone, head,
+    parser (others are ignored); `plugins`: {distribution: version} of the loaded plugins."""
     from vdi_cli import __version__
-    from vdi_cli.plugins import emit
-    from vdi_cli.types import RunEvent
 
     row = {
         "command": command,
@@ -47,78 +44,42 @@ def start_run(
         "started_at": now(),
         "argv": json.dumps(argv or []),
         "config": json.dumps(config or {}, sort_keys=True, default=str),
-        "plugins": json.dumps(_plugin_versions(), sort_keys=True),
+        "plugins": json.dumps(plugins or {}, sort_keys=True),
         "vdi_version": __version__,
         "pid": os.getpid(),
         "host": socket.gethostname(),
         **{k: v for k, v in columns.items() if k in ("backbone", "head", "parser")},
     }
-    run_id = db["runs"].insert(row).last_pk
-    emit(RunEvent("started", run_id, command, {"config": config or {}}))
-    return int(run_id)
+    return int(db["runs"].insert(row).last_pk)
 
 
-def finish_run(
+def close_run(
     db: Any,
     run_id: int,
     status: str,
     error: str | None = None,
     summary: dict[str, Any] | None = None,
-) -> None:
-    from vdi_cli.plugins import emit
-    from vdi_cli.types import RunEvent
-
-    if status not in ("ok", "error", "interrupted"):
+) -> str:
+    """Finish a run row as ok / error / interrupted (with the error text and the summary);
+    returns the row's command."""
+    if status not in STATUSES:
         raise ValueError(f"unknown run status {status!r}")
     update: dict[str, Any] = {"status": status, "finished_at": now(), "error": error}
     if summary is not None:
         update["summary"] = json.dumps(summary, sort_keys=True, default=str)
     db["runs"].update(run_id, update)
-    row = db["runs"].get(run_id)
-    emit(RunEvent("finished", run_id, row["command"], {"status": status, "error": error}))
+    return str(db["runs"].get(run_id)["command"])
 
 
-@dataclass
-class RunHandle:
-    """What a command holds while its run is open."""
-
-    db: Any
-    id: int
-    summary: dict[str, Any] = field(default_factory=dict)
-    failed: str | None = None  # set to finish as error without raising (partial failures)
-
-    def update(self, **columns: Any) -> None:
-        self.db["runs"].update(self.id, columns)
+def update_run(db: Any, run_id: int, **columns: Any) -> None:
+    """Set columns of a run row (e.g. the backbone and head once a command knows them)."""
+    db["runs"].update(run_id, columns)
 
 
-@contextmanager
-def run_context(
-    db: Any,
-    command: str,
-    config: dict[str, Any] | None = None,
-    argv: list[str] | None = None,
-    **columns: Any,
-) -> Iterator[RunHandle]:
-    """Open a run; close it as ok, error (with the error text) or interrupted (Ctrl-C)."""
-    handle = RunHandle(db, start_run(db, command, config, argv, **columns))
-    try:
-        yield handle
-    except KeyboardInterrupt as exc:
-        reason = str(exc) if isinstance(exc, Stopped) else "interrupted by the user"
-        finish_run(db, handle.id, "interrupted", reason, handle.summary)
-        raise
-    except VdiError as exc:
-        text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-        finish_run(db, handle.id, "error", text, handle.summary)
-        raise
-    except BaseException as exc:
-        finish_run(db, handle.id, "error", f"{type(exc).__name__}: {exc}", handle.summary)
-        raise
-    else:
-        if handle.failed:
-            finish_run(db, handle.id, "error", handle.failed, handle.summary)
-        else:
-            finish_run(db, handle.id, "ok", None, handle.summary)
+def recorded_config(db: Any, run_id: int) -> dict[str, Any]:
+    """The configuration the run row recorded (decoded; {} when none)."""
+    recorded = db["runs"].get(run_id).get("config") or "{}"
+    return json.loads(recorded) if isinstance(recorded, str) else recorded
 
 
 def process_gone(row: dict[str, Any]) -> bool:
@@ -137,6 +98,17 @@ def process_gone(row: dict[str, Any]) -> bool:
     return False
 
 
+def live_run_ids(db: Any) -> set[int]:
+    """The ids of `running` rows whose process may still be going (see `process_gone`)."""
+    return {r["id"] for r in db["runs"].rows_where("status = 'running'")
+            if not process_gone(r)}
+
+
+def run_ids(db: Any) -> set[int]:
+    """Every run id in the database."""
+    return {r["id"] for r in db["runs"].rows_where(select="id")}
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["process_gone"] = process_gone(row)
@@ -152,6 +124,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 def list_runs(
     db: Any, limit: int = 20, status: str | None = None, command: str | None = None
 ) -> list[dict[str, Any]]:
+    """The newest runs first (decoded), optionally of one status and one command."""
     where, args = [], []
     if status:
         where.append("status = ?")
@@ -166,6 +139,7 @@ def list_runs(
 
 
 def get_run(db: Any, run_id: int) -> dict[str, Any]:
+    """One run (decoded) with its metrics and checkpoint rows; a VdiError for an unknown id."""
     import sqlite_utils
 
     try:
