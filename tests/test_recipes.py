@@ -291,3 +291,85 @@ def test_the_experiment_trains_with_its_recipe_what_it_trained_with_flags(load_e
     config = _config(*experiment.train_args(other, data)[1:])
     assert (config.milestones, config.epochs, config.text_pool) == ([], 3, "eot")
     assert config.head_options["pool_linear"] is False
+
+
+# --- a real training run with a recipe -----------------------------------------------------
+
+TINY_RECIPE = """description = "a tiny run for the tests"
+dataset = "mmn-json"
+backbone = "open_clip:vdi-tiny"
+fps = 2
+epochs = 2
+batch_size = 2
+lr = 1e-3
+patience = 0
+freeze_text_epochs = 0
+
+[head_options]
+hidden_size = 32
+joint_size = 16
+conv_layers = 2
+
+[objective_options.visual-context]
+heads = 2
+
+[objective_options.spatial-dynamic]
+sequence_options = { heads = 2 }
+"""
+TINY_FLAGS = ["--dataset", "mmn-json", "--backbone", "open_clip:vdi-tiny", "--fps", "2",
+              "--epochs", "2", "--batch-size", "2", "--lr", "1e-3", "-o", "patience=0",
+              "-o", "freeze_text_epochs=0", "-H", "hidden_size=32", "-H", "joint_size=16",
+              "-H", "conv_layers=2", "-O", "visual-context.heads=2",
+              "-O", "spatial-dynamic.sequence_options.heads=2"]
+
+
+@pytest.mark.slow
+def test_training_with_a_recipe_equals_the_same_run_given_as_flags(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from vdi_cli.store import get_run, open_db
+    from vdi_cli.testing import register_tiny_open_clip
+    from vdi_plugins.synthetic.generate import generate
+
+    generate(tmp_path / "data", videos=4, seed=5, test_videos=0, fps=4, size=32)
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VDI_DB", str(tmp_path / "vdi.db"))
+    register_tiny_open_clip()
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    data = ["--annotations", str(tmp_path / "data" / "train.json"),
+            "--video-dir", str(tmp_path / "data" / "videos"), "--seed", "3"]
+    by_recipe = invoke(["train", "--recipe", str(recipe), *data, "--json"])
+    assert by_recipe.exit_code == 0, by_recipe.stderr
+    by_flags = invoke(["train", *TINY_FLAGS, *data, "--json"])
+    assert by_flags.exit_code == 0, by_flags.stderr
+    a, b = by_recipe.json(), by_flags.json()
+    assert [h["epoch"] for h in a["history"]] == [1, 2]
+    assert [h["losses"] for h in a["history"]] == [h["losses"] for h in b["history"]]
+
+    db = open_db(tmp_path / "vdi.db")
+    row, plain = get_run(db, a["run_id"]), get_run(db, b["run_id"])
+    stored = row["config"]
+    assert stored["recipe"] == {
+        "name": "tiny", "path": str(recipe), "plugin": None,
+        "sha256": hashlib.sha256(TINY_RECIPE.encode()).hexdigest(),
+        "values": {"dataset": "mmn-json", "backbone": "open_clip:vdi-tiny", "fps": 2,
+                   "epochs": 2, "batch_size": 2, "lr": 1e-3, "patience": 0,
+                   "freeze_text_epochs": 0,
+                   "head_options": {"hidden_size": 32, "joint_size": 16, "conv_layers": 2},
+                   "objective_options": {"visual-context": {"heads": 2}, "spatial-dynamic":
+                                         {"sequence_options": {"heads": 2}}}}}
+    assert "recipe" not in plain["config"]
+    assert {k: v for k, v in stored.items() if k != "recipe"} == plain["config"]
+    shown = invoke(["runs", "show", str(a["run_id"])])
+    assert shown.exit_code == 0, shown.stderr
+    assert f"recipe       tiny ({recipe}, sha256 {stored['recipe']['sha256']})" in shown.stdout
+
+    # a resume with the same recipe (as examples/experiment.py resumes) continues the run
+    more = invoke(["train", "--recipe", str(recipe), *data, "--epochs", "3",
+                   "--resume", str(a["run_id"]), "--json"])
+    assert more.exit_code == 0, more.stderr
+    assert more.json()["epochs"] == [3]
+    assert get_run(db, more.json()["run_id"])["config"]["recipe"]["name"] == "tiny"
+    changed = invoke(["train", "--recipe", str(recipe), *data, "--lr", "0.5", "--epochs", "3",
+                      "--resume", str(a["run_id"])])
+    assert changed.exit_code == 1 and "lr: 0.001 -> 0.5" in changed.stderr
