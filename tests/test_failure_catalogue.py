@@ -1660,6 +1660,12 @@ ROWS_RECIPES: list[Row] = [
         make=_write("wrong.toml", 'epochs = "many"\n'),
         error=r"invalid training options \(with recipe 'wrong', .*wrong\.toml\): epochs",
         after=_before_the_run),
+    Row("recipe-unknown-head-key", "options",
+        ("train", "--recipe", "{tmp}/head.toml", "--dataset", "mmn-json", *RECIPE_DATA),
+        make=_write("head.toml", "[head_options]\nhiden_size = 64\n"),
+        error=r"unknown option 'hiden_size' for head 'mmn' \(did you mean 'hidden_size'\?\) "
+        r"\(training with recipe 'head', .*head\.toml\)",
+        stderr=(r"Hint: `vdi heads show mmn` lists its options",), after=_before_the_run),
     Row("recipe-show-unknown", "options", ("recipes", "show", "synthetic-dem"),
         error=r"unknown recipe 'synthetic-dem' \(did you mean 'synthetic-demo'\?\)"),
     Row("recipe-show-invalid", "options", ("recipes", "show", "{tmp}/unused.toml"),

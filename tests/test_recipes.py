@@ -100,11 +100,14 @@ def test_help_defaults_are_trainconfigs_and_the_paper_recipes():
     want = {"backbone": "clip-vit-b32", "head": "mmn", "parser": "spacy",
             "objective": "visual-context, spatial-dynamic", "batch_size": "48",
             "seed": "25285", "epochs": "the head preset's (18 for charades)",
-            "lr": "the head preset's (0.0001 for charades)"}
+            "lr": "the head preset's (0.0001 for charades)", "fps": "1"}
     for name, shown in want.items():
         assert f"Default: {shown}." in helps[name], (name, helps[name])
         assert defaults[name] is None, name  # not re-declared on the command line
     assert TrainConfig.model_fields["seed"].default == 25285
+    from vdi_cli.video import DEFAULT_FPS
+
+    assert DEFAULT_FPS == 1.0
     for name, key in [("backbone", "backbone"), ("head", "head"), ("parser", "parser"),
                       ("batch_size", "batch_size"), ("epochs", "epochs"), ("lr", "lr")]:
         assert f"Default: {recipe[key]}." in helps[name] or f"({recipe[key]:g} for" in \
@@ -171,6 +174,19 @@ def test_unknown_keys_in_a_recipe_are_refused_naming_file_and_key(tmp_path):
     device.write_text('device = "cuda"\n')
     result = invoke(["train", "--recipe", str(device), *DATA])
     assert result.exit_code == 1 and "the device is the global option" in result.stderr
+
+
+def test_an_unknown_component_option_in_a_recipe_names_the_recipe(tmp_path):
+    path = tmp_path / "nested.toml"
+    path.write_text("[head_options]\nhiden_size = 64\n")
+    for args in (["train", "--recipe", str(path), "--dataset", "mmn-json", *DATA],
+                 ["recipes", "show", str(path)]):
+        result = invoke(args)
+        assert result.exit_code == 1
+        assert ("unknown option 'hiden_size' for head 'mmn' (did you mean 'hidden_size'?) "
+                f"(in recipe 'nested', {path})" in result.stderr
+                or f"(training with recipe 'nested', {path})" in result.stderr), result.stderr
+        assert "Hint: `vdi heads show mmn` lists its options" in result.stderr
 
 
 def test_an_unknown_recipe_lists_the_names():
@@ -373,3 +389,21 @@ def test_training_with_a_recipe_equals_the_same_run_given_as_flags(tmp_path, mon
     changed = invoke(["train", "--recipe", str(recipe), *data, "--lr", "0.5", "--epochs", "3",
                       "--resume", str(a["run_id"])])
     assert changed.exit_code == 1 and "lr: 0.001 -> 0.5" in changed.stderr
+
+
+# --- docs/recipes.md --------------------------------------------------------------------------
+
+def test_the_docs_list_every_shipped_recipe_and_their_example_validates(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "recipes.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", text, flags=re.M))
+    assert listed == SHIPPED
+    example = re.search(r"```toml\n(.*?)```", text, flags=re.S).group(1)
+    path = tmp_path / "my-setting.toml"
+    path.write_text(example)
+    result = invoke(["recipes", "show", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    resolved = result.json()["resolved"]
+    assert resolved["epochs"] == 6 and resolved["train_text_layers"] == 2
+    assert resolved["objective_options"]["spatial-dynamic"]["sequence_model"] == "lstm"

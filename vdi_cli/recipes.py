@@ -186,17 +186,19 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 _DATA = ("dataset", "annotations", "video_dir")
 
 
-def resolved_values(recipe: Recipe) -> dict[str, Any]:
+def resolved_values(recipe: Recipe, *, check: bool = False) -> dict[str, Any]:
     """Every training option a run of `recipe` gets when the command line adds nothing: the
     recipe's values over `TrainConfig`'s defaults, the preset / vdi_form values filled in (as
-    `vdi train` resolves them). Data keys the recipe leaves to the command line are None."""
+    `vdi train` resolves them). Data keys the recipe leaves to the command line are None.
+    `check`: also the component ids and options, as `vdi train` checks them before a model
+    loads (asks the plugins; loads no model)."""
     from pydantic import ValidationError
 
     from vdi_cli.pipeline.train_config import TrainConfig
 
     values = {**{k: "" for k in _DATA}, **recipe.values}
     try:
-        out = TrainConfig(**values).resolved().model_dump()
+        config = TrainConfig(**values).resolved()
     except ValidationError as exc:
         problems = "; ".join(
             (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
@@ -204,6 +206,16 @@ def resolved_values(recipe: Recipe) -> dict[str, Any]:
         raise ConfigError(f"recipe '{recipe.name}' ({recipe.path}) does not validate: "
                           f"{problems}", hint="fix the file; `vdi train --list-options` lists "
                           "the options and their types") from exc
+    if check:
+        from vdi_cli.checks import check_train_config
+        from vdi_cli.errors import VdiError
+
+        try:
+            check_train_config(config, dataset=bool(config.dataset))
+        except VdiError as exc:
+            exc.message += f" (in recipe '{recipe.name}', {recipe.path})"
+            raise
+    out = config.model_dump()
     for key in _DATA:
         if key not in recipe.values:
             out[key] = None

@@ -35,14 +35,14 @@ def show(
 ) -> None:
     """Print a recipe's resolved training options: its values over `vdi train`'s defaults,
     with the head preset's filled in (what `vdi train --recipe` trains with when the command
-    line adds nothing). The `from` column says which
-    values the recipe sets."""
+    line adds nothing), after the checks `vdi train` makes before a model loads (component ids
+    and options). The `from` column says which values the recipe sets."""
     import json
 
     from vdi_cli.recipes import find_recipe, resolved_values
 
     recipe = find_recipe(ref)
-    values = resolved_values(recipe)
+    values = resolved_values(recipe, check=True)
     if json_out:
         print_json({**recipe.to_dict(), "values": recipe.values, "resolved": values})
         return

@@ -68,6 +68,13 @@ def _preset_default(key: str) -> str:
     return f"the head preset's ({values[key]:g} for {name})"
 
 
+def _fps_default() -> str:
+    """The sampling rate a run without --fps / --num-frames gets (vdi_cli.video's)."""
+    from vdi_cli.video import DEFAULT_FPS
+
+    return f"{DEFAULT_FPS:g}"
+
+
 def train(
     ctx: typer.Context,
     recipe: str = Opt(None, "--recipe", "-r", help="Start from a training recipe: a name "
@@ -94,7 +101,8 @@ def train(
     no_objective: bool = Opt(False, "--no-objective", help="No VDI term: MMN+CLIP baseline."),
     objective_option: list[str] = Opt([], "--objective-option", "-O",
                                       help="ID.key=value, e.g. visual-context.probe=query."),
-    fps: float = Opt(None, "--fps", help="Feature sampling rate (default 1)."),
+    fps: float = Opt(None, "--fps", help="Feature sampling rate (frames a second). Default: "
+                     f"{_fps_default()}."),
     num_frames: int = Opt(None, "--num-frames", help="Or a fixed frame count per video."),
     epochs: int = Opt(None, "--epochs", help="Epochs to train. Default: "
                       f"{_preset_default('epochs')}."),
@@ -117,6 +125,7 @@ def train(
 ) -> None:
     """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
     from vdi_cli.checks import check_train_config
+    from vdi_cli.errors import VdiError
 
     db = None
     if resume is not None:
@@ -124,7 +133,12 @@ def train(
 
         db = open_store()
     config, used = resolve_options(ctx, db)
-    check_train_config(config)  # ids, component options, device: before any model loads
+    try:
+        check_train_config(config)  # ids, component options, device: before any model loads
+    except VdiError as exc:
+        if used is not None:  # the value may be the recipe's: say which file it was
+            exc.message += f" (training with recipe '{used.name}', {used.path})"
+        raise
     from vdi_cli.commands._train_ranks import launch, train_on_ranks, without_nproc
     from vdi_cli.distributed import env_rank, under_torchrun
 
