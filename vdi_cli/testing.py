@@ -256,7 +256,8 @@ def train_config_of(args: list[str]) -> tuple[Any, Any]:
 
     command = typer.main.get_command(build_app()).commands["train"]  # type: ignore[attr-defined]
     with command.make_context("train", list(args)) as ctx:
-        return resolve_options(ctx)
+        config, recipe, _ = resolve_options(ctx)
+    return config, recipe
 
 
 TINY_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}

@@ -126,13 +126,9 @@ def train(
     """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
     from vdi_cli.checks import check_train_config
     from vdi_cli.errors import VdiError
+    from vdi_cli.settings import open_store
 
-    db = None
-    if resume is not None:
-        from vdi_cli.settings import open_store
-
-        db = open_store()
-    config, used = resolve_options(ctx, db)
+    config, used, db = resolve_options(ctx, open_store)
     try:
         check_train_config(config)  # ids, component options, device: before any model loads
     except VdiError as exc:
@@ -172,11 +168,12 @@ _CONFIG_PARAMS = ("dataset", "annotations", "video_dir", "val", "backbone", "wei
                   "objective_option", "fps", "num_frames", "epochs", "batch_size", "lr", "seed")
 
 
-def resolve_options(ctx: typer.Context, db: Any = None) -> tuple[Any, Any]:
-    """The run's TrainConfig and the Recipe it started from (or None), from a parsed
+def resolve_options(ctx: typer.Context, open_db: Any = None) -> tuple[Any, Any, Any]:
+    """The run's TrainConfig, the Recipe it started from (or None) and the store (opened with
+    `open_db()` for --resume only, after the options are parsed, else None), from a parsed
     `vdi train` command line: TrainConfig's defaults, then the recipe's values, then the
     options the user typed (only those: an option left out keeps the recipe's value). With
-    --resume, the stored configuration instead of the defaults (`db` is the open store)."""
+    --resume, the stored configuration instead of the defaults."""
     from pydantic import ValidationError
 
     from vdi_cli.errors import ConfigError
@@ -192,8 +189,13 @@ def resolve_options(ctx: typer.Context, db: Any = None) -> tuple[Any, Any]:
     used = find_recipe(p["recipe"]) if p.get("recipe") else None
     values = apply_recipe(used.values if used else {}, given)
     values["device"] = get_settings().device
+    db = None
     try:
         if p["resume"] is not None:
+            if open_db is None:
+                raise ConfigError("--resume needs the run database",
+                                  hint="run `vdi train --resume ID` itself")
+            db = open_db()
             from vdi_cli.pipeline.train_resume import resume_config
 
             config = resume_config(db, p["resume"], values)
@@ -207,7 +209,7 @@ def resolve_options(ctx: typer.Context, db: Any = None) -> tuple[Any, Any]:
         where = f" (with recipe '{used.name}', {used.path})" if used else ""
         raise ConfigError(f"invalid training options{where}: {problems}",
                           hint="`vdi train --list-options` lists the -o options") from exc
-    return config, used
+    return config, used, db
 
 
 def _given(ctx: typer.Context) -> dict[str, Any]:
