@@ -11,10 +11,11 @@ each class's own prior. Writes `results.md`, `results.json` and `results.png` to
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
 what a user would type: `vdi train --recipe synthetic-experiment` (the settings every run
-shares; this script's options default to its values) plus each run's own flags. Finished runs are kept in OUT/runs/*.json and skipped when the command
-is run again (same options), and a training run that was stopped part-way is continued from its
-last epoch (`vdi train --resume`): an interrupted experiment resumes where it stopped. Run one
-experiment at a time on an OUT folder.
+shares; this script's options default to its values) plus each run's own flags. Finished
+runs are kept in OUT/runs/*.json and skipped when the command is run again (same options), and
+a training run that was stopped part-way is continued from its last epoch (`vdi train
+--resume`): an interrupted experiment resumes where it stopped. Run one experiment at a time on
+an OUT folder.
 """
 
 from __future__ import annotations
