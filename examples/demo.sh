@@ -14,7 +14,6 @@ VDI="${VDI:-.venv/bin/vdi}"
 OUT="${DEMO_OUT:-$PWD/demo-out}"
 export VDI_HOME="$OUT/home"
 VIDEOS="${DEMO_VIDEOS:-200}"
-EPOCHS="${DEMO_EPOCHS:-6}"
 DATA="$OUT/shapes"
 step() { printf '\n== %s\n' "$*" >&2; }
 
@@ -38,15 +37,13 @@ $VDI eval --checkpoint "$CKPT" --annotations "$DATA/test_iid.json" --format synt
 $VDI eval --baseline most-frequent --train "$DATA/train.json" \
   --annotations "$DATA/test_iid.json" --format synthetic-shapes
 
-step "training VDI (L_vc + L_sd) on tiny-shapes features, $EPOCHS epochs"
-# A smaller MMN (64 channels, 4 conv layers) keeps this a CPU job; the text tower trains from
-# the first epoch (MMN freezes it for 4 of 18 epochs).
-RUN=$($VDI train --dataset synthetic-shapes --annotations "$DATA/train.json" \
-  --val "$DATA/test_iid.json" --video-dir "$DATA/videos" --backbone tiny-shapes --fps 2 \
-  --epochs "$EPOCHS" --batch-size 16 --lr 1e-3 \
-  -H hidden_size=64 -H conv_layers=4 -o freeze_text_epochs=0 -o patience=0 \
-  -O visual-context.heads=4 -O spatial-dynamic.sequence_options.heads=4 --json \
-  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')
+step "training VDI (L_vc + L_sd) on tiny-shapes features (recipe synthetic-demo${DEMO_EPOCHS:+, $DEMO_EPOCHS epochs})"
+# The recipe (`vdi recipes show synthetic-demo`) holds the demo's settings: a smaller MMN (64
+# channels, 4 conv layers) keeps this a CPU job, and the text tower trains from the first epoch
+# (MMN freezes it for 4 of 18). DEMO_EPOCHS=N trains N epochs instead of the recipe's.
+RUN=$($VDI train --recipe synthetic-demo --annotations "$DATA/train.json" \
+  --val "$DATA/test_iid.json" --video-dir "$DATA/videos" ${DEMO_EPOCHS:+--epochs "$DEMO_EPOCHS"} \
+  --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')
 # Through a file: under pipefail, `| head` can end the demo when vdi meets the closed pipe.
 $VDI runs show "$RUN" > "$OUT/run.txt"
 head -n 8 "$OUT/run.txt"

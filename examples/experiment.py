@@ -10,10 +10,12 @@ each class's own prior. Writes `results.md`, `results.json` and `results.png` to
     .venv/bin/python examples/experiment.py --seeds 0 --configs baseline,vdi --epochs 4  # quick
 
 Every run goes through the `vdi` command line (train, then eval with --json), so this is also
-what a user would type. Finished runs are kept in OUT/runs/*.json and skipped when the command
-is run again (same options), and a training run that was stopped part-way is continued from its
-last epoch (`vdi train --resume`): an interrupted experiment resumes where it stopped. Run one
-experiment at a time on an OUT folder.
+what a user would type: `vdi train --recipe synthetic-experiment` (the settings every run
+shares; this script's options default to its values) plus each run's own flags. Finished
+runs are kept in OUT/runs/*.json and skipped when the command is run again (same options), and
+a training run that was stopped part-way is continued from its last epoch (`vdi train
+--resume`): an interrupted experiment resumes where it stopped. Run one experiment at a time on
+an OUT folder.
 """
 
 from __future__ import annotations
@@ -90,19 +92,39 @@ def fmt(values: list[float]) -> str:
     return f"{m:.2f} ± {s:.2f}" if len(values) > 1 else f"{m:.2f}"
 
 
+RECIPE = "synthetic-experiment"  # `vdi recipes show synthetic-experiment`: the common settings
+
+
+def recipe_defaults() -> dict:
+    """This script's defaults for the options it lets a user change: the recipe's values (the
+    one place they are declared; `vdi` is installed beside this script)."""
+    from vdi_cli.recipes import find_recipe
+
+    values = find_recipe(RECIPE).values
+    head = values["head_options"]
+    return {"backbone": values["backbone"], "epochs": values["epochs"],
+            "milestones": ",".join(map(str, values["milestones"])),
+            "batch_size": values["batch_size"], "lr": values["lr"],
+            "text_lr": values["text_lr_ratio"], "text_pool": values["text_pool"],
+            "text_trainable": values["text_trainable"],
+            "temporal_delta": head["temporal_delta"], "span_delta": head["span_delta"],
+            "pool_hidden": head["pool_hidden"] if head["pool_linear"] else 0}
+
+
 def train_args(args: argparse.Namespace, data: Path) -> list[str]:
+    """`vdi train --recipe synthetic-experiment` with this run's data and the values of this
+    script's own options (their defaults are the recipe's, so by default they change nothing)."""
     return [
-        "train", "--dataset", "synthetic-shapes", "--annotations", str(data / "train.json"),
-        "--video-dir", str(data / "videos"), "--backbone",
-        getattr(args, "backbone", "tiny-shapes"), "--fps", "2",
+        "train", "--recipe", RECIPE, "--annotations", str(data / "train.json"),
+        "--video-dir", str(data / "videos"),
+        *(["--backbone", args.backbone] if getattr(args, "backbone", None) else []),
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-        "-H", "hidden_size=64", "-H", "conv_layers=4",
         "-H", f"temporal_delta={args.temporal_delta}", "-H", f"span_delta={args.span_delta}",
         *(["-H", "pool_linear=true", "-H", f"pool_hidden={args.pool_hidden}"]
-          if args.pool_hidden else []),
-        "-o", "freeze_text_epochs=0", "-o", "patience=0", "-o", f"text_lr_ratio={args.text_lr}",
+          if args.pool_hidden else ["-H", "pool_linear=false"]),
+        "-o", f"text_lr_ratio={args.text_lr}",
         "-o", f"text_pool={args.text_pool}", "-o", f"text_trainable={args.text_trainable}",
-        "-o", f"milestones={json.dumps(args.milestones)}", "-o", "keep_checkpoints=best-last",
+        "-o", f"milestones={json.dumps(args.milestones)}",
     ]
 
 
@@ -464,22 +486,23 @@ def main() -> None:
                         "R@1,IoU=0.5 (those run first, every seed)")
     parser.add_argument("--world-version", type=int, default=4,
                         help="synthetic generator version (4: held-out verbs, test-novel-verb)")
-    parser.add_argument("--backbone", default="tiny-shapes-v2")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--milestones", default="7",
+    d = recipe_defaults()  # the recipe's values (`vdi recipes show synthetic-experiment`)
+    parser.add_argument("--backbone", default=d["backbone"])
+    parser.add_argument("--epochs", type=int, default=d["epochs"])
+    parser.add_argument("--milestones", default=d["milestones"],
                         help="epochs after which the lr falls x0.1 (comma list; '' = never)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--text-lr", type=float, default=1.0, help="text lr / head lr")
-    parser.add_argument("--text-pool", choices=("eot", "mean"), default="mean",
+    parser.add_argument("--batch-size", type=int, default=d["batch_size"])
+    parser.add_argument("--lr", type=float, default=d["lr"])
+    parser.add_argument("--text-lr", type=float, default=d["text_lr"], help="text lr / head lr")
+    parser.add_argument("--text-pool", choices=("eot", "mean"), default=d["text_pool"],
                         help="sentence vector: CLIP's end token, or the mean of the token states")
     parser.add_argument("--text-trainable", choices=("all", "token-embeddings"),
-                        default="token-embeddings", help="which text-tower parameters train")
-    parser.add_argument("--temporal-delta", type=float, default=5.0)
-    parser.add_argument("--span-delta", type=float, default=0.0,
+                        default=d["text_trainable"], help="which text-tower parameters train")
+    parser.add_argument("--temporal-delta", type=float, default=d["temporal_delta"])
+    parser.add_argument("--span-delta", type=float, default=d["span_delta"],
                         help="the head's span_delta: s * (clip j - clip i) beside each 2D-map "
                         "cell (i, j); 0 = off")
-    parser.add_argument("--pool-hidden", type=int, default=256,
+    parser.add_argument("--pool-hidden", type=int, default=d["pool_hidden"],
                         help="MMN's 1x1 conv + ReLU before clip pooling (pool_linear) of this "
                         "width; 0 = off")
     args = parser.parse_args()

@@ -104,16 +104,23 @@ def test_every_configuration_maps_to_train_flags(experiment):
 
 
 def test_train_args_carry_the_text_tower_settings(experiment, tmp_path):
+    from vdi_cli.testing import train_config_of
+
     args = argparse.Namespace(epochs=8, milestones=[], batch_size=8, lr=1e-3, text_lr=1.0,
                               temporal_delta=5.0, span_delta=1.0, pool_hidden=0,
                               text_pool="mean", text_trainable="token-embeddings")
     flags = experiment.train_args(args, tmp_path)
     pairs = {flags[i + 1] for i, f in enumerate(flags) if f in ("-o", "-H")}
     assert {"text_pool=mean", "text_trainable=token-embeddings", "text_lr_ratio=1.0",
-            "temporal_delta=5.0", "span_delta=1.0", "freeze_text_epochs=0",
-            "milestones=[]", "keep_checkpoints=best-last"} <= pairs
+            "temporal_delta=5.0", "span_delta=1.0", "milestones=[]"} <= pairs
     # milestones [] = never; left out, vdi train would take [8, 13]
     assert "pool_linear=true" not in pairs  # width 0 = MMN's conv off
+    # the settings every run shares come from the recipe (synthetic-experiment)
+    config, recipe = train_config_of(flags[1:])
+    assert recipe.name == "synthetic-experiment"
+    assert (config.freeze_text_epochs, config.keep_checkpoints, config.milestones) == \
+        (0, "best-last", [])
+    assert config.head_options["pool_linear"] is False
 
 
 def test_decay_text_names_the_milestones(experiment):

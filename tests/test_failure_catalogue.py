@@ -1634,6 +1634,50 @@ ROWS_SERVE: list[Row] = [
 ]
 ROWS += ROWS_SERVE
 
+# --- training recipes (`vdi train --recipe NAME|FILE`, `vdi recipes show`) --------------------
+
+RECIPE_DATA = ("--annotations", "{data}/train.json", "--video-dir", "{data}/videos")
+
+ROWS_RECIPES: list[Row] = [
+    Row("recipe-unknown-name", "options", ("train", "--recipe", "charades-vdi", *RECIPE_DATA),
+        error=r"unknown recipe 'charades-vdi' \(did you mean 'charades-sta-vdi'\?\)",
+        stderr=(r"Hint: `vdi recipes` lists them: activitynet-mmn, .*charades-sta-vdi",),
+        after=_before_the_run),
+    Row("recipe-unknown-key", "options", ("train", "--recipe", "{tmp}/typo.toml", *RECIPE_DATA),
+        make=_write("typo.toml", "epochs = 2\nbatch_sise = 4\n"),
+        error=r"unknown recipe key 'batch_sise' in recipe file '.*typo\.toml' "
+        r"\(did you mean 'batch_size'\?\)", stderr=(r"Hint: `vdi train --list-options`",),
+        after=_before_the_run),
+    Row("recipe-device-key", "options", ("train", "--recipe", "{tmp}/gpu.toml", *RECIPE_DATA),
+        make=_write("gpu.toml", 'device = "cuda"\n'),
+        error=r"unknown recipe key 'device' in recipe file '.*gpu\.toml'",
+        stderr=(r"Hint: the device is the global option",), after=_before_the_run),
+    Row("recipe-file-missing", "options", ("train", "--recipe", "{tmp}/gone.toml", *RECIPE_DATA),
+        error=r"recipe file '.*gone\.toml' does not exist", after=_before_the_run),
+    Row("recipe-not-toml", "options", ("train", "--recipe", "{tmp}/bad.toml", *RECIPE_DATA),
+        make=_write("bad.toml", "epochs = = 2\n"),
+        error=r"recipe file '.*bad\.toml' is not valid TOML", after=_before_the_run),
+    Row("recipe-wrong-type", "options",
+        ("train", "--recipe", "{tmp}/wrong.toml", "--dataset", "mmn-json", *RECIPE_DATA),
+        make=_write("wrong.toml", 'epochs = "many"\n'),
+        error=r"invalid training options \(with recipe 'wrong', .*wrong\.toml\): epochs",
+        after=_before_the_run),
+    Row("recipe-unknown-head-key", "options",
+        ("train", "--recipe", "{tmp}/head.toml", "--dataset", "mmn-json", *RECIPE_DATA),
+        make=_write("head.toml", "[head_options]\nhiden_size = 64\n"),
+        error=r"unknown option 'hiden_size' for head 'mmn' \(did you mean 'hidden_size'\?\) "
+        r"\(training with recipe 'head', .*head\.toml\)",
+        stderr=(r"Hint: `vdi heads show mmn` lists its options",), after=_before_the_run),
+    Row("recipe-show-unknown", "options", ("recipes", "show", "synthetic-dem"),
+        error=r"unknown recipe 'synthetic-dem' \(did you mean 'synthetic-demo'\?\)"),
+    Row("recipe-show-invalid", "options", ("recipes", "show", "{tmp}/unused.toml"),
+        make=_write("unused.toml", "objectives = []\n[objective_options.visual-context]\n"
+                    "heads = 2\n"),
+        error=r"recipe 'unused' \(.*unused\.toml\) does not validate: objective options for "
+        r"'visual-context', which this run does not use"),
+]
+ROWS += ROWS_RECIPES
+
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 
 @pytest.fixture(scope="module")

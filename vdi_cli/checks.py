@@ -36,15 +36,17 @@ def validation_metrics() -> list[str]:
     return [metric_name(n, m) for n in DEFAULT_RECALLS for m in DEFAULT_IOUS] + [MIOU]
 
 
-def check_train_config(config: Any) -> None:
+def check_train_config(config: Any, *, dataset: bool = True) -> None:
     """Everything of a resolved TrainConfig that can be checked without a model: the dataset
     format, backbone, head, parser and objectives (ids and options, the objectives' nested
-    sequence model included), the device and the validation metric."""
+    sequence model included), the device and the validation metric. `dataset=False` leaves the
+    format out (a recipe that leaves it to the command line)."""
     from vdi_cli.backbones import check_device
     from vdi_cli.config import did_you_mean
     from vdi_cli.registry import get_component
 
-    get_component("dataset", config.dataset)
+    if dataset:
+        get_component("dataset", config.dataset)
     check_backbone(config.backbone, config.backbone_options)
     check_component("head", config.head, config.head_options)
     check_component("parser", config.parser, config.parser_options)

@@ -75,6 +75,16 @@ def register_datasets(register: Any) -> None:
     (video id, duration, query, start, end) and reports what it dropped or clipped."""
 
 
+@hookspec
+def register_recipes(register: Any) -> None:
+    """Register training recipes with `register(path, name=None)`: a TOML file of `vdi train`
+    options (`TrainConfig` keys, `head_options` / `objective_options.ID` as tables, and a
+    one-line `description`); the name defaults to the file's stem. The file is read when a
+    recipe is looked up (`vdi recipes`, `vdi train --recipe NAME`), and a key that is no
+    training option leaves that recipe out with a warning. A name taken by an earlier plugin
+    (built-ins load first) keeps the first; docs/recipes.md describes the format."""
+
+
 @hookspec(firstresult=True)
 def open_video(path: str, options: Any) -> Any:
     """Return a frame reader for `path`, or None to let the next implementation try.

@@ -3,6 +3,8 @@
 - `invoke(args)`: run the CLI in-process and capture exit code, stdout and stderr.
 - `run_vdi(args)`: run the CLI in a subprocess (for import-time and environment checks).
 - `plugin_host(*objects)`: a fresh plugin host with in-process plugin objects registered.
+- `train_config_of(args)`: the TrainConfig (and recipe) `vdi train ARGS` would train with,
+  without training (e.g. to check that a recipe plus flags equals a command line of flags).
 """
 
 from __future__ import annotations
@@ -241,6 +243,21 @@ def damage_video(
             data[pos + i] = rng.randrange(256)
     Path(dst).write_bytes(bytes(data))
     return Path(dst)
+
+
+def train_config_of(args: list[str]) -> tuple[Any, Any]:
+    """(TrainConfig, Recipe or None) that `vdi train ARGS` resolves: its command line parsed by
+    the real command, then the same resolution the command runs (recipe, then the options
+    given), nothing loaded or trained. Not for `--resume` (that reads the store)."""
+    import typer
+
+    from vdi_cli.cli import build_app
+    from vdi_cli.commands.train_cmd import resolve_options
+
+    command = typer.main.get_command(build_app()).commands["train"]  # type: ignore[attr-defined]
+    with command.make_context("train", list(args)) as ctx:
+        config, recipe, _ = resolve_options(ctx)
+    return config, recipe
 
 
 TINY_HEAD = {"hidden_size": 32, "joint_size": 16, "conv_layers": 2}

@@ -3,10 +3,15 @@
 The package is torch-free at import: the factory is a lazy "module:function" string, so listing
 heads (`vdi heads`, `vdi heads show mmn`) never imports torch. See `mmn_model` for the head's
 interface (forward / loss / decode) and `mmn_config` for the presets.
+
+The training recipes that name `mmn` (the paper's settings on Charades-STA and ActivityNet, their
+baselines, the synthetic demo's and experiment's) ship here too, as `recipes/*.toml` package
+data registered through `register_recipes`, so the core names no built-in component.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vdi_cli.hookspecs import hookimpl
@@ -32,3 +37,9 @@ def register_heads(register: Any) -> None:
         "outside, on a 2D map of windows with NMS (vdi retrieve without a checkpoint).",
         requires=("clip",),
     )
+
+
+@hookimpl
+def register_recipes(register: Any) -> None:
+    for path in sorted((Path(__file__).parent / "recipes").glob("*.toml")):
+        register(path)

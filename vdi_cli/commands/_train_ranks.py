@@ -17,10 +17,11 @@ RESUME_HINT = ("the failing rank's own output above (or the system log, for a ki
                "--resume {run}` under the same torchrun (or --nproc N) command")
 
 
-def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
-                   ) -> dict[str, Any]:
+def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool,
+                   recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run `run_training` here (one process) or as this torchrun rank; returns the summary with
-    the run id."""
+    the run id. `recipe` (`Recipe.record()`: name, path, sha256, its values) is stored in the run
+    row's configuration under "recipe", beside the resolved options."""
     from vdi_cli.distributed import start
     from vdi_cli.pipeline.train_run import run_training
     from vdi_cli.runs import RunHandle, run_context
@@ -45,7 +46,8 @@ def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
                 session.report_failure(exc)
                 raise _lost_contact(session, exc) from exc
         else:
-            with run_context(db, "train", config.model_dump(), sys.argv[1:],
+            stored = {**config.model_dump(), **({"recipe": recipe} if recipe else {})}
+            with run_context(db, "train", stored, sys.argv[1:],
                              backbone=config.backbone, head=config.head,
                              parser=config.parser) as run:
                 session.broadcast(run.id)

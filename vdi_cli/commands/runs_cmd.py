@@ -61,6 +61,11 @@ def show_cmd(
             value = f"{value} (process {row['pid']} is gone: killed before it could finish)"
         typer.echo(f"{key:12} {value}")
     typer.echo(f"{'config':12} {json.dumps(row.get('config') or {}, sort_keys=True)}")
+    recipe = (row.get("config") or {}).get("recipe") if isinstance(row.get("config"), dict) \
+        else None
+    if recipe:  # `vdi train --recipe`: which file, its hash; its values are in the config
+        typer.echo(f"{'recipe':12} {recipe.get('name')} ({recipe.get('path')}, sha256 "
+                   f"{recipe.get('sha256')})")
     if row.get("summary"):
         typer.echo(f"{'summary':12} {json.dumps(row['summary'], sort_keys=True)}")
     if row["metrics"]:

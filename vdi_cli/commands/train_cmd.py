@@ -46,41 +46,71 @@ def _list_options(value: bool) -> None:
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`extra` over `base`, nested dictionaries merged: `-H a=1 -o head_options.b=2` keeps a."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    from vdi_cli.recipes import merge
+
+    return merge(base, extra)
+
+
+def _default(key: str) -> str:
+    """The value `vdi train --help` shows for an option: TrainConfig's own default, the one
+    place it is declared (the command-line options default to None = "not given")."""
+    from vdi_cli.pipeline.train_config import TrainConfig
+
+    value = TrainConfig.model_fields[key].get_default(call_default_factory=True)
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _preset_default(key: str) -> str:
+    """"the head preset's (18 for charades)": what an option left at None takes."""
+    from vdi_cli.pipeline.train_config import TRAIN_PRESETS
+
+    name, values = next(iter(TRAIN_PRESETS.items()))
+    return f"the head preset's ({values[key]:g} for {name})"
+
+
+def _fps_default() -> str:
+    """The sampling rate a run without --fps / --num-frames gets (vdi_cli.video's)."""
+    from vdi_cli.video import DEFAULT_FPS
+
+    return f"{DEFAULT_FPS:g}"
 
 
 def train(
     ctx: typer.Context,
+    recipe: str = Opt(None, "--recipe", "-r", help="Start from a training recipe: a name "
+                      "(`vdi recipes`) or a .toml file; options given here override its "
+                      "values. Without one, the defaults below."),
     dataset: str = Opt(None, "--dataset", help="Annotation format (vdi datasets); required "
-                       "unless --resume."),
+                       "unless --resume or the recipe names it."),
     annotations: str = Opt(None, "--annotations", help="Training annotation file; required "
                            "unless --resume."),
     video_dir: str = Opt(None, "--video-dir", help="Folder with <video id>.mp4 files; required "
                          "unless --resume."),
     val: str = Opt(None, "--val", help="Validation annotation file (same format)."),
-    backbone: str = Opt("clip-vit-b32", "--backbone", help="Backbone id (vdi backbones)."),
+    backbone: str = Opt(None, "--backbone", help="Backbone id (vdi backbones). Default: "
+                        f"{_default('backbone')}."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
-    head: str = Opt("mmn", "--head", help="Grounding head id (vdi heads)."),
+    head: str = Opt(None, "--head", help="Grounding head id (vdi heads). Default: "
+                    f"{_default('head')}."),
     head_option: list[str] = Opt([], "--head-option", "-H", help="Head option key=value."),
-    parser: str = Opt("spacy", "--parser", help="Query parser id (vdi parsers)."),
+    parser: str = Opt(None, "--parser", help="Query parser id (vdi parsers). Default: "
+                      f"{_default('parser')}."),
     parser_option: list[str] = Opt([], "--parser-option", help="Parser option key=value."),
-    objective: list[str] = Opt(None, "--objective", help="VDI objective id (repeatable); "
-                               "default: visual-context and spatial-dynamic."),
+    objective: list[str] = Opt(None, "--objective", help="VDI objective id (repeatable). "
+                               f"Default: {_default('objectives')}."),
     no_objective: bool = Opt(False, "--no-objective", help="No VDI term: MMN+CLIP baseline."),
     objective_option: list[str] = Opt([], "--objective-option", "-O",
                                       help="ID.key=value, e.g. visual-context.probe=query."),
-    fps: float = Opt(None, "--fps", help="Feature sampling rate (default 1)."),
+    fps: float = Opt(None, "--fps", help="Feature sampling rate (frames a second). Default: "
+                     f"{_fps_default()}."),
     num_frames: int = Opt(None, "--num-frames", help="Or a fixed frame count per video."),
-    epochs: int = Opt(None, "--epochs", help="Default: the preset's (18)."),
-    batch_size: int = Opt(48, "--batch-size", help="Videos per step."),
-    lr: float = Opt(None, "--lr", help="Head learning rate (default: preset's)."),
-    seed: int = Opt(25285, "--seed"),
+    epochs: int = Opt(None, "--epochs", help="Epochs to train. Default: "
+                      f"{_preset_default('epochs')}."),
+    batch_size: int = Opt(None, "--batch-size", help="Videos per step. Default: "
+                          f"{_default('batch_size')}."),
+    lr: float = Opt(None, "--lr", help="Head learning rate. Default: "
+                    f"{_preset_default('lr')}."),
+    seed: int = Opt(None, "--seed", help=f"Default: {_default('seed')}."),
     option: list[str] = Opt([], "-o", help="Any training option key=value (--list-options; "
                             "docs/train.md), e.g. -o scope=moment -o patience=0 "
                             "-o train_text_layers=2."),
@@ -96,52 +126,23 @@ def train(
 ) -> None:
     """Train a grounding head and adapt the text encoder with Visual-Dynamic Injection."""
     from vdi_cli.checks import check_train_config
-    from vdi_cli.config import check_option_keys, parse_overrides
-    from vdi_cli.errors import ConfigError
-    from vdi_cli.pipeline.train_config import DEFAULT_OBJECTIVES, TrainConfig
-    from vdi_cli.settings import get_settings, open_store
+    from vdi_cli.errors import VdiError
+    from vdi_cli.settings import open_store
 
-    if no_objective and objective:
-        raise ConfigError("--objective and --no-objective contradict each other",
-                          hint="drop one of them")
-    values: dict[str, Any] = {
-        "dataset": dataset, "annotations": annotations, "video_dir": video_dir, "val": val,
-        "backbone": backbone, "weights": weights, "head": head,
-        "head_options": parse_overrides(head_option), "parser": parser,
-        "parser_options": parse_overrides(parser_option),
-        "objectives": [] if no_objective else list(objective or DEFAULT_OBJECTIVES),
-        "objective_options": _component_options(objective_option, "objective"),
-        "fps": fps, "num_frames": num_frames, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "seed": seed, "device": get_settings().device,
-    }
-    overrides = parse_overrides(option)
-    check_option_keys(TrainConfig, overrides, "`vdi train --list-options` lists them",
-                      noun="training option")
-    values = _merge(values, overrides)
-    from pydantic import ValidationError
-
-    db = open_store() if resume is not None else None
+    config, used, db = resolve_options(ctx, open_store)
     try:
-        if resume is not None:
-            from vdi_cli.pipeline.train_resume import resume_config
-
-            config = resume_config(db, resume, _given(ctx, values, option))
-        else:
-            _require(dataset=dataset, annotations=annotations, video_dir=video_dir)
-            config = TrainConfig(**values).resolved()
-    except ValidationError as exc:
-        problems = "; ".join(
-            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
-            + e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        raise ConfigError(f"invalid training options: {problems}",
-                          hint="`vdi train --list-options` lists the -o options") from exc
-    check_train_config(config)  # ids, component options, device: before any model loads
+        check_train_config(config)  # ids, component options, device: before any model loads
+    except VdiError as exc:
+        if used is not None:  # the value may be the recipe's: say which file it was
+            exc.message += f" (training with recipe '{used.name}', {used.path})"
+        raise
     from vdi_cli.commands._train_ranks import launch, train_on_ranks, without_nproc
     from vdi_cli.distributed import env_rank, under_torchrun
 
     if nproc is not None and nproc > 1 and not under_torchrun():
         raise typer.Exit(launch(nproc, without_nproc(sys.argv[1:]), config.device))
-    summary = train_on_ranks(config, resume, db, show_progress=not json_out)
+    summary = train_on_ranks(config, resume, db, show_progress=not json_out,
+                             recipe=used.record() if used else None)
     if under_torchrun() and env_rank() != 0:
         return  # rank 0 prints the result
     if json_out:
@@ -168,20 +169,78 @@ _CONFIG_PARAMS = ("dataset", "annotations", "video_dir", "val", "backbone", "wei
                   "objective_option", "fps", "num_frames", "epochs", "batch_size", "lr", "seed")
 
 
-def _given(ctx: typer.Context, values: dict[str, Any], option: list[str]) -> dict[str, Any]:
-    """The options the user typed (not left at their defaults), as TrainConfig keys: what a
-    resume compares with the stored configuration."""
-    from vdi_cli.config import parse_overrides
+def resolve_options(ctx: typer.Context, open_db: Any = None) -> tuple[Any, Any, Any]:
+    """The run's TrainConfig, the Recipe it started from (or None) and the store (opened with
+    `open_db()` for --resume only, after the options are parsed, else None), from a parsed
+    `vdi train` command line: TrainConfig's defaults, then the recipe's values, then the
+    options the user typed (only those: an option left out keeps the recipe's value). With
+    --resume, the stored configuration instead of the defaults."""
+    from pydantic import ValidationError
 
-    given = {}
+    from vdi_cli.errors import ConfigError
+    from vdi_cli.pipeline.train_config import TrainConfig
+    from vdi_cli.recipes import apply_recipe, find_recipe
+    from vdi_cli.settings import get_settings
+
+    p = ctx.params
+    if p["no_objective"] and p["objective"]:
+        raise ConfigError("--objective and --no-objective contradict each other",
+                          hint="drop one of them")
+    given = _given(ctx)
+    used = find_recipe(p["recipe"]) if p.get("recipe") else None
+    values = apply_recipe(used.values if used else {}, given)
+    values["device"] = get_settings().device
+    db = None
+    try:
+        if p["resume"] is not None:
+            if open_db is None:
+                raise ConfigError("--resume needs the run database",
+                                  hint="run `vdi train --resume ID` itself")
+            db = open_db()
+            from vdi_cli.pipeline.train_resume import resume_config
+
+            config = resume_config(db, p["resume"], values)
+        else:
+            _require(**{k: values.get(k) for k in ("dataset", "annotations", "video_dir")})
+            config = TrainConfig(**values).resolved()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        where = f" (with recipe '{used.name}', {used.path})" if used else ""
+        raise ConfigError(f"invalid training options{where}: {problems}",
+                          hint="`vdi train --list-options` lists the -o options") from exc
+    return config, used, db
+
+
+def _given(ctx: typer.Context) -> dict[str, Any]:
+    """The options the user typed (not left at their defaults), as TrainConfig keys, with the
+    `-o` overrides merged in (`-o head_options.b=2` merges with `-H a=1`)."""
+    from vdi_cli.config import check_option_keys, parse_overrides
+    from vdi_cli.pipeline.train_config import TrainConfig
+
+    p = ctx.params
+    given: dict[str, Any] = {}
     for param in _CONFIG_PARAMS:
         source = ctx.get_parameter_source(param)  # typer's own click: compare by name
-        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-            key = _PARAM_KEYS.get(param, param)
-            given[key] = values[key]
-    given.update(parse_overrides(option))
-    given["device"] = values["device"]
-    return given
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        key, value = _PARAM_KEYS.get(param, param), p[param]
+        if param in ("head_option", "parser_option"):
+            value = parse_overrides(value)
+        elif param == "objective_option":
+            value = _component_options(value, "objective")
+        elif param == "no_objective":
+            if not value:
+                continue
+            value = []
+        elif param == "objective":
+            value = list(value)
+        given[key] = value
+    overrides = parse_overrides(p["option"])
+    check_option_keys(TrainConfig, overrides, "`vdi train --list-options` lists them",
+                      noun="training option")
+    return _merge(given, overrides)
 
 
 def _require(**options: Any) -> None:
@@ -190,8 +249,9 @@ def _require(**options: Any) -> None:
     missing = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is None]
     if missing:
         raise UsageError(f"missing option{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                         hint="a new run needs --dataset, --annotations and --video-dir; "
-                         "`--resume ID` continues a run with its stored options")
+                         hint="a new run needs --dataset, --annotations and --video-dir (or "
+                         "a --recipe that names them); `--resume ID` continues a run with its "
+                         "stored options")
 
 
 def register(app: typer.Typer) -> None:
