@@ -271,6 +271,8 @@ class OpenClipBackbone(LoadedBackbone):
         self.std = tuple(cfg.get("std", self.std))  # type: ignore[assignment]
         self.resize_mode = "squash" if cfg.get("resize_mode") == "squash" else "shortest"
         self._tokenizer = _tokenizer_for(open_clip, name)
+        self.context_length = int(getattr(model, "context_length", 0)
+                                  or getattr(self._tokenizer, "context_length", 0) or 77)
         self._plain_clip = isinstance(model, open_clip.CLIP)
 
     def encode_pixels(self, pixels: Any) -> tuple[Any, Any]:

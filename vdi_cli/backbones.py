@@ -53,6 +53,9 @@ class LoadedBackbone:
       device      torch device string; on cuda the visual tower runs in float16 unless
                   precision="fp32" (the text tower always stays float32, so it can be trained)
       module      the whole torch module (for `.to()`, `.train()`, state dicts)
+      context_length  the text context in tokens, start and end tokens included (CLIP's 77,
+                  tiny-shapes' 32): `tokenize` pads and cuts to it, and the length check of
+                  training's queries counts against it (0: not stated, the CLIP default holds)
 
     Methods:
       preprocess(frames uint8 [N,H,W,3]) -> float32 [N,3,S,S] on the CPU (resize the short side
@@ -79,6 +82,7 @@ class LoadedBackbone:
     image_size: int = 224
     device: str = "cpu"
     module: Any = None
+    context_length: int = 0
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     resize_mode: str = "shortest"  # shortest (resize + centre crop) | squash

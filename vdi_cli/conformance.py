@@ -376,6 +376,13 @@ def check_backbone(factory: Any, config: Any = None, *, weights: str | None = No
     _ensure(isinstance(tokens, torch.Tensor) and tokens.dtype == torch.long and tokens.dim() == 2
             and tokens.shape[0] == 2, report, "tokenize", f"expected a LongTensor [2, L], got "
             f"{_describe(tokens)}")
+    context = bb.context_length
+    _ensure(isinstance(context, int) and context > 2, report, "context_length",
+            f"must be the text context in tokens (an int > 2), got {context!r}")
+    long = bb.tokenize([" ".join(["word"] * (2 * context))])
+    _ensure(tuple(tokens.shape[1:]) == (context,) and tuple(long.shape) == (1, context), report,
+            "tokenize", f"without a length must give [B, context_length={context}] tokens, also "
+            f"for a text longer than that; got {tuple(tokens.shape)} and {tuple(long.shape)}")
     again = _call(report, "tokenize(texts, context_length=L)", bb.tokenize, texts,
                   context_length=int(tokens.shape[1]))
     _ensure(torch.equal(again, tokens), report, "tokenize(context_length=)",

@@ -68,6 +68,10 @@ class LoadedBackbone(Protocol):
     """The torch device string the model lives on; stages move batches there."""
     module: Any
     """The whole torch module (`.to()`, `.train()`, `.eval()`, state dicts)."""
+    context_length: int
+    """The text context in tokens, start and end tokens included (CLIP's 77, tiny-shapes' 32):
+    `tokenize` without a length gives [B, context_length], and training checks its queries'
+    length against it (`vdi_cli.clip_context.check_length`), not against CLIP's."""
 
     def preprocess(self, frames: Any) -> Any:
         """uint8 [N, H, W, 3] RGB -> float32 [N, 3, S, S] on the CPU (run in decoding
