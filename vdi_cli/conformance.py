@@ -235,34 +235,72 @@ def _check_map(report: Conformance, head: Any) -> tuple[int, int]:
     _ensure(not bool(torch.tril(m, -1).any()), report, "mask2d",
             "has a valid cell (i, j) with j < i: cell (i, j) is the moment [i, j + 1] * "
             "window / N, so only j >= i can be valid")
+    _check_cells(report, head, n, m)
     return n, int(m.sum())
+
+
+def _check_cells(report: Conformance, head: Any, n: int, mask: Any) -> None:
+    """decode_cells on random scores (one row with only two candidates) and cell_windows."""
+    import numpy as np
+
+    cells = np.argwhere(mask.cpu().numpy())
+    c = len(cells)
+    scores = np.random.default_rng(0).random((3, c)).astype(np.float32)
+    scores[2, 2:] = -np.inf
+    durations = np.array([8.0, 6.0, 4.0])
+    ranked = _call(report, "decode_cells(scores, durations, top_k=5)", head.decode_cells,
+                   scores, durations, 5)
+    counts = _validate_ranked(report, "decode_cells", ranked, durations, 5)
+    _ensure(counts[2] <= min(2, c), report, "decode_cells",
+            f"kept {counts[2]} moments of a row with {min(2, c)} finite scores: a -inf cell "
+            "is not a candidate (vdi search leaves those out) and must never be kept")
+    best = _np(ranked.scores)[:, 0]
+    _ensure(np.allclose(best, np.max(scores, axis=1)), report, "decode_cells",
+            "the best-scoring cell of a row must come first (NMS never suppresses it)")
+    windows = _call(report, "cell_windows(durations)", head.cell_windows, np.array([8.0, 4.0]))
+    want = np.stack([(cells + [0, 1]) * d / n for d in (8.0, 4.0)])
+    _ensure(np.asarray(windows).shape == (2, c, 2) and np.allclose(windows, want, atol=1e-4),
+            report, "cell_windows", f"must be [W, C, 2] seconds with cell (i, j) at [i, j + 1] "
+            f"* duration / N (N = {n}); got shape {np.asarray(windows).shape}")
 
 
 def _check_rank(report: Conformance, head: Any, outputs: Any, durations: Any, s2v: Any,
                 q: int) -> None:
-    import numpy as np
 
     ranked = _call(report, "rank(outputs, durations, top_k=5)", head.rank, outputs, durations,
                    top_k=5)
-    ranked = _Probe(ranked, "RankedWindows", report)
+    per_row = _np(durations)[_np(s2v).astype(int)]
+    _validate_ranked(report, "rank", _Probe(ranked, "RankedWindows", report), per_row, 5)
+    assert q == len(per_row)
+
+
+def _validate_ranked(report: Conformance, member: str, ranked: Any, durations: Any,
+                     top_k: int) -> Any:
+    """Check a RankedWindows of len(durations) rows (row r in [0, durations[r]]); its counts."""
+    import numpy as np
+
+    q = len(durations)
     windows, scores, counts = _np(ranked.windows), _np(ranked.scores), _np(ranked.counts)
     _ensure(windows.ndim == 3 and windows.shape[0] == q and windows.shape[2] == 2, report,
-            "rank().windows", f"expected [Q={q}, K, 2] seconds, got shape {windows.shape}")
-    _ensure(scores.shape == windows.shape[:2], report, "rank().scores",
+            f"{member}().windows", f"expected [{q}, K, 2] seconds, got shape {windows.shape}")
+    _ensure(scores.shape == windows.shape[:2], report, f"{member}().scores",
             f"expected [Q, K] = {windows.shape[:2]}, got {scores.shape}")
-    _ensure(counts.shape == (q,), report, "rank().counts", f"expected [{q}], got {counts.shape}")
+    _ensure(counts.shape == (q,), report, f"{member}().counts",
+            f"expected [{q}], got {counts.shape}")
     for row in range(q):
         k = int(counts[row])
-        _ensure(1 <= k <= min(5, windows.shape[1]), report, "rank().counts",
-                f"sentence {row} has {k} moments; expected 1 to top_k=5")
+        _ensure(1 <= k <= min(top_k, windows.shape[1]), report, f"{member}().counts",
+                f"row {row} has {k} moments; expected 1 to top_k={top_k}")
         s = scores[row, :k]
-        _ensure(np.all(np.isfinite(s)) and np.all(np.diff(s) <= 1e-6), report, "rank().scores",
-                f"sentence {row}: scores must be finite and best first, got {s.tolist()}")
+        _ensure(np.all(np.isfinite(s)) and np.all(np.diff(s) <= 1e-6), report,
+                f"{member}().scores", f"row {row}: scores must be finite and best first, got "
+                f"{s.tolist()}")
         w = windows[row, :k].astype(np.float64)
-        dur = float(_np(durations)[int(s2v[row])])
+        dur = float(durations[row])
         _ensure(np.all(w[:, 0] < w[:, 1]) and np.all(w >= -1e-4) and np.all(w <= dur + 1e-3),
-                report, "rank().windows", f"sentence {row}: moments must satisfy 0 <= start < "
+                report, f"{member}().windows", f"row {row}: moments must satisfy 0 <= start < "
                 f"end <= duration ({dur} s), got {w.tolist()}")
+    return counts
 
 
 def _check_index(report: Conformance, head: Any, video: Any, mask: Any, sent: Any,

@@ -37,15 +37,16 @@ class HeadParams(Protocol):
     num_clips: int
     """N, the side of the 2D map: proposal (i, j) is [i, j + 1] * window / N seconds."""
     pooling_counts: Any
-    """The map's sparsity (MMN's pooling counts; `vdi_cli.grounding.cell_mask`): the core's
-    cell NMS groups windows by it."""
+    """The map's sparsity (MMN's pooling counts; `vdi_plugins.heads.cells.cell_mask`): the
+    core batches the cell decoding of windows whose heads share it."""
     nms_thresh: float
     """The IoU above which a lower-ranked moment is suppressed, within and across windows."""
 
 
 @runtime_checkable
 class RankedWindows(Protocol):
-    """What `Head.rank` returns (`vdi_cli.grounding.RankedMoments` is one)."""
+    """What `Head.rank` and `Head.decode_cells` return (`vdi_plugins.heads.cells.RankedMoments`
+    is one)."""
 
     windows: Any
     """[Q, K, 2] float32 start / end seconds, best first."""
@@ -83,6 +84,20 @@ class Head(Protocol):
         `epoch` counts from 1. A dict whose "loss" is the finite scalar to backpropagate (it
         must reach `sent_feats`, the text tower trains through it); other entries are logged.
         A head with nothing to train raises `VdiError`."""
+        ...
+
+    def decode_cells(self, scores: Any, durations: Any, top_k: int | None = None
+                     ) -> RankedWindows:
+        """Retrieval and search: scores [R, C] on the valid cells (row-major; -inf marks a
+        proposal that is not a candidate, never kept) of R windows lasting `durations` [R]
+        seconds -> their moments in window time after the head's NMS, best first. The core
+        batches many windows of many videos into one call (`vdi_cli.pipeline.rank_batch`)."""
+        ...
+
+    def cell_windows(self, durations: Any) -> Any:
+        """[W, C, 2] seconds of every valid cell (row-major) in windows of `durations` [W]:
+        cell (i, j) is [i, j + 1] * duration / N. Retrieval's plots and search place
+        proposals in time with it."""
         ...
 
     def rank(self, outputs: Any, durations: Any, *, top_k: int | None = None) -> RankedWindows:
