@@ -21,7 +21,6 @@ from vdi_cli.clip_context import LengthCheck
 from vdi_cli.errors import VdiError
 from vdi_cli.types import ParsedQuery, make_token
 
-DEFAULT_PARSER = "spacy"
 CHUNK = 1024  # texts per parse_many call (progress granularity)
 _SQL_VARS = 500  # texts per `IN (...)` lookup
 # In `queries.parsed`: check_length's CLIP token counts of [Q, Qs, Qd] (exact for a text over
@@ -84,13 +83,17 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def build_parser(
-    parser_id: str = DEFAULT_PARSER, options: dict[str, Any] | None = None
+    parser_id: str | None = None, options: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The parser object (nothing loaded yet) and the configuration its parses are keyed by.
 
     A third-party parser without `cache_config()` is keyed by its whole validated config.
+    `parser_id` None: the parser a plugin registers with `default_for="parser"`.
     """
+    from vdi_cli.defaults import default_id
     from vdi_cli.registry import get_component
+
+    parser_id = parser_id or default_id("parser")
 
     component = get_component("parser", parser_id)
     parser = component.build(options or None)
@@ -280,7 +283,7 @@ def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int],
 
 def parse_texts(
     texts: Sequence[str],
-    parser_id: str = DEFAULT_PARSER,
+    parser_id: str | None = None,
     options: dict[str, Any] | None = None,
     *,
     db: Any = None,
@@ -304,6 +307,10 @@ def parse_texts(
                 f"query {i + 1} of {len(texts)} is empty",
                 hint="give a sentence with at least one word",
             )
+    if parser_id is None:
+        from vdi_cli.defaults import default_id
+
+        parser_id = default_id("parser")
     parser, key_config = build_parser(parser_id, options)
     key = config_key(key_config)
     first_index: dict[str, int] = {}
