@@ -59,8 +59,9 @@ def register_heads(register: Any) -> None:
     video_mask [B, T] | None, sent_feats [Q, D], sent_to_video [Q])` -> outputs,
     `loss(outputs, {"moments", "durations"}, epoch)` -> {"loss": scalar, ...} and
     `rank(outputs, durations, top_k=K)` -> ranked windows in seconds; the core reads its 2D map
-    from `params.num_clips`, `params.pooling_counts`, `params.nms_thresh` and `mask2d`, and
-    calls `adapt(frames)` when it has one (contract: `vdi_cli.contracts.head`;
+    from `params.num_clips`, `params.pooling_counts`, `params.nms_thresh` and `mask2d`, has the
+    head decode its own cells (`decode_cells(scores, durations, top_k)`, `cell_windows(
+    durations)`) and calls `adapt(frames)` when it has one (contract: `vdi_cli.contracts.head`;
     `vdi_cli.testing.check_head`).
 
     A head that `vdi retrieve`, `vdi index` and `vdi search` can use also offers the index
