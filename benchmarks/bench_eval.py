@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vdi_cli.grounding import cell_mask, decode_cells, fuse_scores
 from vdi_cli.metrics import retrieval_metrics
+from vdi_plugins.heads.cells import cell_mask, decode_cells, fuse_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARADES_CSV = ROOT.parent / "shared" / "data" / "charades_sta" / "Charades_v1_test.csv"

@@ -237,6 +237,21 @@ def build(config: HFClipConfig, weights: str | None = None, backbone_id: str | N
     return HFClipSpec(config, weights=weights, backbone_id=backbone_id)
 
 
+HF_CLIP_PREFIX = "hf-clip:"  # the id form hf-clip:FOLDER_OR_HUB_ID (registered as id_prefix)
+
+
+def hf_clip_values(backbone_id: str) -> dict[str, Any]:
+    """The `hf-clip` config values of an id `hf-clip:MODEL` (its `parse_id`)."""
+    model = backbone_id[len(HF_CLIP_PREFIX) :]
+    if not model:
+        raise VdiError(
+            "hf-clip needs a model folder or hub id after the prefix",
+            hint="e.g. hf-clip:/models/clip-vit-base-patch32 or "
+            "hf-clip:openai/clip-vit-base-patch32",
+        )
+    return {"model": model}
+
+
 @hookimpl
 def register_backbones(register: Any) -> None:
     register(
@@ -245,4 +260,6 @@ def register_backbones(register: Any) -> None:
         config=HFClipConfig,
         description="A transformers CLIPModel: use the id hf-clip:FOLDER_OR_HUB_ID.",
         requires=("hf",),
+        id_prefix=HF_CLIP_PREFIX,
+        parse_id=hf_clip_values,
     )

@@ -30,6 +30,26 @@ from vdi_cli.errors import VdiError
 from vdi_cli.hookspecs import hookimpl
 
 LOCAL_DIR = "local-dir:"
+OPEN_CLIP_PREFIX = "open_clip:"  # the id form open_clip:ARCH@TAG (registered as id_prefix)
+
+
+def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:
+    """`open_clip:ARCH@TAG` -> (ARCH, TAG); `open_clip:ARCH` -> (ARCH, None)."""
+    rest = backbone_id[len(OPEN_CLIP_PREFIX) :] if backbone_id.startswith(OPEN_CLIP_PREFIX) else ""
+    arch, _, tag = rest.partition("@")
+    if not arch or (backbone_id.count("@") and not tag):
+        raise VdiError(
+            f"backbone id '{backbone_id}' is not of the form open_clip:ARCH@TAG",
+            hint="e.g. open_clip:ViT-B-32@openai (open_clip.list_pretrained() lists the pairs), "
+            "or open_clip:ViT-B-32 for random weights",
+        )
+    return arch, tag or None
+
+
+def open_clip_values(backbone_id: str) -> dict[str, Any]:
+    """The `open-clip` config values of an id `open_clip:ARCH@TAG` (its `parse_id`)."""
+    arch, tag = parse_open_clip_id(backbone_id)
+    return {"arch": arch, "pretrained": tag}
 
 
 class OpenClipConfig(BaseModel):
@@ -271,6 +291,8 @@ class OpenClipBackbone(LoadedBackbone):
         self.std = tuple(cfg.get("std", self.std))  # type: ignore[assignment]
         self.resize_mode = "squash" if cfg.get("resize_mode") == "squash" else "shortest"
         self._tokenizer = _tokenizer_for(open_clip, name)
+        self.context_length = int(getattr(model, "context_length", 0)
+                                  or getattr(self._tokenizer, "context_length", 0) or 77)
         self._plain_clip = isinstance(model, open_clip.CLIP)
 
     def encode_pixels(self, pixels: Any) -> tuple[Any, Any]:
@@ -418,6 +440,9 @@ def register_backbones(register: Any) -> None:
             config=_preset(f"Config_{bid.replace('-', '_')}", arch, tag),
             description=description,
             requires=("clip",),
+            # ViT-B/32 with OpenAI's weights: the paper's backbone, also the training-free one
+            **({"default_for": ("backbone", "training-free-backbone")}
+               if bid == "clip-vit-b32" else {}),
         )
     register(
         "open-clip",
@@ -425,4 +450,6 @@ def register_backbones(register: Any) -> None:
         config=OpenClipConfig,
         description="Any open_clip ViT: use the id open_clip:ARCH@TAG (ARCH alone = random).",
         requires=("clip",),
+        id_prefix=OPEN_CLIP_PREFIX,
+        parse_id=open_clip_values,
     )

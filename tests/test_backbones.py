@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vdi_cli.backbones import file_sha256, load_backbone, parse_open_clip_id, resolve_backbone  # noqa: E402
+from vdi_cli.backbones import file_sha256, load_backbone, resolve_backbone  # noqa: E402
 from vdi_cli.errors import UnknownComponentError, VdiError  # noqa: E402
 from vdi_cli.registry import get_registry  # noqa: E402
 from vdi_cli.testing import register_tiny_open_clip, tiny_backbone  # noqa: E402
+from vdi_plugins.backbones_open_clip import parse_open_clip_id  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
-"""2D-map candidates, score fusion and greedy NMS (vdi_cli.grounding)."""
+"""2D-map candidates, score fusion and greedy NMS (vdi_plugins.heads.cells, formerly
+vdi_cli.grounding, which still re-exports it with a DeprecationWarning)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vdi_cli.grounding import (
+from vdi_plugins.heads.cells import (
     CellNMS,
     cell_mask,
     cell_windows,
@@ -152,3 +153,13 @@ def test_cell_nms_equals_a_port_of_the_reference_loop():
             score2d[torch.from_numpy(mask)] = torch.from_numpy(scores[q])
             ref = reference(score2d, n, float(durations[q]), 0.5).numpy()
             np.testing.assert_array_equal(out.windows[q, : out.counts[q]], ref)
+
+
+def test_vdi_cli_grounding_still_imports_with_a_deprecation_warning():
+    import vdi_cli.grounding as old
+    from vdi_plugins.heads import cells
+
+    with pytest.warns(DeprecationWarning, match="moved to vdi_plugins.heads.cells.decode_cells"):
+        assert old.decode_cells is cells.decode_cells
+    with pytest.raises(AttributeError):
+        old.not_there  # noqa: B018

@@ -299,7 +299,7 @@ def _reference_contrastive(feat2ds, sent_feats, iou2ds, gts, mask2d, top_k, marg
 def test_contrastive_loss_equals_the_reference_loop(top_k):
     torch.manual_seed(3)
     n, counts = 8, [2, 2]
-    from vdi_cli.grounding import cell_mask
+    from vdi_plugins.heads.cells import cell_mask
 
     mask = torch.from_numpy(cell_mask(n, counts))
     per_video = [2, 1, 3]

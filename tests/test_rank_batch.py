@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("torch")
 
-from vdi_cli.grounding import decode_cells  # noqa: E402
 from vdi_cli.pipeline.retrieve_windows import (  # noqa: E402
     VideoProposals,
     merge_nms,
@@ -19,6 +18,7 @@ from vdi_cli.pipeline.retrieve_windows import (  # noqa: E402
     window_frames,
 )
 from vdi_cli.types import Moment  # noqa: E402
+from vdi_plugins.heads.cells import decode_cells  # noqa: E402
 
 
 def _per_window(vp, scores, top_k):

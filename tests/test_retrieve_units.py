@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from vdi_cli.errors import VdiError
-from vdi_cli.grounding import nms
 from vdi_cli.pipeline.retrieve import check_queries, split_arguments
 from vdi_cli.pipeline.retrieve_output import (
     clock,
@@ -21,6 +20,7 @@ from vdi_cli.pipeline.retrieve_output import (
 )
 from vdi_cli.pipeline.retrieve_windows import merge_nms, plan_windows, window_frames
 from vdi_cli.types import Moment
+from vdi_plugins.heads.cells import nms
 
 
 def test_plan_windows_overlap_and_end_alignment():

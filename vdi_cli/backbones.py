@@ -1,8 +1,10 @@
 """Image-text backbones: resolving an id to a spec, and the loaded backbone every stage uses.
 
-Ids: a registered id (`clip-vit-b32`, `clip-vit-b16`, `clip-vit-l14`, ...), or the generic forms
-`open_clip:ARCH@TAG` (any open_clip architecture and pretrained tag; `open_clip:ARCH` alone is a
-seeded random initialisation) and `hf-clip:FOLDER_OR_HUB_ID` (a transformers `CLIPModel`).
+Ids: a registered id (`clip-vit-b32`, `clip-vit-b16`, `clip-vit-l14`, ...), or a prefixed form a
+plugin registers (`id_prefix=`, see `vdi_cli.defaults`): the built-ins' `open_clip:ARCH@TAG`
+(any open_clip architecture and pretrained tag; `open_clip:ARCH` alone is a seeded random
+initialisation) and `hf-clip:FOLDER_OR_HUB_ID` (a transformers `CLIPModel`). Without an id the
+default is the backbone a plugin registers with `default_for="backbone"`.
 `resolve_backbone` turns an id into a spec without loading anything (its `weights_id` is known
 before loading, so a fully cached extraction never loads the model); `spec.load(device)` returns a
 `LoadedBackbone`.
@@ -19,9 +21,6 @@ from typing import Any, Protocol
 
 from vdi_cli.errors import VdiError
 
-OPEN_CLIP_PREFIX = "open_clip:"
-HF_CLIP_PREFIX = "hf-clip:"
-DEFAULT_BACKBONE = "clip-vit-b32"
 RANDOM_WEIGHTS = "random:0"  # seeded random initialisation (tests, benchmarks)
 
 # OpenAI CLIP's pixel statistics, the default when a model does not say otherwise.
@@ -52,6 +51,9 @@ class LoadedBackbone:
       device      torch device string; on cuda the visual tower runs in float16 unless
                   precision="fp32" (the text tower always stays float32, so it can be trained)
       module      the whole torch module (for `.to()`, `.train()`, state dicts)
+      context_length  the text context in tokens, start and end tokens included (CLIP's 77,
+                  tiny-shapes' 32): `tokenize` pads and cuts to it, and the length check of
+                  training's queries counts against it (0: not stated, the CLIP default holds)
 
     Methods:
       preprocess(frames uint8 [N,H,W,3]) -> float32 [N,3,S,S] on the CPU (resize the short side
@@ -78,6 +80,7 @@ class LoadedBackbone:
     image_size: int = 224
     device: str = "cpu"
     module: Any = None
+    context_length: int = 0
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     resize_mode: str = "shortest"  # shortest (resize + centre crop) | squash
@@ -269,64 +272,50 @@ def check_text_pool(pool: str) -> None:
                        hint=f"text_pool is one of {', '.join(TEXT_POOLS)}")
 
 
-def parse_open_clip_id(backbone_id: str) -> tuple[str, str | None]:
-    """`open_clip:ARCH@TAG` -> (ARCH, TAG); `open_clip:ARCH` -> (ARCH, None)."""
-    rest = backbone_id[len(OPEN_CLIP_PREFIX) :] if backbone_id.startswith(OPEN_CLIP_PREFIX) else ""
-    arch, _, tag = rest.partition("@")
-    if not arch or (backbone_id.count("@") and not tag):
-        raise VdiError(
-            f"backbone id '{backbone_id}' is not of the form open_clip:ARCH@TAG",
-            hint="e.g. open_clip:ViT-B-32@openai (open_clip.list_pretrained() lists the pairs), "
-            "or open_clip:ViT-B-32 for random weights",
-        )
-    return arch, tag or None
-
-
 def backbone_component(backbone_id: str, options: dict[str, Any] | None = None
                        ) -> tuple[Any, dict[str, Any]]:
-    """(registry component, config values) of `backbone_id`: `open_clip:ARCH@TAG` and
-    `hf-clip:MODEL` are the `open-clip` / `hf-clip` components with the id's parts as values.
-    Nothing is built, so `component.make_config(values)` checks the options cheaply."""
+    """(registry component, config values) of `backbone_id`: an id in a registered prefixed
+    form (`open_clip:ARCH@TAG`) is its component with the id's parts as values (the plugin's
+    `parse_id`). Nothing is built, so `component.make_config(values)` checks the options
+    cheaply."""
+    from vdi_cli.defaults import prefixed_component
     from vdi_cli.registry import get_component
 
     values = dict(options or {})
-    if backbone_id.startswith(OPEN_CLIP_PREFIX):
-        arch, tag = parse_open_clip_id(backbone_id)
-        values.update(arch=arch, pretrained=tag)
-        return get_component("backbone", "open-clip"), values
-    if backbone_id.startswith(HF_CLIP_PREFIX):
-        model = backbone_id[len(HF_CLIP_PREFIX) :]
-        if not model:
-            raise VdiError(
-                "hf-clip needs a model folder or hub id after the prefix",
-                hint="e.g. hf-clip:/models/clip-vit-base-patch32 or "
-                "hf-clip:openai/clip-vit-base-patch32",
-            )
-        values.update(model=model)
-        return get_component("backbone", "hf-clip"), values
+    found = prefixed_component("backbone", backbone_id)
+    if found is not None:
+        component, parts = found
+        values.update(parts)
+        return component, values
     return get_component("backbone", backbone_id), values
 
 
 def resolve_backbone(
-    backbone_id: str,
+    backbone_id: str | None,
     weights: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> BackboneSpec:
     """The (unloaded) spec for `backbone_id`; `weights` is a local checkpoint file or
-    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`)."""
+    `local-dir:FOLDER`; `options` are the component's config values (`-o key=value`). None:
+    the backbone a plugin registers with `default_for="backbone"`."""
+    if backbone_id is None:
+        from vdi_cli.defaults import default_id
+
+        backbone_id = default_id("backbone")
     component, values = backbone_component(backbone_id, options)
     return component.build(values or None, weights=weights, backbone_id=backbone_id)
 
 
 def load_backbone(
-    backbone_id: str = DEFAULT_BACKBONE,
+    backbone_id: str | None = None,
     weights: str | None = None,
     device: str = "cpu",
     precision: str = "auto",
     options: dict[str, Any] | None = None,
     text_only: bool = False,
 ) -> LoadedBackbone:
-    """Resolve and load in one call (`text_only`: see `load_spec`)."""
+    """Resolve and load in one call (`text_only`: see `load_spec`); no id: the default backbone
+    (`vdi_cli.defaults`)."""
     return load_spec(resolve_backbone(backbone_id, weights, options), device=device,
                      precision=precision, text_only=text_only)
 

@@ -154,14 +154,12 @@ def subset(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def _registry_id(kind: str, component_id: str) -> str:
-    """The registered id behind a component id (`open_clip:ARCH` is the `open-clip` backbone)."""
+    """The registered id behind a component id (an id in a prefixed form, `open_clip:ARCH`, is
+    its component's: `vdi_cli.defaults.registry_id`)."""
     if kind == "backbone":
-        from vdi_cli.backbones import HF_CLIP_PREFIX, OPEN_CLIP_PREFIX
+        from vdi_cli.defaults import registry_id
 
-        if component_id.startswith(OPEN_CLIP_PREFIX):
-            return "open-clip"
-        if component_id.startswith(HF_CLIP_PREFIX):
-            return "hf-clip"
+        return registry_id(kind, component_id)
     return component_id
 
 

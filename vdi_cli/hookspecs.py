@@ -27,27 +27,42 @@ def register_commands(app: Any) -> None:
 def register_backbones(register: Any) -> None:
     """Register image-text backbones with `register(id, factory, config=..., description=...)`.
 
-    `factory(config)` returns a backbone whose `load(device)` gives per-frame global and patch
-    features in the joint space, a text encoder and its tokenizer. Loading must be lazy.
+    Called as `factory(config, weights=PATH_OR_NONE, backbone_id=ID_AS_WRITTEN)`; it returns a
+    cheap spec (`id`, `weights_id` known before loading, `load(device, precision)`), and
+    `load` a loaded backbone: per-frame global [N, D] and patch [N, HW, D] features in the joint
+    space, `tokenize`, a differentiable `encode_text`, `named_text_parameters`, `embed_dim`,
+    `patch_grid`, `image_size` (contract: `vdi_cli.contracts.backbone`; check it with
+    `vdi_cli.testing.check_backbone`). Loading must be lazy.
     """
 
 
 @hookspec
 def register_query_parsers(register: Any) -> None:
-    """Register query parsers: `factory(config)` returns an object with `parse(text) -> ParsedQuery`
-    and `parse_many(texts) -> list[ParsedQuery]` (static query Qs, dynamic query Qd)."""
+    """Register query parsers: called as `factory(config)`, it returns an object with
+    `parse(text) -> ParsedQuery` and `parse_many(texts) -> list[ParsedQuery]` (one per text, same
+    order; static query Qs, dynamic query Qd) and optionally `cache_config() -> dict`, the key of
+    its stored parses (contract: `vdi_cli.contracts.parser`; `vdi_cli.testing.check_parser`)."""
 
 
 @hookspec
 def register_sequence_models(register: Any) -> None:
-    """Register sequence models for the spatial-dynamic branch: `factory(config, dim)` returns a
-    torch module mapping [B, T, D] (with an optional [B, T] padding mask) to [B, T, D]."""
+    """Register sequence models for the spatial-dynamic branch: called as `factory(config,
+    dim=D)`, it returns a torch module mapping [B, T, D] (with an optional [B, T] padding mask,
+    True on padded frames) to [B, T, D] (contract: `vdi_cli.contracts.sequence_model`;
+    `vdi_cli.testing.check_sequence_model`)."""
 
 
 @hookspec
 def register_heads(register: Any) -> None:
-    """Register grounding heads: `factory(config, video_dim=, text_dim=)` builds a head with a
-    loss and a `decode` that returns ranked moments in seconds.
+    """Register grounding heads: called as `factory(config, video_dim=D, text_dim=D)`, it returns
+    a torch module that training, evaluation and retrieval call as `head(video_feats [B, T, D],
+    video_mask [B, T] | None, sent_feats [Q, D], sent_to_video [Q])` -> outputs,
+    `loss(outputs, {"moments", "durations"}, epoch)` -> {"loss": scalar, ...} and
+    `rank(outputs, durations, top_k=K)` -> ranked windows in seconds; the core reads its 2D map
+    from `params.num_clips`, `params.pooling_counts`, `params.nms_thresh` and `mask2d`, has the
+    head decode its own cells (`decode_cells(scores, durations, top_k)`, `cell_windows(
+    durations)`) and calls `adapt(frames)` when it has one (contract: `vdi_cli.contracts.head`;
+    `vdi_cli.testing.check_head`).
 
     A head that `vdi retrieve`, `vdi index` and `vdi search` can use also offers the index
     contract (the built-in `mmn` and `clip-similarity` do; see their module docstrings):
@@ -66,13 +81,21 @@ def register_heads(register: Any) -> None:
 
 @hookspec
 def register_objectives(register: Any) -> None:
-    """Register auxiliary training objectives (VDI's L_vc and L_sd), so ablations are flags."""
+    """Register auxiliary training objectives (VDI's L_vc and L_sd), so ablations are flags.
+
+    Called as `factory(config, dim=D, patch_count=HW)`; it returns a torch module whose
+    `forward(inputs: vdi_cli.objectives.ObjectiveInputs)` is a scalar loss added with
+    `config.weight`; `needs_patches = True` loads patch features, `config.probe == "static"`
+    encodes Qs for it (contract: `vdi_cli.contracts.objective`; `vdi_cli.testing.check_objective`).
+    """
 
 
 @hookspec
 def register_datasets(register: Any) -> None:
-    """Register annotation formats: `factory(config)` reads files into `Annotation` rows
-    (video id, duration, query, start, end) and reports what it dropped or clipped."""
+    """Register annotation formats: called as `factory(config)`, it returns a reader whose
+    `read(path)` gives a `vdi_cli.datasets.DatasetReport` of `Annotation` rows (video id,
+    duration, query, start, end) and what it dropped or clipped (contract:
+    `vdi_cli.contracts.dataset`; `vdi_cli.testing.check_dataset_format`)."""
 
 
 @hookspec
@@ -89,7 +112,10 @@ def register_recipes(register: Any) -> None:
 def open_video(path: str, options: Any) -> Any:
     """Return a frame reader for `path`, or None to let the next implementation try.
 
-    The first non-None result wins; the built-in PyAV reader is the fallback.
+    Called as `open_video(path=str, options=vdi_cli.video.Sampling)`. The reader has `info` (a
+    `VideoInfo`), `frames()` yielding RGB uint8 `Frame`s sampled by `options`, and `close()`
+    (contract: `vdi_cli.contracts.video`; `vdi_cli.testing.check_video_reader`). The first
+    non-None result wins; the built-in PyAV reader is the fallback.
     """
 
 

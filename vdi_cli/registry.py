@@ -147,7 +147,7 @@ class Registry:
             raise VdiError(
                 f"plugin '{component.plugin}' registered {self.kind.name} id '{component.id}', "
                 "which is not kebab-case",
-                hint="ids use lower-case letters, digits, '-' and '.', e.g. 'clip-vit-b32'",
+                hint="ids use lower-case letters, digits, '-' and '.', e.g. 'my-backbone-v2'",
             )
         old = self._items.get(component.id)
         if old is None:
@@ -170,6 +170,10 @@ class Registry:
 
     def ids(self) -> list[str]:
         return sorted(self._items)
+
+    def registered(self) -> list[str]:
+        """The ids in registration order (built-ins first): what `vdi_cli.defaults` ranks by."""
+        return list(self._items)
 
     def all(self) -> list[Component]:
         return [self._items[i] for i in self.ids()]

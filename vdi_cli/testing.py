@@ -297,3 +297,5 @@ def train_tiny_checkpoint(root: str | os.PathLike[str], *, videos: int = 4, epoc
         plugins.reset_host()
     return {"root": root, "home": root / "home", "db": root / db_name, "data": root / "data",
             "run": run.id, "checkpoint": summary["best_checkpoint"], "summary": summary}
+
+from vdi_cli.conformance import *  # noqa: E402, F403 - the conformance kit (check_head, ...)

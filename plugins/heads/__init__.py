@@ -28,6 +28,7 @@ def register_heads(register: Any) -> None:
         description="MMN 2D-map grounding head (presets: charades N=16, activitynet N=64); "
         "build(cfg, video_dim=, text_dim=).",
         requires=("clip",),
+        default_for="head",
     )
     register(
         "clip-similarity",
@@ -36,6 +37,7 @@ def register_heads(register: Any) -> None:
         description="Training-free: CLIP text-frame cosine, mean inside a moment minus mean "
         "outside, on a 2D map of windows with NMS (vdi retrieve without a checkpoint).",
         requires=("clip",),
+        default_for="training-free-head",
     )
 
 

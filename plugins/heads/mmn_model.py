@@ -18,7 +18,7 @@ Interface (what the training / evaluation / retrieval stages call):
 - MMNTargets: moments [Q, 2] ground-truth seconds (clipped to [0, duration]), durations [B].
 - loss(...) returns {"loss": total, "iou": L_iou, "vid": L_vid, "sent": L_sent,
   "contrastive_weight": w} with total = L_iou + w (L_vid + L_sent), w per MMN's schedule.
-- decode / rank: fused score, valid cells to seconds, greedy NMS (vdi_cli.grounding), ranked.
+- decode / rank: fused score, valid cells to seconds, greedy NMS (vdi_plugins.heads.cells), ranked.
   `durations` are per video [B]. `rank` keeps float32 arrays (what evaluation uses).
 - The index contract (library search): MMN is a metric-learning head, so a video's proposals in
   the joint spaces depend on the video alone. `encode_proposals` gives, per valid cell, the
@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vdi_cli.grounding import RankedMoments, cell_mask, decode_cells
 from vdi_cli.types import Moment
+from vdi_plugins.heads.cells import CellMapHead, RankedMoments, cell_mask, decode_cells
 from vdi_plugins.heads.mmn_config import MMNConfig, MMNParams, resolve
 from vdi_plugins.heads.mmn_loss import (
     contrastive_weight,
@@ -126,7 +126,7 @@ def pooled_map_plan(
     return plan
 
 
-class MMNHead(nn.Module):
+class MMNHead(CellMapHead, nn.Module):
     def __init__(self, params: MMNParams, video_dim: int = 512, text_dim: int | None = None):
         super().__init__()
         p = self.params = params

@@ -8,9 +8,9 @@ inside the moment than the frames around it:
     cell score (i, j) = mean(c_i..c_j) - context * mean(c outside i..j)
 
 Cells (i, j), i <= j < i + max_clips, are the moments [i, j + 1] * duration / N, decoded with the
-same greedy NMS as MMN (`vdi_cli.grounding.decode_cells`). The whole-video cell has no outside;
-its outside mean is taken as its inside mean (score (1 - context) * mean: 0 by default), so the
-head never prefers "the whole video" for lack of contrast.
+same greedy NMS as MMN (`vdi_plugins.heads.cells.decode_cells`). The whole-video cell has no
+outside; its outside mean is taken as its inside mean (score (1 - context) * mean: 0 by
+default), so the head never prefers "the whole video" for lack of contrast.
 
 It has MMN's interface (forward / fused_scores / rank / decode, `params.num_clips`,
 `params.nms_thresh`, `mask2d`), so the retrieval code is shared; `loss` refuses: nothing to train.
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vdi_cli.errors import VdiError
-from vdi_cli.grounding import RankedMoments, cell_mask, decode_cells
 from vdi_cli.types import Moment
+from vdi_plugins.heads.cells import CellMapHead, RankedMoments, cell_mask, decode_cells
 from vdi_plugins.heads.similarity_config import SimilarityConfig
 
 
@@ -75,7 +75,7 @@ def clip_weights(lengths: torch.Tensor, frames: int, clips: int) -> torch.Tensor
     return w + single.to(torch.float32)
 
 
-class SimilarityHead(nn.Module):
+class SimilarityHead(CellMapHead, nn.Module):
     """No parameters: CLIP text-frame cosine similarity on a 2D map of candidate moments."""
 
     def __init__(self, params: SimilarityParams) -> None:

@@ -64,6 +64,7 @@ def register_query_parsers(register: Any) -> None:
         config=SpacyConfig,
         description="spaCy English small pipeline: noun chunks -> Qs, the rest -> Qd (default).",
         requires=("spacy",),
+        default_for="parser",
     )
     register(
         "stanza",

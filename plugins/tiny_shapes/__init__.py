@@ -69,8 +69,8 @@ def register_backbones(register: Any) -> None:
     register("tiny-shapes", build, config=TinyShapesConfig,
              description="Tiny open_clip ViT (48 px, 6x6 patches, 128-d) pretrained on the "
              "synthetic shapes world; shipped, offline. The demo's backbone.",
-             requires=("clip",))
+             requires=("clip",), synthetic_only=True, default_for="offline-backbone")
     register("tiny-shapes-v2", build_v2, config=TinyShapesConfig,
              description="tiny-shapes pretrained again with motion-trail stills captioned with "
              "motion verbs (world version 4's synonyms, held-out ones included); shipped.",
-             requires=("clip",))
+             requires=("clip",), synthetic_only=True)

@@ -41,7 +41,8 @@ def check(
 
 
 def generate(
-    format_id: str = typer.Argument(..., metavar="FORMAT", help="A generator: synthetic-shapes."),
+    format_id: str = typer.Argument(..., metavar="FORMAT", help="A generator format (its "
+                                    "`vdi datasets` description says so)."),
     out: str = typer.Option(..., "--out", help="Folder for videos/ and the split files."),
     videos: int = typer.Option(400, "--videos", min=1, help="Training videos."),
     test_videos: int = typer.Option(None, "--test-videos", min=1,
@@ -52,7 +53,7 @@ def generate(
     force: bool = typer.Option(False, "--force", help="Replace a set generated in --out before "
                                "(by default --out must be new or empty)."),
     option: list[str] = typer.Option([], "-o", help="Generator option key=value (repeatable), "
-                                     "e.g. -o version=4 (synthetic-shapes' world version)."),
+                                     "e.g. -o version=4 (`vdi datasets show FORMAT` lists them)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Generate a synthetic dataset: real mp4 files plus annotation files per split."""
@@ -68,7 +69,8 @@ def generate(
     component = get_component("dataset", format_id)
     if not component.extra.get("generator"):
         raise VdiError(f"dataset '{format_id}' cannot generate data, it only reads files",
-                       hint="`vdi datasets` lists the formats; synthetic-shapes generates")
+                       hint="`vdi datasets` lists the formats; a generator's description says "
+                       "`vdi datasets generate ID`")
     if size % 2:
         raise VdiError(f"--size {size} is odd", hint="H.264 needs even frame sizes, e.g. 64")
     options = parse_overrides(option)

@@ -44,8 +44,7 @@ def eval_command(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Videos per forward."),
     annotations: str = typer.Option(..., "--annotations", help="Annotation file."),
     format_id: str = typer.Option(
-        ..., "--format", help="Annotation format: mmn-json, charades-sta, qvhighlights "
-        "(`vdi datasets`)."),
+        ..., "--format", help="Annotation format (`vdi datasets` lists them)."),
     option: list[str] = typer.Option(
         [], "--option", "-o", help="Format option key=value, e.g. -o durations=FILE.csv."),
     recall: str = typer.Option("1,5", "--recall", help="Comma-separated n of R@n."),
@@ -59,8 +58,9 @@ def eval_command(
                               "the most-frequent baseline's moments, and with --by each "
                               "group's prior beside a model's score."),
     by: str = typer.Option(None, "--by", help="Also score R@1 and mIoU per value of this "
-                           "per-query annotation field, e.g. actions (synthetic-shapes); a "
-                           "dict-valued field (Charades-CG's news) groups by its keys."),
+                           "per-query annotation field, e.g. actions (the synthetic shapes "
+                           "world's); a dict-valued field (Charades-CG's news) groups by its "
+                           "keys."),
     metrics: str = typer.Option(
         None, "--metrics", help="recall (R@n,IoU=m and mIoU), qvhighlights (R1@0.5/0.7 against "
         "the best ground-truth window, mAP, short/middle/long) or both, comma-separated "

@@ -72,8 +72,9 @@ def extract_command(
         None, "--dataset-option", help="Dataset format option key=value, e.g. durations=FILE."
     ),
     backbone: str = typer.Option(
-        "clip-vit-b32", "--backbone", "-b",
-        help="Backbone id (`vdi backbones`), open_clip:ARCH@TAG or hf-clip:FOLDER.",
+        None, "--backbone", "-b",
+        help="Backbone id or id form (`vdi backbones` lists both; default: the backbone a "
+        "plugin registers as the default).",
     ),
     weights: str = typer.Option(
         None, "--weights", help="Local checkpoint file, or local-dir:FOLDER (offline use)."
@@ -110,6 +111,10 @@ def extract_command(
     sampling = Sampling(fps=fps, num_frames=num_frames)
     device = check_device(rank_device(device or get_settings().device))
     options = parse_overrides(option)
+    if backbone is None:
+        from vdi_cli.defaults import default_id
+
+        backbone = default_id("backbone")
     check_backbone(backbone, options)  # id and -o keys, before videos are hashed or a model loads
     picked = parse_shard(shard)
     launcher = unsharded_launch() if picked is None else None

@@ -70,7 +70,7 @@ def build_cmd(
     checkpoint: str = Opt(None, "--checkpoint", "-c", help="Checkpoint folder from `vdi train`."),
     run: int = Opt(None, "--run", help="Training run id: use its best checkpoint."),
     training_free: bool = Opt(False, "--training-free",
-                              help="The training-free clip-similarity head."),
+                              help="The training-free head (`vdi heads`)."),
     backbone: str = Opt(None, "--backbone", "-b", help="Backbone of the training-free head."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
     fps: float = Opt(None, "--fps", help="Frame sampling of the training-free head."),

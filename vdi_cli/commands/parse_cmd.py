@@ -127,7 +127,8 @@ def _gather(text: str | None, file: str | None, dataset: str | None, annotations
 
 def parse(
     text: str = typer.Argument(None, metavar="TEXT", help="The sentence to parse."),
-    parser: str = typer.Option("spacy", "--parser", "-p", help="Parser id (`vdi parsers`)."),
+    parser: str = typer.Option(None, "--parser", "-p", help="Parser id (`vdi parsers`; "
+                               "default: the parser a plugin registers as the default)."),
     option: list[str] = typer.Option(
         [], "--option", "-o", help="Parser option key=value, e.g. -o masking=placeholder."),
     file: str = typer.Option(None, "--file", "-f", help="Text file, one query per line."),
@@ -148,6 +149,10 @@ def parse(
     from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
+    if parser is None:
+        from vdi_cli.defaults import default_id
+
+        parser = default_id("parser")
     options = parse_overrides(option)
     names: list[str] = []
     queries, source = _gather(text, file, dataset, annotations, parse_overrides(dataset_option),

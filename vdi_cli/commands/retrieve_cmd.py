@@ -27,9 +27,10 @@ def retrieve_command(
     checkpoint: str = Opt(None, "--checkpoint", "-c", help="Checkpoint folder from `vdi train`."),
     run: int = Opt(None, "--run", help="Training run id: use its best checkpoint."),
     training_free: bool = Opt(False, "--training-free", help="Use the training-free "
-                              "clip-similarity head even when a trained checkpoint exists."),
+                              "head (`vdi heads`) even when a trained checkpoint exists."),
     backbone: str = Opt(None, "--backbone", "-b", help="Backbone of the training-free head "
-                        "(default tiny-shapes); with a checkpoint it must match."),
+                        "(default: the one a plugin registers for it); with a checkpoint it "
+                        "must match."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
     fps: float = Opt(None, "--fps", help="Frame sampling of the training-free head (default 1); "
                      "a checkpoint's own sampling is always used."),
@@ -43,8 +44,8 @@ def retrieve_command(
     plot: str = Opt(None, "--plot", help="Write a PNG: score over time with the top moments "
                     "shaded, and the 2D score map."),
     head_option: list[str] = Opt([], "--head-option", "-H",
-                                 help="Training-free head option key=value (vdi heads show "
-                                 "clip-similarity)."),
+                                 help="Training-free head option key=value (`vdi heads "
+                                 "show ID`)."),
     batch_size: int = Opt(32, "--batch-size", help="Frames per backbone forward pass."),
 ) -> None:
     """Find when each sentence happens: ranked moments (start, end, score) of one video, or

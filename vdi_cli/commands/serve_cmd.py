@@ -30,7 +30,7 @@ def serve_command(
     run: int = Opt(None, "--run", help="Model of the --folder searches: a training run's best "
                    "checkpoint."),
     training_free: bool = Opt(False, "--training-free", help="Model of the --folder searches: "
-                              "the training-free clip-similarity head."),
+                              "the training-free head."),
 ) -> None:
     """Serve a local web app: search an index (or a folder) and watch the moments, browse runs
     and evaluations. Reads the database (opened read-only), never writes it."""

@@ -97,7 +97,9 @@ def evaluate_checkpoint(
     usable = [a for a in rows if a.video_id not in source.failed]
     parsed = None
     if any(f != "q" for f in query_forms):
-        parser = config.get("parser") or {"id": "spacy", "options": {}}
+        from vdi_cli.defaults import default_id
+
+        parser = config.get("parser") or {"id": default_id("parser"), "options": {}}
         parsed = {q.text: q for q in parse_texts(sorted({a.query for a in usable}),
                                                  parser["id"], parser.get("options"),
                                                  db=db).queries}

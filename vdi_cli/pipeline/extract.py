@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.backbones import DEFAULT_BACKBONE, resolve_backbone
+from vdi_cli.backbones import resolve_backbone
 from vdi_cli.environment import ensure_writable_dir
 from vdi_cli.features import (
     FeatureWriter,
@@ -109,7 +109,7 @@ def extract_features(
     db: Any,
     videos: Sequence[str | Path | tuple[str, str | Path | None]],
     *,
-    backbone: str = DEFAULT_BACKBONE,
+    backbone: str | None = None,
     weights: str | None = None,
     sampling: Sampling | dict[str, Any] | None = None,
     batch_size: int = 32,

@@ -75,8 +75,8 @@ def check_indexable(head: Any, head_id: str) -> None:
     if missing:
         raise VdiError(
             f"the head '{head_id}' cannot be indexed: it has no {', '.join(missing)}",
-            hint="index with a head that has the index contract (mmn, clip-similarity; see "
-            "the register_heads hook), or use `vdi retrieve FOLDER` to score every window")
+            hint="index with a head that has the index contract (`vdi heads`; see the "
+            "register_heads hook), or use `vdi retrieve FOLDER` to score every window")
 
 
 def model_record(retriever: Any) -> tuple[dict[str, Any], str]:

@@ -21,7 +21,6 @@ from vdi_cli.clip_context import LengthCheck
 from vdi_cli.errors import VdiError
 from vdi_cli.types import ParsedQuery, make_token
 
-DEFAULT_PARSER = "spacy"
 CHUNK = 1024  # texts per parse_many call (progress granularity)
 # In `queries.parsed`: check_length's CLIP token counts of [Q, Qs, Qd] (exact for a text over
 # 75 bytes; a shorter one fits whatever its count), so a re-parse need not count again.
@@ -31,7 +30,8 @@ CUT_KEY = "clip_cut"  # beside it when a text is over: what CLIP cuts off [Q, Qs
 
 @dataclass(frozen=True)
 class LongText:
-    """A Q, Qs or Qd over CLIP's 77-token context."""
+    """A Q, Qs or Qd over the text context (CLIP's 77 tokens unless the backbone states its
+    own)."""
 
     index: int  # position of the first input text it belongs to
     field: str  # "Q", "Qs" or "Qd"
@@ -82,13 +82,17 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def build_parser(
-    parser_id: str = DEFAULT_PARSER, options: dict[str, Any] | None = None
+    parser_id: str | None = None, options: dict[str, Any] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The parser object (nothing loaded yet) and the configuration its parses are keyed by.
 
     A third-party parser without `cache_config()` is keyed by its whole validated config.
+    `parser_id` None: the parser a plugin registers with `default_for="parser"`.
     """
+    from vdi_cli.defaults import default_id
     from vdi_cli.registry import get_component
+
+    parser_id = parser_id or default_id("parser")
 
     component = get_component("parser", parser_id)
     parser = component.build(options or None)
@@ -213,42 +217,47 @@ def _row_json(q: ParsedQuery, counts: tuple[Any, ...] | None) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def _stored_checks(q: ParsedQuery, have: tuple[Any, ...]) -> list[LengthCheck] | None:
+def _stored_checks(q: ParsedQuery, have: tuple[Any, ...],
+                   limit: int = clip_context.CONTENT_TOKENS) -> list[LengthCheck] | None:
     """The length checks a stored row answers without counting: its three counts when all
-    fit, or with the cut texts stored beside them; None when they must be counted again."""
-    fits = max(have[:3]) <= clip_context.CONTENT_TOKENS
-    if not fits and len(have) != 6:
+    fit, or with the cut texts stored beside them; None when they must be counted again (the
+    stored cut texts are CLIP's 75-token cut: another `limit` counts over ones again)."""
+    fits = max(have[:3]) <= limit
+    if not fits and (len(have) != 6 or limit != clip_context.CONTENT_TOKENS):
         return None
     cuts = have[3:] if len(have) == 6 else ("", "", "")
     out = []
     for text, n, cut in zip((q.text, q.static, q.dynamic), have[:3], cuts, strict=True):
-        long = len(text.encode("utf-8")) > clip_context.CONTENT_TOKENS
-        out.append(LengthCheck(n, long, max(0, n - clip_context.CONTENT_TOKENS), cut))
+        long = len(text.encode("utf-8")) > limit
+        out.append(LengthCheck(n, long, max(0, n - limit), cut, limit))
     return out
 
 
 def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int],
                   known: dict[str, tuple[Any, ...]] | None = None,
-                  counted: dict[str, tuple[Any, ...]] | None = None) -> list[LongText]:
-    """Every Q / Qs / Qd over CLIP's context, once per distinct text.
+                  counted: dict[str, tuple[Any, ...]] | None = None,
+                  context_length: int | None = None) -> list[LongText]:
+    """Every Q / Qs / Qd over the text context (`context_length` tokens, the backbone's;
+    None: CLIP's 77), once per distinct text.
 
     `known` holds what rows stored: (count Q, Qs, Qd) and, for a text that is over, the three
     cut texts; a text it answers is not counted again (a re-parse of a dataset then never
     loads the BPE). `counted` receives what is counted here (when exact, or when a short text
     needs no exact count), for `store` to keep."""
     known = known or {}
+    limit = clip_context.content_tokens(context_length)
     out = []
     for q in queries:
         have = known.get(q.text)
-        stored = _stored_checks(q, have) if have is not None else None
+        stored = _stored_checks(q, have, limit) if have is not None else None
         if stored is not None:
             checks = list(zip(("Q", "Qs", "Qd"), (q.text, q.static, q.dynamic), stored,
                               strict=True))
         else:
-            checks = [(name, text, clip_context.check_length(text))
+            checks = [(name, text, clip_context.check_length(text, context_length=context_length))
                       for name, text in (("Q", q.text), ("Qs", q.static), ("Qd", q.dynamic))]
-            if counted is not None and all(c.exact or len(t.encode("utf-8")) <=
-                                           clip_context.CONTENT_TOKENS for _, t, c in checks):
+            if counted is not None and limit == clip_context.CONTENT_TOKENS and all(
+                    c.exact or len(t.encode("utf-8")) <= limit for _, t, c in checks):
                 cut = tuple(c.cut_text for _, _, c in checks)
                 counted[q.text] = (*(c.tokens for _, _, c in checks),
                                    *(cut if any(cut) else ()))
@@ -259,12 +268,13 @@ def check_context(queries: Sequence[ParsedQuery], first_index: dict[str, int],
 
 def parse_texts(
     texts: Sequence[str],
-    parser_id: str = DEFAULT_PARSER,
+    parser_id: str | None = None,
     options: dict[str, Any] | None = None,
     *,
     db: Any = None,
     use_cache: bool = True,
     check_length: bool = True,
+    context_length: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ParseReport:
     """Parse `texts` (duplicates parsed once) with parser `parser_id` and its `options`.
@@ -273,6 +283,8 @@ def parse_texts(
     `use_cache=False` every text is parsed again and its stored row overwritten.
     `on_progress(n)` is called as each batch of n distinct texts is parsed or found. Empty or
     whitespace-only texts are a VdiError naming the first one (callers skip blank lines).
+    `report.long` lists the Q / Qs / Qd over a text context of `context_length` tokens (the
+    backbone's own, `LoadedBackbone.context_length`; None: CLIP's 77).
     """
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
@@ -280,6 +292,10 @@ def parse_texts(
                 f"query {i + 1} of {len(texts)} is empty",
                 hint="give a sentence with at least one word",
             )
+    if parser_id is None:
+        from vdi_cli.defaults import default_id
+
+        parser_id = default_id("parser")
     parser, key_config = build_parser(parser_id, options)
     key = config_key(key_config)
     first_index: dict[str, int] = {}
@@ -312,7 +328,8 @@ def parse_texts(
     fresh_texts = {q.text for q in fresh}
     counted: dict[str, tuple[Any, ...]] = {}
     if check_length:
-        report.long = check_context([done[t] for t in unique], first_index, known, counted)
+        report.long = check_context([done[t] for t in unique], first_index, known, counted,
+                                    context_length)
     if db is not None and fresh:
         report.stored = store(db, fresh, parser_id, key, replace=not use_cache, counts=counted)
     if db is not None and use_cache:  # rows stored before counts were kept: add them once

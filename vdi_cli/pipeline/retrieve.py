@@ -212,7 +212,7 @@ class Retriever:
         """True when every video already has features for the model that will load (its
         backbone, weights and sampling known without loading it)."""
         from vdi_cli.features import find_feature_row
-        from vdi_cli.pipeline.retrieve_model import DEFAULT_FREE_BACKBONE
+        from vdi_cli.pipeline.retrieve_model import free_backbone
         from vdi_cli.store.hashes import cached_sha256
         from vdi_cli.video import Sampling
 
@@ -220,7 +220,7 @@ class Retriever:
             if self.choice.training_free:
                 from vdi_cli.backbones import resolve_backbone
 
-                spec = resolve_backbone(backbone or DEFAULT_FREE_BACKBONE, weights)
+                spec = resolve_backbone(backbone or free_backbone(), weights)
                 bb_id, weights_id, sampling = spec.id, spec.weights_id, Sampling(fps=fps)
             else:
                 trained = (self.choice.config or {}).get("backbone") or {}

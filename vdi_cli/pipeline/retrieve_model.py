@@ -2,11 +2,13 @@
 
 In order: `--checkpoint PATH`; `--run ID` (that training run's best checkpoint); `--training-free`;
 else the best checkpoint of the latest successful `train` run in the store (stderr says which
-run, its backbone and its training data); else (no training run at all) the training-free
-`clip-similarity` head on `--backbone`, by default CLIP ViT-B/32 with OpenAI's weights (fetched
-on first use as open_clip does; offline and not cached, an error that names `--weights FILE` and
-the offline demo), with a notice saying so. `tiny-shapes` is used only when asked for, with a
-notice that it knows only the synthetic shapes world; a backbone with random weights is flagged:
+run, its backbone and its training data); else (no training run at all) the training-free head
+(the one a plugin registers with `default_for="training-free-head"`: the built-in
+`clip-similarity`) on `--backbone`, by default the `training-free-backbone` (the built-ins' CLIP
+ViT-B/32 with OpenAI's weights, fetched on first use as open_clip does; offline and not cached,
+an error that names `--weights FILE` and the `offline-backbone`), with a notice saying so. A
+backbone registered `synthetic_only` (tiny-shapes) is used only when asked for, with a notice
+that it knows only the synthetic shapes world; a backbone with random weights is flagged:
 its moments mean nothing. A checkpoint fixes the backbone, its weights and the frame sampling,
 so the features always match training: a different `--backbone`, `--weights` or `--fps` is an error,
 not a silent switch.
@@ -20,13 +22,41 @@ from typing import Any
 
 from vdi_cli.errors import VdiError
 
-DEFAULT_FREE_BACKBONE = "clip-vit-b32"
-SYNTHETIC_BACKBONES = ("tiny-shapes", "tiny-shapes-v2")
-OFFLINE_DEMO = ("for an offline try, --backbone tiny-shapes (pretrained on the synthetic shapes "
-                "world only) or `make demo`")
-FREE_HEAD = "clip-similarity"
 DEFAULT_FREE_SPAN = 60.0  # seconds per window for the training-free head
 DEFAULT_SPAN = 60.0  # for a checkpoint that does not record its training durations
+
+
+def free_head() -> str:
+    """The training-free head: the one a plugin registers for that role (`vdi_cli.defaults`)."""
+    from vdi_cli.defaults import default_id
+
+    return default_id("head", "training-free-head")
+
+
+def free_backbone() -> str:
+    """The training-free head's default backbone (role `training-free-backbone`)."""
+    from vdi_cli.defaults import default_id
+
+    return default_id("backbone", "training-free-backbone")
+
+
+def offline_demo() -> str:
+    """The hint when the default backbone cannot be loaded: the `offline-backbone`, if any."""
+    from vdi_cli.defaults import default_or_none
+
+    offline = default_or_none("backbone", "offline-backbone")
+    if offline is None:
+        return "or `make demo`"
+    return (f"for an offline try, --backbone {offline} (pretrained on the synthetic shapes "
+            "world only) or `make demo`")
+
+
+def synthetic_only(backbone_id: str) -> bool:
+    """Whether the backbone is registered `synthetic_only` (it knows only a synthetic world)."""
+    from vdi_cli.registry import get_registry
+
+    registry = get_registry("backbone")
+    return backbone_id in registry and bool(registry.get(backbone_id).extra.get("synthetic_only"))
 
 
 @dataclass
@@ -101,10 +131,10 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
 
         latest = list_runs(db, status="ok", command="train", limit=1)
         if not latest:
-            bb = backbone or DEFAULT_FREE_BACKBONE
+            bb = backbone or free_backbone()
             return ModelChoice("training-free", notice=(
                 f"Notice: no trained checkpoint in the store (`vdi train` makes one); using the "
-                f"training-free {FREE_HEAD} head (CLIP text-frame similarity) on backbone {bb}"))
+                f"training-free {free_head()} head (CLIP text-frame similarity) on backbone {bb}"))
         choice = _from_run(db, int(latest[0]["id"]), "latest")
     choice.config = read_config(choice.checkpoint or "")
     from vdi_cli.store.artifacts import recorded_sha256
@@ -157,16 +187,16 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
         from vdi_cli.checks import check_component
         from vdi_cli.model import build_model
 
-        check_component("head", FREE_HEAD, head_options)  # before the backbone loads
+        check_component("head", free_head(), head_options)  # before the backbone loads
         if loaded is None:
             try:
-                loaded = load_backbone(backbone or DEFAULT_FREE_BACKBONE, weights, device=device,
+                loaded = load_backbone(backbone or free_backbone(), weights, device=device,
                                        text_only=text_only)
             except VdiError as exc:
                 if backbone is None:  # the default was chosen for the user: say what else works
-                    raise VdiError(exc.message, hint=f"{exc.hint}; {OFFLINE_DEMO}") from None
+                    raise VdiError(exc.message, hint=f"{exc.hint}; {offline_demo()}") from None
                 raise
-        model = build_model(loaded, FREE_HEAD, head_options)
+        model = build_model(loaded, free_head(), head_options)
         model.head.eval()
         span, span_source = (window, "--window") if window else (DEFAULT_FREE_SPAN, "default")
         return RetrievalModel(model, choice, Sampling(fps=fps).to_dict(), span, span_source,
@@ -210,7 +240,7 @@ def model_warnings(loaded: RetrievalModel) -> list[str]:
     if str(bb.weights_id).startswith("random"):
         out.append(f"Warning: backbone {bb.id} has random weights ({bb.weights_id}): its "
                    "moments mean nothing; pass --weights FILE or a pretrained backbone")
-    if bb.id in SYNTHETIC_BACKBONES:
+    if synthetic_only(bb.id):
         out.append(f"Notice: {bb.id} knows only the synthetic shapes world (its image-text "
                    "pretraining); on other videos its moments mean nothing")
     return out

@@ -172,12 +172,11 @@ class VideoProposals:
         return int(self.head.params.num_clips)
 
     def cell_seconds(self) -> np.ndarray:
-        """[W, C, 2] start/end seconds of every proposal (clipped to the video), as decoded."""
-        from vdi_cli.grounding import cell_windows
-
+        """[W, C, 2] start/end seconds of every proposal (clipped to the video), as decoded:
+        the head places its cells (`cell_windows`, head contract)."""
         out = np.zeros((len(self.windows), len(self.cells), 2), np.float64)
         for k, (s, e) in enumerate(self.windows):
-            w = cell_windows(self.cells, self.num_clips, np.array([e - s]))
+            w = self.head.cell_windows(np.array([e - s]))
             out[k] = np.clip(np.asarray(w, np.float64).reshape(-1, 2) + s, 0.0, self.duration)
         return out
 

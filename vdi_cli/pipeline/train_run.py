@@ -165,8 +165,10 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     if trainer.needs_parsed:
         texts = sorted({a.query for a in train_anns})
         if main:
-            parsed = {q.text: q for q in parse_texts(texts, config.parser,
-                                                     config.parser_options, db=db).queries}
+            parse_report = parse_texts(texts, config.parser, config.parser_options, db=db,
+                                       context_length=text_context(trainer, backbone))
+            parsed = {q.text: q for q in parse_report.queries}
+            _warn_long(parse_report.long, text_context(trainer, backbone), quiet)
         parsed = session.broadcast(parsed)
     samples = group_by_video(train_anns, parsed)
     val_samples = group_by_video(_annotations(val_report, source.failed)) if val_report else []
@@ -262,3 +264,21 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     }
     run.summary.update(summary)
     return {**summary, "history": history}
+
+
+def text_context(trainer: Any, backbone: Any) -> int | None:
+    """The text context training tokenizes to: `--context-length` if given, else the
+    backbone's own (`LoadedBackbone.context_length`; None when it states none: CLIP's 77)."""
+    return trainer.config.context_length or getattr(backbone, "context_length", 0) or None
+
+
+def _warn_long(long: list[Any], context: int | None, quiet: bool) -> None:
+    """One warning line when training queries (Q, Qs or Qd) are over the text context."""
+    if long:
+        from vdi_cli.clip_context import CONTEXT_LENGTH, content_tokens
+
+        say(f"Warning: {len(long)} training query texts (Q / Qs / Qd) are longer than the "
+            f"text context ({content_tokens(context)} tokens of {context or CONTEXT_LENGTH}); "
+            "the text "
+            "encoder reads only their first tokens", quiet)
+
