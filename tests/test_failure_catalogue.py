@@ -1538,7 +1538,7 @@ ROWS_SEARCH: list[Row] = [
     Row("index-flat-fp16-not-a-flag", "options",
         ("index", "build", "lib", "{video}", "-c", "{ckpt}", "-O", "fp16=2"),
         error=r"option 'fp16' of a flat index is 0 or 1, got 2",
-        stderr=(r"Hint: -O fp16=1 scans half-precision codes",),
+        stderr=(r"Hint: --index-option fp16=1 scans half-precision codes",),
         must_not_exist=("vdi.indexes/lib",)),
     Row("index-option-not-a-number", "options",
         ("index", "build", "lib", "{video}", "-c", "{ckpt}", "--kind", "ivfpq", "-O",

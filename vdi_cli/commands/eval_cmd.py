@@ -34,7 +34,7 @@ def eval_command(
     predictions: str = typer.Option(
         None, "--predictions", help="JSONL, one query per line: qid (or vid + query) and "
         "pred_relevant_windows [[start, end, score], ...], best first."),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="Evaluate this trained "
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Evaluate this trained "
                                    "checkpoint folder on the annotated videos."),
     run_id: int = typer.Option(None, "--run", help="Evaluate the best checkpoint of this "
                                "training run."),
@@ -44,10 +44,11 @@ def eval_command(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Videos per forward."),
     annotations: str = typer.Option(..., "--annotations", help="Annotation file."),
     format_id: str = typer.Option(
-        ..., "--format", help="Annotation format: mmn-json, charades-sta, qvhighlights "
+        ..., "--dataset", help="Annotation format: mmn-json, charades-sta, qvhighlights "
         "(`vdi datasets`)."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Format option key=value, e.g. -o durations=FILE.csv."),
+        [], "--dataset-option", help="Annotation format option key=value, e.g. "
+        "--dataset-option durations=FILE.csv."),
     recall: str = typer.Option("1,5", "--recall", help="Comma-separated n of R@n."),
     iou: str = typer.Option("0.3,0.5,0.7", "--iou", help="Comma-separated IoU thresholds m."),
     split: str = typer.Option(None, "--split", help="Split name stored with the metrics "
@@ -55,7 +56,7 @@ def eval_command(
     baseline: str = typer.Option(
         None, "--baseline", help="Score a trivial baseline instead: most-frequent (the "
         "training split's most frequent moment; needs --train) or random."),
-    train: str = typer.Option(None, "--train", help="Training annotations (same --format): "
+    train: str = typer.Option(None, "--train", help="Training annotations (same --dataset): "
                               "the most-frequent baseline's moments, and with --by each "
                               "group's prior beside a model's score."),
     by: str = typer.Option(None, "--by", help="Also score R@1 and mIoU per value of this "

@@ -129,8 +129,9 @@ def parse(
     text: str = typer.Argument(None, metavar="TEXT", help="The sentence to parse."),
     parser: str = typer.Option("spacy", "--parser", "-p", help="Parser id (`vdi parsers`)."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Parser option key=value, e.g. -o masking=placeholder."),
-    file: str = typer.Option(None, "--file", "-f", help="Text file, one query per line."),
+        [], "--parser-option", help="Parser option key=value, e.g. --parser-option "
+        "masking=placeholder."),
+    file: str = typer.Option(None, "--file", help="Text file, one query per line."),
     dataset: str = typer.Option(None, "--dataset", help="Annotation format (`vdi datasets`)."),
     annotations: str = typer.Option(None, "--annotations", help="Annotation file of --dataset."),
     dataset_option: list[str] = typer.Option(
