@@ -207,3 +207,70 @@ def test_datasets_check_old_option_spelling_gives_the_same_report(tmp_path):
                                      "--dataset-option (vdi 0.2 removes it)"]
     assert _warnings(new.stderr) == []
 
+
+# `vdi eval`: one rule picks what is scored
+
+@pytest.mark.parametrize(("given", "mode"), [
+    ({"predictions": "p.jsonl"}, "predictions"),
+    ({"checkpoint": "ckpt/"}, "model"),
+    ({"run_id": 3}, "model"),
+    ({"run_id": 3, "save_predictions": "out.jsonl"}, "model"),
+    ({"baseline": "random"}, "baseline"),
+])
+def test_eval_mode_is_named_by_one_flag(given, mode):
+    from vdi_cli.commands.eval_cmd import eval_mode
+
+    args = {"predictions": None, "checkpoint": None, "run_id": None, "baseline": None,
+            "save_predictions": None, **given}
+    assert eval_mode(**args) == mode
+
+
+@pytest.mark.parametrize(("given", "error", "hint"), [
+    ({}, "nothing to evaluate", "--predictions FILE, or --checkpoint PATH / --run ID"),
+    ({"predictions": "p", "checkpoint": "c"}, "two modes: pick one", "drop --predictions"),
+    ({"predictions": "p", "run_id": 1}, "two modes: pick one", "drop --predictions"),
+    ({"predictions": "p", "baseline": "random"}, "--baseline is a mode of its own",
+     "drop --predictions / --checkpoint / --run"),
+    ({"run_id": 1, "baseline": "random"}, "--baseline is a mode of its own", "drop"),
+    ({"checkpoint": "c", "run_id": 1}, "exactly one of --checkpoint PATH and --run ID",
+     "--run ID evaluates"),
+    ({"predictions": "p", "save_predictions": "o"}, "--save-predictions writes a model's",
+     "--checkpoint PATH or --run ID"),
+    ({"baseline": "random", "save_predictions": "o"}, "--save-predictions writes a model's",
+     "--checkpoint PATH or --run ID"),
+])
+def test_eval_contradictory_modes_are_refused_with_a_hint(given, error, hint):
+    from vdi_cli.commands.eval_cmd import eval_mode
+    from vdi_cli.errors import UsageError
+
+    args = {"predictions": None, "checkpoint": None, "run_id": None, "baseline": None,
+            "save_predictions": None, **given}
+    with pytest.raises(UsageError) as exc:
+        eval_mode(**args)
+    assert error in exc.value.message and hint in exc.value.hint
+
+
+def test_eval_help_states_the_rule_and_cli_refuses_two_modes(tmp_path):
+    txt, csv, preds = _charades(tmp_path)
+    help_text = invoke(["eval", "--help"]).stdout
+    assert "One rule picks what is scored: exactly one of --predictions FILE" in \
+        " ".join(help_text.split())
+    both = invoke(["eval", "--predictions", preds, "--checkpoint", tmp_path, "--annotations",
+                   txt, "--dataset", "charades-sta", "--dataset-option", f"durations={csv}"])
+    assert both.exit_code == 2
+    assert "Error: --predictions and --checkpoint/--run are two modes: pick one" in both.stderr
+    assert "Hint: drop --predictions to evaluate the model" in both.stderr
+
+
+def test_eval_a_model_only_option_with_predictions_is_ignored_with_a_warning(tmp_path):
+    txt, csv, preds = _charades(tmp_path)
+    args = ["eval", "--predictions", preds, "--annotations", txt, "--dataset", "charades-sta",
+            "--dataset-option", f"durations={csv}"]
+    plain = invoke(args)
+    extra = invoke([*args, "--video-dir", tmp_path, "--query-form", "static"])
+    assert plain.exit_code == extra.exit_code == 0, extra.stderr
+    assert extra.stdout == plain.stdout
+    assert "Warning: --video-dir is read only when evaluating a model; ignored with " \
+        "--predictions" in extra.stderr
+    assert "Warning: --query-form is read only" in extra.stderr
+    assert "is read only" not in plain.stderr
