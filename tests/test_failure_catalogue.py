@@ -1544,7 +1544,7 @@ ROWS_SEARCH: list[Row] = [
         ("index", "build", "lib", "{video}", "-c", "{ckpt}", "--kind", "ivfpq", "-O",
          "nprobe=many"),
         error=r"option 'nprobe' of a ivfpq index takes a whole number, got 'many'",
-        stderr=(r"Hint: e\.g\. -O nprobe=128",)),
+        stderr=(r"Hint: e\.g\. --index-option nprobe=128",)),
 ]
 ROWS += ROWS_SEARCH
 
