@@ -274,3 +274,18 @@ def test_eval_a_model_only_option_with_predictions_is_ignored_with_a_warning(tmp
         "--predictions" in extra.stderr
     assert "Warning: --query-form is read only" in extra.stderr
     assert "is read only" not in plain.stderr
+
+
+def test_parse_old_spellings_give_the_same_parses(tmp_path):
+    pytest.importorskip("spacy")
+    queries = tmp_path / "q.txt"
+    queries.write_text("person opens the door\na dog runs across the yard\n", encoding="utf-8")
+    new = invoke(["parse", "--file", queries, "--parser-option", "masking=placeholder",
+                  "--no-cache", "--json"])
+    old = invoke(["parse", "-f", queries, "-o", "masking=placeholder", "--no-cache", "--json"])
+    assert new.exit_code == old.exit_code == 0, old.stderr
+    assert old.json() == new.json() and len(new.json()["queries"]) == 2
+    assert _warnings(old.stderr) == [
+        "Warning: vdi parse -f is deprecated; use --file (vdi 0.2 removes it)",
+        "Warning: vdi parse -o is deprecated; use --parser-option (vdi 0.2 removes it)"]
+    assert _warnings(new.stderr) == []
