@@ -54,6 +54,33 @@ def test_every_command_uses_the_vocabulary(app):
     option are one term's (not `--index-option, -O`, when -O is the objective options'), and
     carry all of that term's flags (so `-b` works wherever a backbone is chosen). Two commands
     cannot spell one concept two ways: the concept is found from any of its flags."""
+    assert _problems(app) == []
+
+
+def test_the_scan_catches_a_second_spelling():
+    """The scan itself: a command that spells the annotation format another way, mixes two
+    terms' flags, or leaves out a term's short flag is reported."""
+    bad = typer.Typer(add_completion=False)
+
+    @bad.command("a")
+    def a(fmt: str = typer.Option(None, "--annotation-format"),
+          index_option: list[str] = typer.Option([], "--index-option", "-O"),
+          backbone: str = typer.Option(None, "--backbone")) -> None:
+        """A command with three vocabulary faults."""
+
+    @bad.command("b")
+    def b(dataset: str = typer.Option(None, "--dataset")) -> None:
+        """A command that follows the vocabulary."""
+
+    assert _problems(typer.main.get_command(bad)) == [
+        "vdi a: --annotation-format is not in vdi_cli/vocabulary.py",
+        "vdi a: --index-option, -O mixes ['objective option ID.KEY=VALUE', 'vector index "
+        "option KEY=VALUE']",
+        "vdi a: --backbone is not the term's ['--backbone', '-b']",
+    ]
+
+
+def _problems(app: Any) -> list[str]:
     concepts = flag_concepts()
     by_concept = {term.concept: set(term.flags) for term in TERMS}
     problems = []
@@ -71,7 +98,7 @@ def test_every_command_uses_the_vocabulary(app):
             elif set(flags) != by_concept[named.pop()]:
                 problems.append(f"{where}: {', '.join(flags)} is not the term's "
                                 f"{sorted(by_concept[concepts[flags[0]]])}")
-    assert problems == []
+    return problems
 
 
 def test_every_term_is_used_and_documented(app):
