@@ -119,7 +119,7 @@ def main() -> int:
     distinct = list(dict.fromkeys(texts))
     source = (["--file", str(annotations)] if args.limit else
               ["--dataset", args.dataset, "--annotations", str(annotations)])
-    batch = ["-o", f"batch_size={args.batch_size}"]
+    batch = ["--parser-option", f"batch_size={args.batch_size}"]
 
     warm = spacy_rate(distinct, args.batch_size)
     before = spacy_fresh_rate(distinct, args.batch_size, work)

@@ -32,10 +32,10 @@ for k in 0 1; do
   $VDI search "$QUERY" --index shapes-test -k 3
 done
 step "how often the shipped checkpoint's top moment is right on test-iid, against the prior"
-$VDI eval --checkpoint "$CKPT" --annotations "$DATA/test_iid.json" --format synthetic-shapes \
+$VDI eval --checkpoint "$CKPT" --annotations "$DATA/test_iid.json" --dataset synthetic-shapes \
   --video-dir "$DATA/videos"
 $VDI eval --baseline most-frequent --train "$DATA/train.json" \
-  --annotations "$DATA/test_iid.json" --format synthetic-shapes
+  --annotations "$DATA/test_iid.json" --dataset synthetic-shapes
 
 step "training VDI (L_vc + L_sd) on tiny-shapes features (recipe synthetic-demo${DEMO_EPOCHS:+, $DEMO_EPOCHS epochs})"
 # The recipe (`vdi recipes show synthetic-demo`) holds the demo's settings: a smaller MMN (64
@@ -50,7 +50,7 @@ head -n 8 "$OUT/run.txt"
 
 for split in test_iid test_novel_word; do
   step "evaluating run $RUN on $split with the full, static and dynamic queries"
-  $VDI eval --run "$RUN" --annotations "$DATA/$split.json" --format synthetic-shapes \
+  $VDI eval --run "$RUN" --annotations "$DATA/$split.json" --dataset synthetic-shapes \
     --video-dir "$DATA/videos" --query-form q,static,dynamic
 done
 

@@ -205,7 +205,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
     evals = {}
     for split in SPLITS:
         evals[split] = vdi("eval", "--run", str(trained["run_id"]), "--annotations",
-                           str(data / f"{split}.json"), "--format", "synthetic-shapes",
+                           str(data / f"{split}.json"), "--dataset", "synthetic-shapes",
                            "--video-dir", str(data / "videos"), "--query-form", forms,
                            "--by", "actions", "--train", str(data / "train.json"), env=env)
     return {"config": name, "seed": seed, "run_id": trained["run_id"],
@@ -224,7 +224,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, data: Path, env: dic
 def baselines(data: Path, env: dict[str, str], seeds: list[int]) -> dict:
     out: dict = {}
     for split in SPLITS:
-        common = ["--annotations", str(data / f"{split}.json"), "--format", "synthetic-shapes",
+        common = ["--annotations", str(data / f"{split}.json"), "--dataset", "synthetic-shapes",
                   "--by", "actions", "--train", str(data / "train.json")]
         out[split] = {
             "most-frequent": vdi("eval", "--baseline", "most-frequent", *common, env=env),
@@ -518,7 +518,7 @@ def main() -> None:
         subprocess.run([str(ROOT / ".venv" / "bin" / "vdi"), "datasets", "generate",
                         "synthetic-shapes", "--out", str(data), "--videos", str(args.videos),
                         "--test-videos", str(args.test_videos), "--seed", str(args.world_seed),
-                        "-o", f"version={args.world_version}"],
+                        "--dataset-option", f"version={args.world_version}"],
                        env=env, check=True)
     meta = json.loads((data / "meta.json").read_text())
     global SPLITS

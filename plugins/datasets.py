@@ -37,7 +37,7 @@ from vdi_cli.hookspecs import hookimpl
 def _bad_file(path: Path, what: str, fmt: str) -> VdiError:
     return VdiError(
         f"'{path}' is not a {fmt} annotation file: {what}",
-        hint="check --format; `vdi datasets` lists the formats",
+        hint="check --dataset; `vdi datasets` lists the formats",
     )
 
 
@@ -60,7 +60,7 @@ class CharadesSTA:
             raise VdiError(
                 f"no Charades csv with video lengths for '{path}'",
                 hint="put Charades_v1_train.csv / Charades_v1_test.csv beside it, "
-                "or pass -o durations=PATH",
+                "or pass --dataset-option durations=PATH",
             )
         out: dict[str, float] = {}
         for c in csvs:
@@ -98,7 +98,8 @@ class CharadesSTA:
 
 def _csv_error(path: Path, what: str) -> VdiError:
     return VdiError(f"'{path}' is not a Charades csv with video lengths: {what}",
-                    hint="-o durations= (or a Charades_v1_*.csv beside the txt) must be the "
+                    hint="--dataset-option durations= (or a Charades_v1_*.csv beside the txt) must "
+                    "be the "
                     "Charades csv, with columns id and length (seconds)")
 
 

@@ -50,7 +50,7 @@ def test_charades_sta_without_csv_is_a_clear_error(tmp_path):
     (tmp_path / "sta.txt").write_text("AAA 0 1##q\n")
     with pytest.raises(VdiError) as exc:
         load_dataset("charades-sta", tmp_path / "sta.txt")
-    assert "-o durations=PATH" in exc.value.hint
+    assert "--dataset-option durations=PATH" in exc.value.hint
 
 
 def test_mmn_json_reader_keeps_extra_fields_and_strips(tmp_path):

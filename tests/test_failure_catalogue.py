@@ -1538,13 +1538,13 @@ ROWS_SEARCH: list[Row] = [
     Row("index-flat-fp16-not-a-flag", "options",
         ("index", "build", "lib", "{video}", "-c", "{ckpt}", "-O", "fp16=2"),
         error=r"option 'fp16' of a flat index is 0 or 1, got 2",
-        stderr=(r"Hint: -O fp16=1 scans half-precision codes",),
+        stderr=(r"Hint: --index-option fp16=1 scans half-precision codes",),
         must_not_exist=("vdi.indexes/lib",)),
     Row("index-option-not-a-number", "options",
         ("index", "build", "lib", "{video}", "-c", "{ckpt}", "--kind", "ivfpq", "-O",
          "nprobe=many"),
         error=r"option 'nprobe' of a ivfpq index takes a whole number, got 'many'",
-        stderr=(r"Hint: e\.g\. -O nprobe=128",)),
+        stderr=(r"Hint: e\.g\. --index-option nprobe=128",)),
 ]
 ROWS += ROWS_SEARCH
 
@@ -1677,6 +1677,45 @@ ROWS_RECIPES: list[Row] = [
         r"'visual-context', which this run does not use"),
 ]
 ROWS += ROWS_RECIPES
+
+# --- one CLI vocabulary: deprecated spellings, vdi eval's one rule (issue 24 item 5) ----------
+
+STA = "AAA 0.0 4.0##person opens the door.\n"
+VOCAB_EVAL = ("eval", "--dataset", "mmn-json", "--annotations", "{data}/train.json")
+NO_MATCH = json.dumps({"qid": "nope", "pred_relevant_windows": [[0, 1, 0.5]]}) + "\n"
+DEPRECATED = r"Warning: vdi {} is deprecated; use {} \(vdi 0\.2 removes it\)"
+
+ROWS_VOCAB: list[Row] = [
+    Row("vocab-eval-checkpoint-and-run", "options",
+        (*VOCAB_EVAL, "--checkpoint", "{ckpt}", "--run", "{run}", "--video-dir", "{data}/videos"),
+        exit=2, error=r"give exactly one of --checkpoint PATH and --run ID",
+        stderr=(r"Hint: --run ID evaluates that training run's best checkpoint",),
+        after=_before_the_run),
+    Row("vocab-eval-predictions-and-baseline", "options",
+        (*VOCAB_EVAL, "--predictions", "{tmp}/p.jsonl", "--baseline", "random"),
+        make=_write("p.jsonl", NO_MATCH), exit=2, error=r"--baseline is a mode of its own",
+        stderr=(r"Hint: drop --predictions / --checkpoint / --run",), after=_before_the_run),
+    Row("vocab-eval-nothing-to-evaluate", "options", VOCAB_EVAL, exit=2,
+        error=r"nothing to evaluate", stderr=(r"Hint: give --predictions FILE, or --checkpoint "
+                                               r"PATH / --run ID with --video-dir, or --baseline",),
+        after=_before_the_run),
+    Row("vocab-eval-model-option-with-predictions", "options",
+        (*VOCAB_EVAL, "--predictions", "{tmp}/p.jsonl", "--video-dir", "{data}/videos"),
+        make=_write("p.jsonl", NO_MATCH), error=None, exit=0,
+        stderr=(r"Warning: --video-dir is read only when evaluating a model; ignored with "
+                r"--predictions",)),
+    Row("vocab-deprecated-eval-format-still-works", "options",
+        ("eval", "--format", "mmn-json", "--annotations", "{data}/train.json", "--predictions",
+         "{tmp}/p.jsonl"), make=_write("p.jsonl", NO_MATCH), error=None, exit=0,
+        stderr=(DEPRECATED.format("eval --format", "--dataset"),)),
+    Row("vocab-deprecated-option-with-a-typo", "options",
+        ("datasets", "check", "charades-sta", "{tmp}/sta.txt", "-o", "durashuns={tmp}/l.csv"),
+        make=_write("sta.txt", STA),
+        error=r"unknown option 'durashuns' for dataset 'charades-sta' \(did you mean "
+        r"'durations'\?\)",
+        stderr=(DEPRECATED.format("datasets check -o", "--dataset-option"),)),
+]
+ROWS += ROWS_VOCAB
 
 # --- the shared world: one good video, one trained tiny checkpoint, one generated dataset ----
 

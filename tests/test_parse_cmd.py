@@ -126,7 +126,7 @@ def test_bad_query_files(tmp_path, content, message):
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
-    result = invoke(["parse", "-f", path])
+    result = invoke(["parse", "--file", path])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert "Hint: " in result.stderr and "Traceback" not in result.stderr

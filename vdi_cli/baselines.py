@@ -187,7 +187,7 @@ def evaluate_baseline(
     check_baseline(name)
     if name == "most-frequent" and train is None:
         raise VdiError("the most-frequent baseline learns its moment from a training split",
-                       hint="add --train TRAIN_ANNOTATIONS (same --format)")
+                       hint="add --train TRAIN_ANNOTATIONS (same --dataset)")
     report = load_dataset(format_id, annotations, **(dataset_options or {}))
     windows = baseline_windows(name, report.annotations, train or (), by=by, n=n, seed=seed)
     metrics = evaluate_windows(report.annotations, windows, recalls, ious)

@@ -88,7 +88,10 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        from vdi_cli.cli_aliases import rewrite_deprecated
+
         command = typer.main.get_command(build_app())
+        args = rewrite_deprecated(command, args)  # old flag spellings, with a warning each
         result = command.main(args=args, prog_name="vdi", standalone_mode=False)
         if result == TYPER_INTERRUPT:  # typer turned KeyboardInterrupt (or our Stopped) into it
             return _interrupted(_stopped or KeyboardInterrupt())

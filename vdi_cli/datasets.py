@@ -159,7 +159,7 @@ def no_answers_error(report: DatasetReport) -> VdiError:
     if report.dropped:
         reasons = "; ".join(f"{n} {r}" for r, n in sorted(report.drop_reasons.items()))
         return VdiError(f"every row of '{path}' was dropped ({reasons or report.dropped})",
-                        hint=f"check the file and --format {report.format}; `vdi datasets "
+                        hint=f"check the file and --dataset {report.format}; `vdi datasets "
                         f"check {report.format} FILE` shows what was dropped")
     return VdiError(f"'{path}' has no annotated queries (it holds no row)",
                     hint=f"check the annotation file and that it is a {report.format} file")

@@ -95,7 +95,7 @@ def compute_metrics(
         elif suite == "qvhighlights":
             if not annotations:
                 raise VdiError("there are no annotated queries to evaluate",
-                               hint="check the annotation file and --format")
+                               hint="check the annotation file and --dataset")
             out.parts[suite] = qvhighlights_metrics(
                 [ground_truth_windows(a) for a in annotations], predictions)
         else:

@@ -105,12 +105,13 @@ def options_for(kind: str, given: dict[str, Any] | None = None) -> dict[str, Any
             options[key] = int(value)
         except (TypeError, ValueError):
             raise VdiError(f"option '{key}' of a {kind} index takes a whole number, got "
-                           f"'{value}'", hint=f"e.g. -O {key}={DEFAULT_OPTIONS[kind][key]}"
+                           f"'{value}'",
+                           hint=f"e.g. --index-option {key}={DEFAULT_OPTIONS[kind][key]}"
                            ) from None
     if kind == "flat" and options["fp16"] not in (0, 1):
         raise VdiError(f"option 'fp16' of a flat index is 0 or 1, got {options['fp16']}",
-                       hint="-O fp16=1 scans half-precision codes (the default, still exact); "
-                       "-O fp16=0 scans float32")
+                       hint="--index-option fp16=1 scans half-precision codes (the default, still "
+                       "exact); --index-option fp16=0 scans float32")
     return options
 
 
@@ -185,8 +186,8 @@ class VectorIndex:
             raise VdiError(
                 f"an ivfpq index needs at least {39 * nlist} proposals to train its {nlist} "
                 f"lists, and its first videos give {n}",
-                hint="build it over more videos, pass -O nlist=SMALLER, or use the exact index "
-                "(--kind flat), which is the right one for a small library")
+                hint="build it over more videos, pass --index-option nlist=SMALLER, or use the "
+                "exact index (--kind flat), which is the right one for a small library")
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)

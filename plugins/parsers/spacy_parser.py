@@ -154,7 +154,8 @@ class SpacyParser:
         if "parser" not in nlp.pipe_names:
             raise VdiError(
                 f"spaCy pipeline '{name}' has no dependency parser; noun chunks need one",
-                hint="use an English pipeline with a parser, e.g. -o model=en_core_web_sm",
+                hint="use an English pipeline with a parser, e.g. --parser-option "
+                "model=en_core_web_sm",
             )
         for pipe in nlp.pipe_names:
             if pipe not in NEEDED_PIPES or (pipe == "lemmatizer" and not self.config.lemmas):
@@ -168,7 +169,8 @@ class SpacyParser:
         except (NotImplementedError, ValueError) as exc:
             raise VdiError(
                 f"spaCy pipeline '{self.model_name()}' gives no noun chunks: {exc}",
-                hint="use an English pipeline with a parser, e.g. -o model=en_core_web_sm",
+                hint="use an English pipeline with a parser, e.g. --parser-option "
+                "model=en_core_web_sm",
             ) from exc
         return build_parsed_query(
             text, tokens, chunks, strategy=self.config.masking,

@@ -119,7 +119,7 @@ def check_models(model_dir: Path) -> None:
             f"Stanza's English models are not downloaded in {model_dir} "
             f"(missing: {', '.join(missing)})",
             hint=f"download them once (needs network): {download_command(model_dir)}; "
-            "or pass -o model_dir=DIR, or use the default parser: --parser spacy",
+            "or pass --parser-option model_dir=DIR, or use the default parser: --parser spacy",
         )
 
 

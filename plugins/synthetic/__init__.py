@@ -1,9 +1,9 @@
 """The `synthetic-shapes` dataset: a generated world where vdi can be proven offline on a CPU.
 
-`vdi datasets generate synthetic-shapes --out DIR --videos N --seed S [-o version=4]` writes real
-mp4 files and MMN-JSON annotations (train / test-iid / test-novel-word, and with world version 4
-test-novel-verb); reading them is MMN JSON plus the per-sentence `actions` (event class) and
-`news` (novel words) fields.
+`vdi datasets generate synthetic-shapes --out DIR --videos N --seed S [--dataset-option
+version=4]` writes real mp4 files and MMN-JSON annotations (train / test-iid /
+test-novel-word, and with world version 4 test-novel-verb); reading them is MMN JSON plus the
+per-sentence `actions` (event class) and `news` (novel words) fields.
 """
 
 from __future__ import annotations

@@ -227,7 +227,8 @@ def generate(out: str | Path, videos: int, seed: int, test_videos: int | None = 
         from vdi_cli.errors import VdiError
 
         raise VdiError(f"synthetic-shapes has no world version {version!r}",
-                       hint=f"choose one of {', '.join(map(str, VERSIONS))} (-o version=4: "
+                       hint=f"choose one of {', '.join(map(str, VERSIONS))} (--dataset-option "
+                       "version=4: "
                        "the world with held-out verb synonyms); older ones: see "
                        "examples/experiment-results/HISTORY.md")
     out = Path(out)

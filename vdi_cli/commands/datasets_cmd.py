@@ -13,7 +13,8 @@ from vdi_cli.output import print_json, print_table
 def check(
     format_id: str = typer.Argument(..., metavar="FORMAT", help="Dataset format id."),
     annotations: str = typer.Argument(..., metavar="FILE", help="Annotation file."),
-    option: list[str] = typer.Option([], "-o", help="Format option key=value (repeatable)."),
+    option: list[str] = typer.Option([], "--dataset-option",
+                                      help="Format option key=value (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Read an annotation file; print its video/query counts, what was dropped or clipped,
@@ -52,8 +53,9 @@ def generate(
     size: int = typer.Option(64, "--size", min=16, help="Frame side in pixels (even)."),
     force: bool = typer.Option(False, "--force", help="Replace a set generated in --out before "
                                "(by default --out must be new or empty)."),
-    option: list[str] = typer.Option([], "-o", help="Generator option key=value (repeatable), "
-                                     "e.g. -o version=4 (`vdi datasets show FORMAT` lists them)."),
+    option: list[str] = typer.Option([], "--dataset-option", help="Generator option key=value "
+                                     "(repeatable), e.g. --dataset-option version=4 "
+                                     "(`vdi datasets show FORMAT` lists them)."),
     json_out: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Generate a synthetic dataset: real mp4 files plus annotation files per split."""

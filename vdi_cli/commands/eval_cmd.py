@@ -30,11 +30,56 @@ def _numbers(text: str, kind: type, what: str) -> tuple:
     return values
 
 
+def eval_mode(predictions: str | None, checkpoint: str | None, run_id: int | None,
+              baseline: str | None, save_predictions: str | None = None) -> str:
+    """The one rule of `vdi eval`: what is scored is named by exactly one of --predictions FILE
+    ("predictions"), --checkpoint PATH or --run ID ("model") and --baseline NAME ("baseline");
+    any other combination is a usage error that says which flags to drop."""
+    model = checkpoint is not None or run_id is not None
+    given = [name for name, on in (("--predictions", predictions is not None),
+                                   ("--checkpoint/--run", model),
+                                   ("--baseline", baseline is not None)) if on]
+    if not given:
+        raise UsageError("nothing to evaluate",
+                         hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
+                         "--video-dir, or --baseline NAME")
+    if baseline is not None and len(given) > 1:
+        raise UsageError("--baseline is a mode of its own",
+                         hint="drop --predictions / --checkpoint / --run")
+    if len(given) > 1:
+        raise UsageError("--predictions and --checkpoint/--run are two modes: pick one",
+                         hint="drop --predictions to evaluate the model")
+    if checkpoint is not None and run_id is not None:
+        raise UsageError("give exactly one of --checkpoint PATH and --run ID",
+                         hint="--run ID evaluates that training run's best checkpoint")
+    mode = given[0].lstrip("-").split("/")[0]
+    mode = {"checkpoint": "model"}.get(mode, mode)
+    if save_predictions is not None and mode != "model":
+        raise UsageError("--save-predictions writes a model's predictions",
+                         hint="use it with --checkpoint PATH or --run ID and --video-dir")
+    return mode
+
+
+# options that only one mode reads: given in another mode they are ignored, with a warning
+_MODE_ONLY = {"video_dir": ("--video-dir", "model"), "query_form": ("--query-form", "model"),
+              "batch_size": ("--batch-size", "model"), "seed": ("--seed", "baseline")}
+
+
+def _warn_ignored(ctx: typer.Context, mode: str) -> None:
+    for param, (flag, wanted) in _MODE_ONLY.items():
+        source = ctx.get_parameter_source(param)
+        if mode != wanted and source is not None and source.name not in ("DEFAULT",
+                                                                         "DEFAULT_MAP"):
+            warn(f"{flag} is read only when evaluating a {wanted}; ignored with "
+                 f"{'--predictions' if mode == 'predictions' else '--' + mode}")
+
+
 def eval_command(
+    ctx: typer.Context,
     predictions: str = typer.Option(
         None, "--predictions", help="JSONL, one query per line: qid (or vid + query) and "
         "pred_relevant_windows [[start, end, score], ...], best first."),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="Evaluate this trained "
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="Evaluate this trained "
                                    "checkpoint folder on the annotated videos."),
     run_id: int = typer.Option(None, "--run", help="Evaluate the best checkpoint of this "
                                "training run."),
@@ -44,9 +89,10 @@ def eval_command(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Videos per forward."),
     annotations: str = typer.Option(..., "--annotations", help="Annotation file."),
     format_id: str = typer.Option(
-        ..., "--format", help="Annotation format (`vdi datasets` lists them)."),
+        ..., "--dataset", help="Annotation format (`vdi datasets` lists them)."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Format option key=value, e.g. -o durations=FILE.csv."),
+        [], "--dataset-option", help="Annotation format option key=value, e.g. "
+        "--dataset-option durations=FILE.csv."),
     recall: str = typer.Option("1,5", "--recall", help="Comma-separated n of R@n."),
     iou: str = typer.Option("0.3,0.5,0.7", "--iou", help="Comma-separated IoU thresholds m."),
     split: str = typer.Option(None, "--split", help="Split name stored with the metrics "
@@ -54,7 +100,7 @@ def eval_command(
     baseline: str = typer.Option(
         None, "--baseline", help="Score a trivial baseline instead: most-frequent (the "
         "training split's most frequent moment; needs --train) or random."),
-    train: str = typer.Option(None, "--train", help="Training annotations (same --format): "
+    train: str = typer.Option(None, "--train", help="Training annotations (same --dataset): "
                               "the most-frequent baseline's moments, and with --by each "
                               "group's prior beside a model's score."),
     by: str = typer.Option(None, "--by", help="Also score R@1 and mIoU per value of this "
@@ -74,7 +120,12 @@ def eval_command(
 ) -> None:
     """Score ranked predictions (--predictions) or a trained model (--checkpoint / --run):
     R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU (mean IoU of the top-1
-    window), x100. Queries without a prediction count as misses."""
+    window), x100. Queries without a prediction count as misses.
+
+    One rule picks what is scored: exactly one of --predictions FILE (a predictions file),
+    --checkpoint PATH or --run ID (a model, on the videos of --video-dir) and --baseline NAME
+    (a trivial baseline). Two of them together is an error; --video-dir, --query-form,
+    --batch-size and --save-predictions belong to a model, --seed to the random baseline."""
     from vdi_cli.checks import check_component
     from vdi_cli.config import parse_overrides
     from vdi_cli.metric_sets import parse_suites
@@ -87,29 +138,17 @@ def eval_command(
     options = parse_overrides(option)
     check_component("dataset", format_id, options)  # id and -o keys, before any file is read
     suites = parse_suites(metrics, format_id)
-    if save_predictions is not None and (predictions is not None or baseline is not None
-                                         or (checkpoint is None and run_id is None)):
-        raise UsageError("--save-predictions writes a model's predictions",
-                         hint="use it with --checkpoint PATH or --run ID and --video-dir")
-    if baseline is not None:
-        if predictions is not None or checkpoint is not None or run_id is not None:
-            raise UsageError("--baseline is a mode of its own",
-                             hint="drop --predictions / --checkpoint / --run")
+    mode = eval_mode(predictions, checkpoint, run_id, baseline, save_predictions)
+    _warn_ignored(ctx, mode)
+    if mode == "baseline":
         _eval_baseline(baseline, annotations, format_id, train, by, seed, options, recalls,
                        ious, split, json_out, suites)
         return
-    if predictions is None:
-        if checkpoint is None and run_id is None:
-            raise UsageError("nothing to evaluate",
-                           hint="give --predictions FILE, or --checkpoint PATH / --run ID with "
-                           "--video-dir")
+    if mode == "model":
         _eval_model(checkpoint, run_id, annotations, format_id, video_dir, options, query_form,
                     recalls, ious, split, batch_size, json_out, by, train, suites,
                     save_predictions)
         return
-    if checkpoint is not None or run_id is not None:
-        raise UsageError("--predictions and --checkpoint/--run are two modes: pick one",
-                       hint="drop --predictions to evaluate the model")
     config = {"mode": "predictions", "predictions": predictions, "annotations": annotations,
               "format": format_id, "options": options, "recalls": list(recalls),
               "ious": list(ious), "split": split, "metrics": list(suites), "by": by}

@@ -86,7 +86,8 @@ def extract_command(
     precision: str = typer.Option("auto", "--precision", help="auto (fp16 on cuda), fp16, fp32."),
     dtype: str = typer.Option("float16", "--dtype", help="Stored dtype: float16 or float32."),
     force: bool = typer.Option(False, "--force", help="Recompute even when cached."),
-    option: list[str] = typer.Option(None, "-o", "--option", help="Backbone option key=value."),
+    option: list[str] = typer.Option(None, "--backbone-option",
+                                     help="Backbone option key=value."),
     shard: str = typer.Option(None, "--shard", help="I/N (0-based): only shard I of N of the "
                               "videos, balanced by duration; auto: from Slurm's array task or "
                               "torchrun's RANK / WORLD_SIZE."),

@@ -79,7 +79,7 @@ def build_cmd(
     head_option: list[str] = Opt([], "--head-option", "-H",
                                  help="Training-free head option key=value."),
     kind: str = Opt("flat", "--kind", help="flat (exact), ivfpq or hnsw (approximate)."),
-    index_option: list[str] = Opt([], "--index-option", "-O",
+    index_option: list[str] = Opt([], "--index-option",
                                   help="Index option key=value (ivfpq: nlist, m, nprobe; "
                                   "hnsw: neighbors, ef_search, ef_construction)."),
     dataset: str = Opt(None, "--dataset", help="Index a dataset's videos: its format."),

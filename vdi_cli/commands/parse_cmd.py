@@ -130,8 +130,9 @@ def parse(
     parser: str = typer.Option(None, "--parser", "-p", help="Parser id (`vdi parsers`; "
                                "default: the parser a plugin registers as the default)."),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Parser option key=value, e.g. -o masking=placeholder."),
-    file: str = typer.Option(None, "--file", "-f", help="Text file, one query per line."),
+        [], "--parser-option", help="Parser option key=value, e.g. --parser-option "
+        "masking=placeholder."),
+    file: str = typer.Option(None, "--file", help="Text file, one query per line."),
     dataset: str = typer.Option(None, "--dataset", help="Annotation format (`vdi datasets`)."),
     annotations: str = typer.Option(None, "--annotations", help="Annotation file of --dataset."),
     dataset_option: list[str] = typer.Option(

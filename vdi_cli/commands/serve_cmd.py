@@ -14,7 +14,7 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 def serve_command(
     host: str = Opt("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every "
                     "network interface; anyone who reaches it sees your runs and videos)."),
-    port: int = Opt(8765, "--port", "-p", help="Port to listen on."),
+    port: int = Opt(8765, "--port", help="Port to listen on."),
     index: str = Opt(None, "--index", "-i", help="Default index for searches (default: the "
                      "only index)."),
     candidates: int = Opt(None, "--candidates", help="Default nearest neighbours a search "

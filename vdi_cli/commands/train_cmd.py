@@ -87,13 +87,13 @@ def train(
     video_dir: str = Opt(None, "--video-dir", help="Folder with <video id>.mp4 files; required "
                          "unless --resume."),
     val: str = Opt(None, "--val", help="Validation annotation file (same format)."),
-    backbone: str = Opt(None, "--backbone", help="Backbone id (vdi backbones). Default: "
+    backbone: str = Opt(None, "--backbone", "-b", help="Backbone id (vdi backbones). Default: "
                         f"{_default('backbone')}."),
     weights: str = Opt(None, "--weights", help="Local weights file or local-dir:FOLDER."),
     head: str = Opt(None, "--head", help="Grounding head id (vdi heads). Default: "
                     f"{_default('head')}."),
     head_option: list[str] = Opt([], "--head-option", "-H", help="Head option key=value."),
-    parser: str = Opt(None, "--parser", help="Query parser id (vdi parsers). Default: "
+    parser: str = Opt(None, "--parser", "-p", help="Query parser id (vdi parsers). Default: "
                       f"{_default('parser')}."),
     parser_option: list[str] = Opt([], "--parser-option", help="Parser option key=value."),
     objective: list[str] = Opt(None, "--objective", help="VDI objective id (repeatable). "

@@ -200,7 +200,7 @@ def evaluate_windows(
         raise ValueError(f"{len(windows)} window lists for {len(annotations)} annotations")
     if not annotations:
         raise VdiError("there are no annotated queries to evaluate",
-                       hint="check the annotation file and --format")
+                       hint="check the annotation file and --dataset")
     padded, counts = pad_windows([w or [] for w in windows], keep=max(recalls))
     gt = np.array([[a.start, a.end] for a in annotations], dtype=np.float64)
     durations = np.array([a.duration for a in annotations], dtype=np.float64)
