@@ -11,7 +11,7 @@ import sys
 import typer
 
 from vdi_cli.errors import UsageError, VdiError
-from vdi_cli.output import info, print_json, print_table, warn
+from vdi_cli.output import info, print_json, print_table, shows_progress, warn
 
 
 def _numbers(text: str, kind: type, what: str) -> tuple:
@@ -269,7 +269,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
             db, path, annotations, format_id, video_dir, query_forms=forms,
             dataset_options=options, recalls=recalls, ious=ious,
             device=get_settings().device, batch_size=batch_size, split=split,
-            show_progress=not json_out, suites=suites, include_unannotated=save is not None)
+            show_progress=shows_progress(json_out), suites=suites,
+            include_unannotated=save is not None)
         scored = [r for r in results if r.report is not None]
         for r in scored:
             record_metrics(db, run.id, r.report.metrics, r.report.split)

@@ -13,7 +13,14 @@ from typing import Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, print_json, print_table, warn, warn_damaged
+from vdi_cli.output import (
+    info,
+    print_json,
+    print_table,
+    shows_progress,
+    warn,
+    warn_damaged,
+)
 
 MAX_LISTED = 5
 
@@ -134,7 +141,7 @@ def extract_command(
         report = extract_features(
             db, items, backbone=backbone, weights=weights, sampling=sampling,
             batch_size=batch_size, device=device, precision=precision, dtype=dtype, force=force,
-            run_id=run.id, options=options, show_progress=not json_out, workers=workers,
+            run_id=run.id, options=options, show_progress=shows_progress(json_out), workers=workers,
         )
         run.summary = report.summary()
         if json_out:

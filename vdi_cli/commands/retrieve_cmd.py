@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, notice, warn, warn_damaged
+from vdi_cli.output import info, notice, shows_progress, warn, warn_damaged
 
 if TYPE_CHECKING:
     from vdi_cli.pipeline.retrieve import RetrieveResult
@@ -95,7 +95,7 @@ def retrieve_command(
         model = retriever.describe()
         handle.update(backbone=model["backbone"], head=model["head"])
         result = retriever.search(videos, texts, top_k=top_k, keep_maps=plot is not None,
-                                  show_progress=fmt == "table", run_id=handle.id,
+                                  show_progress=shows_progress(fmt != "table"), run_id=handle.id,
                                   batch_size=batch_size)
         handle.summary.update(result.summary())
         handle.summary["predictions"] = store_predictions(db, handle.id, ranked_moments(result))

@@ -209,14 +209,14 @@ def _run_pipeline(
     batch_size: int, dtype: str, root: Path, run_id: int | None, show_progress: bool,
     workers: int = 0,
 ) -> None:
-    from vdi_cli.output import progress
+    from vdi_cli.progress import progress_bar
 
     items = [(i, report.videos[i].path) for i in pending]
     if workers > 0:
         messages = pool_messages(items, sampling, batch_size, loaded, workers)
     else:
         messages = thread_messages(items, sampling, batch_size, loaded)
-    bar = progress(total=0, unit="frame", desc="extract", json_mode=not show_progress)
+    bar = progress_bar(total=0, unit="frame", desc="extract", enabled=show_progress)
     writers: dict[int, FeatureWriter] = {}  # one per video being decoded (K with workers)
     infos: dict[int, Any] = {}
     encoded: dict[int, int] = {}  # frames per video so far

@@ -270,10 +270,10 @@ class Retriever:
         t1 = clock()
         sent = self.encode(queries)
         t2 = clock()
-        from vdi_cli.output import progress
+        from vdi_cli.progress import progress_bar
 
-        bar = progress(total=len(ready), desc="retrieve", unit="video",
-                       json_mode=not show_progress or len(ready) < 2)
+        bar = progress_bar(total=len(ready), desc="retrieve", unit="video",
+                           enabled=show_progress and len(ready) >= 2)
         try:
             for video, sha, status in ready:
                 feats, times, duration = self.video_features(sha)

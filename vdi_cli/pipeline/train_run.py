@@ -112,7 +112,6 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     )
     from vdi_cli.datasets import load_dataset
     from vdi_cli.distributed import current
-    from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.feature_source import FeatureSource
     from vdi_cli.pipeline.parse import parse_texts
@@ -120,6 +119,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.train_ddp import attach, evaluate_sharded
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
+    from vdi_cli.progress import progress_bar
     from vdi_cli.store import get_run
     from vdi_cli.store.checkpoints import find_best_checkpoint, record_checkpoint
     from vdi_cli.store.predictions import insert_metrics
@@ -193,8 +193,8 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     for epoch in range(trainer.epoch + 1, epochs + 1):
         batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
         sums: dict[str, float] = defaultdict(float)
-        bar = progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch",
-                       json_mode=not main)
+        bar = progress_bar(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch",
+                           enabled=not quiet)  # quiet: the caller's, or not rank 0
         for indices in batches:
             batch = collate([samples[i] for i in indices], source, trainer.needs_patches)
             terms = trainer.step(batch, epoch)
