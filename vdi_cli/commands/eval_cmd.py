@@ -76,10 +76,10 @@ def eval_command(
     R@n,IoU=m (a hit when any of the top n has IoU >= m) and mIoU (mean IoU of the top-1
     window), x100. Queries without a prediction count as misses."""
     from vdi_cli.checks import check_component
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.config import parse_overrides
     from vdi_cli.metric_sets import parse_suites
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     recalls = _numbers(recall, int, "--recall")
@@ -199,9 +199,9 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
                    by: str | None, seed: int, options: dict, recalls: tuple, ious: tuple,
                    split: str | None, json_out: bool, suites: tuple = ("recall",)) -> None:
     from vdi_cli.baselines import evaluate_baseline
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.pipeline.evaluate import record_metrics
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     config = {"mode": "baseline", "baseline": name, "annotations": annotations,
@@ -234,6 +234,7 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
                 ious: tuple, split: str | None, batch_size: int, json_out: bool,
                 by: str | None = None, train: str | None = None,
                 suites: tuple = ("recall",), save: str | None = None) -> None:
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
         check_query_forms,
@@ -243,7 +244,6 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         resolve_checkpoint,
         write_submission,
     )
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store.predictions import store_predictions
 

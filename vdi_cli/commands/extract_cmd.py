@@ -103,9 +103,9 @@ def extract_command(
     """Extract per-frame global and patch features (cached: a second run is free)."""
     from vdi_cli.backbones import check_device
     from vdi_cli.checks import check_backbone
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.shards import parse_shard, rank_device, unsharded_launch
     from vdi_cli.video import Sampling

@@ -10,9 +10,9 @@ from typing import Any
 
 import typer
 
+from vdi_cli.commands._flags import notice
 from vdi_cli.errors import VdiError
 from vdi_cli.output import (
-    notice,
     print_json,
     print_table,
     shows_progress,
@@ -98,8 +98,8 @@ def build_cmd(
 ) -> None:
     """Make an index over a library: extract what is not cached, encode every window's
     proposals once, store them in FAISS."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import build_index
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
 
     settings = get_settings()
@@ -133,8 +133,8 @@ def add_cmd(
     json_out: bool = Opt(False, "--json", help="JSON output."),
 ) -> None:
     """Add videos with the index's own model (videos already in it are skipped)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import add_videos
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
 
     db = open_store()
@@ -155,8 +155,8 @@ def remove_cmd(
     json_out: bool = Opt(False, "--json", help="JSON output."),
 ) -> None:
     """Remove videos from an index (no rebuild)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import remove_videos
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     db = open_store()

@@ -131,12 +131,13 @@ def extract_features(
     same batches and features either way.
     Never raises for a bad video: see `report.failures()`.
     """
-    from vdi_cli.errors import VdiError
+    from vdi_cli.errors import VdiError, param
 
     if batch_size < 1:
-        raise VdiError(f"--batch-size must be at least 1, got {batch_size}", hint="e.g. 32")
+        raise VdiError(f"{param('batch_size')} must be at least 1, got {batch_size}",
+                       hint="e.g. 32")
     if workers < 0:
-        raise VdiError(f"--workers must be 0 or more, got {workers}",
+        raise VdiError(f"{param('workers')} must be 0 or more, got {workers}",
                        hint="0 decodes in a thread of this process; K > 0 in K processes")
     start = time.perf_counter()
     sampling = Sampling.from_any(sampling)

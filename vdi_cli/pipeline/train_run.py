@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.pipeline.train import Trainer, checkpoint_config, log_line, run_folder, say
 from vdi_cli.pipeline.train_config import TrainConfig
 from vdi_cli.pipeline.train_diagnostics import finish_epoch
@@ -160,7 +160,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
             "out (see the run summary)", quiet)
     train_anns = _annotations(train_report, source.failed)
     if not train_anns:
-        raise VdiError("no training query has a readable video", hint="check --video-dir")
+        raise VdiError("no training query has a readable video", hint=f"check {param('video_dir')}")
     parsed = None
     if trainer.needs_parsed:
         texts = sorted({a.query for a in train_anns})
