@@ -152,8 +152,8 @@ def train(config: TrainConfig | Mapping[str, Any] | None = None, *, recipe: str 
     from vdi_cli.recipes import find_recipe
     from vdi_cli.runs import run_context
 
-    cfg = train_config(config, recipe=recipe, **options)
-    check_train_config(cfg.resolved())  # ids, component options, device: before a model loads
+    cfg = train_config(config, recipe=recipe, **options).resolved()  # presets filled, as the CLI
+    check_train_config(cfg)  # ids, component options, device: before any model loads
     store = _store(db)
     stored = {**cfg.model_dump(), **({"recipe": find_recipe(recipe).record()} if recipe else {})}
     with run_context(store, "train", stored, None, backbone=cfg.backbone, head=cfg.head,
