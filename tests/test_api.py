@@ -85,12 +85,12 @@ def test_parameter_names_in_messages_and_their_cli_wording():
     from vdi_cli.errors import VdiError, param
 
     text = (f"{param('top_k')} must be at least 1; e.g. {param('top_k', 5)}, "
-            f"{param('training_free', True)}, {param('run', 'ID')}, {param('predictions')}, "
+            f"{param('training_free', True)}, {param('run', 'ID')}, {param('suites')}, "
             "`vdi runs list`")
     assert text == ("`top_k` must be at least 1; e.g. `top_k=5`, `training_free=True`, "
-                    "`run=ID`, `predictions`, `vdi runs list`")
+                    "`run=ID`, `suites`, `vdi runs list`")
     assert cli_words(text) == ("--top-k must be at least 1; e.g. --top-k 5, --training-free, "
-                               "--run ID, `predictions`, `vdi runs list`")
+                               "--run ID, `suites`, `vdi runs list`")
     exc = cli_error(VdiError(f"{param('overlap')} must be in [0, 1)",
                              hint=f"e.g. {param('overlap', 0.5)}"))
     assert (exc.message, exc.hint, str(exc)) == ("--overlap must be in [0, 1)",

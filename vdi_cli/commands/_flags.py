@@ -24,6 +24,7 @@ CLI_FLAGS = {
     "fps": "--fps",
     "head_options": "--head-option",
     "overlap": "--overlap",
+    "predictions": "--predictions",
     "run": "--run",
     "top_k": "--top-k",
     "training_free": "--training-free",
