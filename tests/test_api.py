@@ -206,3 +206,34 @@ def test_the_api_page_examples_run(tmp_path, monkeypatch, capsys):
         assert found and found[1] in durations, line
         assert 0 <= float(found[2]) < float(found[3]) <= durations[found[1]] + 0.05
     assert (tmp_path / "library.db").is_file()
+
+
+def test_extract_and_parse_without_a_store_and_with_one(clip, tmp_path):
+    """extract: 6 s at 2 fps is 12 frames of tiny-shapes' 128-d features; a missing file is
+    reported, not raised; the call's in-memory store forgets (extracted again), a given store
+    remembers (cached). parse: duplicates parsed once, spaCy's noun chunks are the static
+    query and the rest the dynamic one; a store keeps the parse for the next call."""
+    import vdi_cli as vdi
+
+    first = vdi.extract(clip, backbone="tiny-shapes", fps=2)
+    video = first.videos[0]
+    assert (video.status, video.frames, video.duration, video.global_shape) == (
+        "extracted", 12, 6.0, [12, 128])
+    again = vdi.extract([clip, tmp_path / "none.mp4"], backbone="tiny-shapes", fps=2)
+    assert [(v.status, v.reason) for v in again.videos] == [("extracted", None),
+                                                            ("failed", "missing")]
+    store = vdi.open_store(tmp_path / "mine.db")
+    kept = [vdi.extract(clip, backbone="tiny-shapes", fps=2, db=store).videos[0].status
+            for _ in range(2)]
+    assert kept == ["extracted", "cached"]
+
+    pytest.importorskip("spacy")
+    sentence = "a person opens the door"
+    report = vdi.parse([sentence, sentence])
+    query = report.queries[0]
+    assert (len(report.queries), report.parsed) == (2, 1)
+    assert (query.static, query.dynamic, query.chunks) == ("a person the door", "opens",
+                                                           ((0, 2), (3, 5)))
+    counts = [(r.parsed, r.cached) for r in (vdi.parse(sentence, db=store),
+                                              vdi.parse(sentence, db=store))]
+    assert counts == [(1, 0), (0, 1)]
