@@ -11,7 +11,7 @@ local-dir:FOLDER` loads an open_clip folder (open_clip_config.json + weights).
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from vdi_cli.backbones import (
 )
 from vdi_cli.errors import VdiError
 from vdi_cli.hookspecs import hookimpl
+from vdi_cli.log_filters import muted
 
 LOCAL_DIR = "local-dir:"
 OPEN_CLIP_PREFIX = "open_clip:"  # the id form open_clip:ARCH@TAG (registered as id_prefix)
@@ -236,11 +237,13 @@ class OpenClipSpec:
                 loaded = OpenClipBackbone(self, model, device, half, open_clip, name)
                 loaded.text_only = True
                 return loaded
-        with torch.random.fork_rng(devices=[]):
+        # "initialized randomly" is what we asked for: muted for this call only (the caller's
+        # logging is left as it was, `vdi_cli.log_filters`)
+        randomly = checkpoint is None and not name.startswith(LOCAL_DIR)
+        with torch.random.fork_rng(devices=[]), \
+                muted("open_clip") if randomly else contextlib.nullcontext():
             torch.manual_seed(0)  # random weights are the same on every load
             try:
-                if checkpoint is None and not name.startswith(LOCAL_DIR):
-                    logging.disable(logging.WARNING)  # "initialized randomly" is what we asked
                 model = open_clip.create_model(
                     name, pretrained=checkpoint, force_quick_gelu=quick_gelu, weights_only=True
                 )
@@ -251,8 +254,6 @@ class OpenClipSpec:
                     f"could not load {self.id} with weights {checkpoint or self.weights}: {exc}",
                     hint="check that the checkpoint matches the architecture",
                 ) from exc
-            finally:
-                logging.disable(logging.NOTSET)
         return OpenClipBackbone(self, model, device, half, open_clip, name)
 
 
@@ -378,13 +379,10 @@ def _text_only_model(open_clip: Any, name: str, checkpoint: str, quick_gelu: boo
     rebuilt; None when something else would be left unset (the caller loads in full)."""
     import torch
 
-    logging.disable(logging.WARNING)  # "initialized randomly": nothing is initialised at all
-    try:
-        with torch.device("meta"):
-            model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu,
-                                           device="meta")
-    finally:
-        logging.disable(logging.NOTSET)
+    # "initialized randomly": nothing is initialised at all (muted for this call only)
+    with muted("open_clip"), torch.device("meta"):
+        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu,
+                                       device="meta")
     model.to_empty(device="cpu")
     if checkpoint.endswith(".safetensors"):
         from safetensors import safe_open

@@ -33,7 +33,7 @@ def test_plan_windows_overlap_and_end_alignment():
     assert plan_windows(70.0, 30.0, 0.0) == [(0.0, 30.0), (30.0, 60.0), (40.0, 70.0)]
     assert plan_windows(5000.0, None) == [(0.0, 5000.0)]
     for bad in (1.0, -0.1):
-        with pytest.raises(VdiError, match="--overlap"):
+        with pytest.raises(VdiError, match="`overlap` must be in"):
             plan_windows(90.0, 30.0, bad)
 
 

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from vdi_cli.compat.torchvision_shim import install_import_hook
 from vdi_cli.errors import VdiError
+
+# open_clip and transformers import torchvision, which needs the shim beside the CPU build of
+# torch: applied when torchvision is first imported, by vdi or by the caller (imports nothing now)
+install_import_hook()
 
 RANDOM_WEIGHTS = "random:0"  # seeded random initialisation (tests, benchmarks)
 

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.store.hashes import hash_file as sha256_file  # the one file hasher
 
 CONFIG = "config.json"
@@ -217,13 +217,14 @@ def check_compatible(config: dict[str, Any], *, backbone: str | None = None,
         raise VdiError(
             f"the checkpoint was trained with backbone '{trained.get('id')}', "
             f"not '{backbone}'",
-            hint=f"use --backbone {trained.get('id')} (features must come from the same model)",
+            hint=f"use {param('backbone', trained.get('id'))} (features must come from the same "
+            "model)",
         )
     if weights is not None and weights != trained.get("weights"):
         raise VdiError(
             f"the checkpoint was trained on {trained.get('id')} weights "
             f"'{trained.get('weights')}', not '{weights}'",
-            hint="pass the same --weights as in training",
+            hint=f"pass the same {param('weights')} as in training",
         )
     if sampling is not None and sampling != config.get("sampling"):
         raise VdiError(

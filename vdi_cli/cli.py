@@ -97,6 +97,9 @@ def run(argv: list[str] | None = None) -> int:
             return _interrupted(_stopped or KeyboardInterrupt())
         return result if isinstance(result, int) else 0
     except VdiError as exc:
+        from vdi_cli.commands._flags import cli_error
+
+        cli_error(exc)  # a library error in the CLI's words (its flags)
         if debug:
             raise
         print(f"Error: {exc.message}", file=sys.stderr)

@@ -6,6 +6,43 @@ Anything else is a bug and is reported as an unexpected error.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
+_NO_VALUE = object()
+_PARAM = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
+def param(name: str, value: object = _NO_VALUE) -> str:
+    """How library code names a parameter of its call in a message: `top_k`, or with a value
+    `top_k=5`. A library caller reads its own parameter names; the CLI words the same message
+    with its flags (`--top-k`, `--top-k 5`) through `reword` and its table of flags."""
+    return f"`{name}`" if value is _NO_VALUE else f"`{name}={value}`"
+
+
+def words(text: str, flags: Mapping[str, str]) -> str:
+    """`text` with each `param(...)` whose name is in `flags` written as that flag: `name` ->
+    the flag, `name=VALUE` -> "flag VALUE" (`name=True` -> the flag alone, a switch)."""
+
+    def one(match: re.Match[str]) -> str:
+        flag = flags.get(match.group(1))
+        if flag is None:
+            return match.group(0)
+        value = match.group(2)
+        return flag if value is None or value == "True" else f"{flag} {value}"
+
+    return _PARAM.sub(one, text)
+
+
+def reword(exc: VdiError, flags: Mapping[str, str]) -> VdiError:
+    """Rewrite `exc`'s message and hint in place with `words` (the command layer's wording of
+    a library error); returns it, for `raise`."""
+    exc.message = words(exc.message, flags)
+    exc.args = (exc.message, *exc.args[1:])
+    if exc.hint:
+        exc.hint = words(exc.hint, flags)
+    return exc
+
 
 class VdiError(Exception):
     """An error the user can act on. `hint` says what to do about it."""

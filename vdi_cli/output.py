@@ -50,13 +50,17 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     sys.stdout.write(table(rows, headers) + "\n")
 
 
-def progress(iterable: Iterable[Any] | None = None, *, json_mode: bool = False, **kwargs: Any):
-    """A tqdm bar on stderr; disabled when stderr is not a TTY, with --quiet or --json."""
-    from tqdm import tqdm
+def shows_progress(json_mode: bool = False) -> bool:
+    """What a command passes as a stage's `show_progress`: not with --quiet or --json."""
+    return not (get_settings().quiet or json_mode)
 
-    settings = get_settings()
-    disable = settings.quiet or json_mode or not sys.stderr.isatty()
-    return tqdm(iterable, file=sys.stderr, disable=disable, dynamic_ncols=True, **kwargs)
+
+def progress(iterable: Iterable[Any] | None = None, *, json_mode: bool = False, **kwargs: Any):
+    """A command's tqdm bar on stderr; disabled when stderr is not a TTY, with --quiet or --json
+    (library code uses `vdi_cli.progress.progress_bar`, told by its caller)."""
+    from vdi_cli.progress import progress_bar
+
+    return progress_bar(iterable, enabled=not (get_settings().quiet or json_mode), **kwargs)
 
 
 def warn_damaged(videos: list[Any]) -> None:

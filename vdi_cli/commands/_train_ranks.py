@@ -22,9 +22,10 @@ def train_on_ranks(config: Any, resume: int | None, db: Any, show_progress: bool
     """Run `run_training` here (one process) or as this torchrun rank; returns the summary with
     the run id. `recipe` (`Recipe.record()`: name, path, sha256, its values) is stored in the run
     row's configuration under "recipe", beside the resolved options."""
+    from vdi_cli.commands._flags import run_context  # library errors in the CLI's words
     from vdi_cli.distributed import start
     from vdi_cli.pipeline.train_run import run_training
-    from vdi_cli.runs import RunHandle, run_context
+    from vdi_cli.runs import RunHandle
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store.db import close_db
 

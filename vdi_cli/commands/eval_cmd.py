@@ -11,7 +11,7 @@ import sys
 import typer
 
 from vdi_cli.errors import UsageError, VdiError
-from vdi_cli.output import info, print_json, print_table, warn
+from vdi_cli.output import info, print_json, print_table, shows_progress, warn
 
 
 def _numbers(text: str, kind: type, what: str) -> tuple:
@@ -127,10 +127,10 @@ def eval_command(
     (a trivial baseline). Two of them together is an error; --video-dir, --query-form,
     --batch-size and --save-predictions belong to a model, --seed to the random baseline."""
     from vdi_cli.checks import check_component
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.config import parse_overrides
     from vdi_cli.metric_sets import parse_suites
     from vdi_cli.pipeline.evaluate import evaluate_predictions, record_metrics
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     recalls = _numbers(recall, int, "--recall")
@@ -238,9 +238,9 @@ def _eval_baseline(name: str, annotations: str, format_id: str, train: str | Non
                    by: str | None, seed: int, options: dict, recalls: tuple, ious: tuple,
                    split: str | None, json_out: bool, suites: tuple = ("recall",)) -> None:
     from vdi_cli.baselines import evaluate_baseline
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.metric_sets import compute_metrics
     from vdi_cli.pipeline.evaluate import record_metrics
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     config = {"mode": "baseline", "baseline": name, "annotations": annotations,
@@ -273,6 +273,7 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
                 ious: tuple, split: str | None, batch_size: int, json_out: bool,
                 by: str | None = None, train: str | None = None,
                 suites: tuple = ("recall",), save: str | None = None) -> None:
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.evaluate_model import (
         check_query_forms,
@@ -282,7 +283,6 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
         resolve_checkpoint,
         write_submission,
     )
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store.predictions import store_predictions
 
@@ -308,7 +308,8 @@ def _eval_model(checkpoint: str | None, run_id: int | None, annotations: str, fo
             db, path, annotations, format_id, video_dir, query_forms=forms,
             dataset_options=options, recalls=recalls, ious=ious,
             device=get_settings().device, batch_size=batch_size, split=split,
-            show_progress=not json_out, suites=suites, include_unannotated=save is not None)
+            show_progress=shows_progress(json_out), suites=suites,
+            include_unannotated=save is not None)
         scored = [r for r in results if r.report is not None]
         for r in scored:
             record_metrics(db, run.id, r.report.metrics, r.report.split)

@@ -13,7 +13,14 @@ from typing import Any
 import typer
 
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, print_json, print_table, warn, warn_damaged
+from vdi_cli.output import (
+    info,
+    print_json,
+    print_table,
+    shows_progress,
+    warn,
+    warn_damaged,
+)
 
 MAX_LISTED = 5
 
@@ -98,9 +105,9 @@ def extract_command(
     """Extract per-frame global and patch features (cached: a second run is free)."""
     from vdi_cli.backbones import check_device
     from vdi_cli.checks import check_backbone
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.extract import extract_features
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.shards import parse_shard, rank_device, unsharded_launch
     from vdi_cli.video import Sampling
@@ -140,7 +147,7 @@ def extract_command(
         report = extract_features(
             db, items, backbone=backbone, weights=weights, sampling=sampling,
             batch_size=batch_size, device=device, precision=precision, dtype=dtype, force=force,
-            run_id=run.id, options=options, show_progress=not json_out, workers=workers,
+            run_id=run.id, options=options, show_progress=shows_progress(json_out), workers=workers,
         )
         run.summary = report.summary()
         if json_out:

@@ -10,8 +10,15 @@ from typing import Any
 
 import typer
 
+from vdi_cli.commands._flags import notice
 from vdi_cli.errors import VdiError
-from vdi_cli.output import notice, print_json, print_table, warn, warn_damaged
+from vdi_cli.output import (
+    print_json,
+    print_table,
+    shows_progress,
+    warn,
+    warn_damaged,
+)
 
 Opt = typer.Option
 index_app = typer.Typer(help="Index a video library once (`build`, `add`, `remove`, `list`, "
@@ -91,8 +98,8 @@ def build_cmd(
 ) -> None:
     """Make an index over a library: extract what is not cached, encode every window's
     proposals once, store them in FAISS."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import build_index
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
 
     settings = get_settings()
@@ -108,7 +115,8 @@ def build_cmd(
             checkpoint=checkpoint, run=run, training_free=training_free, backbone=backbone,
             weights=weights, fps=fps, window=window, overlap=overlap,
             head_options=_options(head_option), device=settings.device,
-            show_progress=not json_out, run_id=handle.id, batch_size=batch_size, notify=notice)
+            show_progress=shows_progress(json_out), run_id=handle.id, batch_size=batch_size,
+            notify=notice)
         handle.update(backbone=report.model["backbone"], head=report.model["head"])
         handle.summary.update(report.summary())
         _report(report, json_out, handle.id)
@@ -125,8 +133,8 @@ def add_cmd(
     json_out: bool = Opt(False, "--json", help="JSON output."),
 ) -> None:
     """Add videos with the index's own model (videos already in it are skipped)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import add_videos
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
 
     db = open_store()
@@ -134,7 +142,7 @@ def add_cmd(
     with run_context(db, "index", config, sys.argv[1:]) as handle:
         videos = _sources(sources or [], dataset, annotations, video_dir)
         report = add_videos(db, name, videos, device=get_settings().device,
-                            show_progress=not json_out, run_id=handle.id,
+                            show_progress=shows_progress(json_out), run_id=handle.id,
                             batch_size=batch_size, notify=notice)
         handle.summary.update(report.summary())
         _report(report, json_out, handle.id)
@@ -147,8 +155,8 @@ def remove_cmd(
     json_out: bool = Opt(False, "--json", help="JSON output."),
 ) -> None:
     """Remove videos from an index (no rebuild)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.pipeline.index import remove_videos
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import open_store
 
     db = open_store()

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from vdi_cli.commands._flags import notice
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, notice, warn, warn_damaged
+from vdi_cli.output import info, shows_progress, warn, warn_damaged
 
 if TYPE_CHECKING:
     from vdi_cli.pipeline.retrieve import RetrieveResult
@@ -50,6 +51,7 @@ def retrieve_command(
 ) -> None:
     """Find when each sentence happens: ranked moments (start, end, score) of one video, or
     ranked across many (a folder or glob)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.config import parse_overrides
     from vdi_cli.pipeline.retrieve import (
         Retriever,
@@ -59,7 +61,6 @@ def retrieve_command(
         split_arguments,
     )
     from vdi_cli.pipeline.retrieve_output import FORMATS
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store.predictions import store_predictions
 
@@ -96,7 +97,7 @@ def retrieve_command(
         model = retriever.describe()
         handle.update(backbone=model["backbone"], head=model["head"])
         result = retriever.search(videos, texts, top_k=top_k, keep_maps=plot is not None,
-                                  show_progress=fmt == "table", run_id=handle.id,
+                                  show_progress=shows_progress(fmt != "table"), run_id=handle.id,
                                   batch_size=batch_size)
         handle.summary.update(result.summary())
         handle.summary["predictions"] = store_predictions(db, handle.id, ranked_moments(result))

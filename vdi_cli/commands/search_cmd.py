@@ -9,8 +9,9 @@ import sys
 
 import typer
 
+from vdi_cli.commands._flags import notice
 from vdi_cli.errors import VdiError
-from vdi_cli.output import info, notice
+from vdi_cli.output import info
 
 Opt = typer.Option
 
@@ -27,11 +28,11 @@ def search_command(
     plot: str = Opt(None, "--plot", help="Write a PNG of the found videos' scores over time."),
 ) -> None:
     """Find when each sentence happens across an indexed library (`vdi index build`)."""
+    from vdi_cli.commands._flags import run_context  # library errors in CLI words
     from vdi_cli.commands.retrieve_cmd import _print
     from vdi_cli.pipeline.retrieve import check_queries, ranked_moments
     from vdi_cli.pipeline.retrieve_output import FORMATS
     from vdi_cli.pipeline.search import LibrarySearcher
-    from vdi_cli.runs import run_context
     from vdi_cli.settings import get_settings, open_store
     from vdi_cli.store.indexes import list_indexes
     from vdi_cli.store.predictions import store_predictions

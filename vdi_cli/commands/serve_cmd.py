@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from vdi_cli.output import info, notice
+from vdi_cli.commands._flags import notice
+from vdi_cli.output import info
 
 Opt = typer.Option
 LOCAL = ("127.0.0.1", "localhost", "::1")

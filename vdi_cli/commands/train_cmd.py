@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from vdi_cli.output import print_json, print_table
+from vdi_cli.output import print_json, print_table, shows_progress
 
 Opt = typer.Option
 
@@ -141,7 +141,7 @@ def train(
 
     if nproc is not None and nproc > 1 and not under_torchrun():
         raise typer.Exit(launch(nproc, without_nproc(sys.argv[1:]), config.device))
-    summary = train_on_ranks(config, resume, db, show_progress=not json_out,
+    summary = train_on_ranks(config, resume, db, show_progress=shows_progress(json_out),
                              recipe=used.record() if used else None)
     if under_torchrun() and env_rank() != 0:
         return  # rank 0 prints the result

@@ -5,6 +5,13 @@ library fails to load and its import then dies with `operator torchvision::nms d
 (its Python side registers fake kernels for ops whose schemas live in that library). open_clip and
 transformers import torchvision, so this module must run first: it tries the native library and,
 failing that, defines the `nms` / `qnms` schemas itself. vdi never calls those ops.
+
+`install_import_hook()` makes that happen for the caller's own imports too: the modules that
+need torchvision (`vdi_cli.backbones`, every `vdi_plugins` module) install it on import, and it
+runs `ensure_torchvision` the first time anything imports torchvision, so a program that imports
+vdi's backbone module and then `import open_clip` itself works without knowing about this shim.
+The hook imports nothing until torchvision is imported (importing vdi stays torch-free) and
+removes itself once it has run.
 """
 
 from __future__ import annotations
@@ -47,6 +54,36 @@ def ensure_torchvision() -> None:
     _library = torch.library.Library("torchvision", "DEF")
     _library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+
+class _TorchvisionHook:
+    """A `sys.meta_path` finder that finds nothing: it only prepares torch the first time
+    `torchvision` is looked up, then steps aside."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "torchvision":
+            _remove_hook()  # before ensure_torchvision: its own find_spec must not come back here
+            ensure_torchvision()
+        return None
+
+
+_hook = _TorchvisionHook()
+
+
+def install_import_hook() -> None:
+    """Idempotent: run `ensure_torchvision` when torchvision is first imported, by anyone."""
+    import sys
+
+    if _done or "torchvision" in sys.modules or _hook in sys.meta_path:
+        return
+    sys.meta_path.insert(0, _hook)
+
+
+def _remove_hook() -> None:
+    import sys
+
+    if _hook in sys.meta_path:
+        sys.meta_path.remove(_hook)
 
 
 def _has_nms(torch) -> bool:  # noqa: ANN001 - the torch module

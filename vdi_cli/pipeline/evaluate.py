@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.metrics import DEFAULT_IOUS, DEFAULT_RECALLS, RetrievalMetrics
 from vdi_cli.types import Annotation
 
@@ -97,12 +97,12 @@ def read_predictions(path: str | Path) -> list[PredictionRecord]:
     p = Path(path)
     if p.is_dir():
         raise VdiError(f"predictions file '{p}' is a folder, not a file",
-                       hint="give --predictions the JSONL file inside it")
+                       hint=f"give {param('predictions')} the JSONL file inside it")
     try:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark, as `parse --file`
     except FileNotFoundError as exc:
         raise VdiError(f"predictions file '{p}' does not exist",
-                       hint="check the path given to --predictions") from exc
+                       hint=f"check the path given to {param('predictions')}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise VdiError(f"cannot read predictions file '{p}': {exc}",
                        hint="it must be a UTF-8 JSONL file") from exc

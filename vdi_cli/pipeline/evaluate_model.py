@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import UsageError, VdiError
+from vdi_cli.errors import UsageError, VdiError, param
 from vdi_cli.metrics import DEFAULT_IOUS, DEFAULT_RECALLS
 
 SUBMISSION_WINDOWS = 10  # windows per query in a written predictions file (mAP reads 10)
@@ -43,8 +43,9 @@ def check_query_forms(forms: Sequence[str]) -> None:
 
 def resolve_checkpoint(db: Any, checkpoint: str | None, run_id: int | None) -> str:
     if (checkpoint is None) == (run_id is None):
-        raise UsageError("give exactly one of --checkpoint PATH and --run ID",
-                       hint="`vdi runs list --command train` shows the training runs")
+        raise UsageError(f"give exactly one of {param('checkpoint', 'PATH')} and "
+                         f"{param('run', 'ID')}",
+                         hint="`vdi runs list --command train` shows the training runs")
     if checkpoint is not None:
         return checkpoint
     from vdi_cli.store import get_run

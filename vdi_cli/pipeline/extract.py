@@ -131,12 +131,13 @@ def extract_features(
     same batches and features either way.
     Never raises for a bad video: see `report.failures()`.
     """
-    from vdi_cli.errors import VdiError
+    from vdi_cli.errors import VdiError, param
 
     if batch_size < 1:
-        raise VdiError(f"--batch-size must be at least 1, got {batch_size}", hint="e.g. 32")
+        raise VdiError(f"{param('batch_size')} must be at least 1, got {batch_size}",
+                       hint="e.g. 32")
     if workers < 0:
-        raise VdiError(f"--workers must be 0 or more, got {workers}",
+        raise VdiError(f"{param('workers')} must be 0 or more, got {workers}",
                        hint="0 decodes in a thread of this process; K > 0 in K processes")
     start = time.perf_counter()
     sampling = Sampling.from_any(sampling)
@@ -209,14 +210,14 @@ def _run_pipeline(
     batch_size: int, dtype: str, root: Path, run_id: int | None, show_progress: bool,
     workers: int = 0,
 ) -> None:
-    from vdi_cli.output import progress
+    from vdi_cli.progress import progress_bar
 
     items = [(i, report.videos[i].path) for i in pending]
     if workers > 0:
         messages = pool_messages(items, sampling, batch_size, loaded, workers)
     else:
         messages = thread_messages(items, sampling, batch_size, loaded)
-    bar = progress(total=0, unit="frame", desc="extract", json_mode=not show_progress)
+    bar = progress_bar(total=0, unit="frame", desc="extract", enabled=show_progress)
     writers: dict[int, FeatureWriter] = {}  # one per video being decoded (K with workers)
     infos: dict[int, Any] = {}
     encoded: dict[int, int] = {}  # frames per video so far

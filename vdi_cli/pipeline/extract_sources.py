@@ -19,29 +19,45 @@ from vdi_cli.video import Sampling, VideoError
 
 QUEUE_BATCHES = 2  # batches decoded ahead of the model
 
-DECODE_NICE = int(os.environ.get("VDI_DECODE_NICE", "10"))
+NICE_ENV = "VDI_DECODE_NICE"
+DEFAULT_NICE = 10
 
 
-def _lower_priority() -> None:
+def decode_nice() -> int:
+    """How much lower the decoders run (`VDI_DECODE_NICE`, default 10; 0 or less: not lowered).
+    Read when an extraction starts, not at import: importing vdi parses no environment, and a
+    bad value is an error for the extraction that uses it rather than for every import."""
+    from vdi_cli.errors import VdiError
+
+    raw = os.environ.get(NICE_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_NICE
+    except ValueError:
+        raise VdiError(f"{NICE_ENV}={raw!r} is not a whole number",
+                       hint=f"e.g. {NICE_ENV}=10 (0 leaves the decoders at normal priority)"
+                       ) from None
+
+
+def _lower_priority(nice: int) -> None:
     """Run this (decoding) thread at a lower CPU priority (Linux: per-thread nice).
 
     The model's forward pass keeps every core busy and waits for its slowest thread, so a
     decoder competing at equal priority slows each op by the time it steals. At nice +10 the
     decoder mostly runs in the gaps between ops, and the bounded queue still keeps it ahead.
     """
-    if not sys.platform.startswith("linux") or DECODE_NICE <= 0:
+    if not sys.platform.startswith("linux") or nice <= 0:
         return
     try:
         tid = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + DECODE_NICE))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
     except (AttributeError, OSError):
         pass
 
 
 def _producer(
     q: queue.Queue, stop: threading.Event, items: list[tuple[int, str]], sampling: Sampling,
-    batch_size: int, loaded: Any,
+    batch_size: int, loaded: Any, nice: int = DEFAULT_NICE,
 ) -> None:
     def put(msg: tuple[Any, ...]) -> bool:
         while not stop.is_set():
@@ -52,7 +68,7 @@ def _producer(
                 continue
         return False
 
-    _lower_priority()
+    _lower_priority(nice)
     try:  # one intra-op thread here: a second OpenMP team would fight the model's for cores
         import torch
 
@@ -76,8 +92,9 @@ def thread_messages(items: list[tuple[int, str]], sampling: Sampling, batch_size
     """`--workers 0`: the messages of one background decoding thread, video after video."""
     q: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
     stop = threading.Event()
+    nice = decode_nice()  # here, so that a bad VDI_DECODE_NICE is the caller's error
     thread = threading.Thread(
-        target=_producer, args=(q, stop, items, sampling, batch_size, loaded),
+        target=_producer, args=(q, stop, items, sampling, batch_size, loaded, nice),
         name="vdi-decode", daemon=True,
     )
     thread.start()
@@ -106,7 +123,7 @@ def pool_messages(items: list[tuple[int, str]], sampling: Sampling, batch_size: 
         torch.set_num_threads(model_threads(threads, min(workers, len(items))))
     try:
         with DecodePool(workers, sampling, batch_size, frame_preprocess(loaded),
-                        nice=DECODE_NICE) as pool:
+                        nice=decode_nice()) as pool:
             yield from pool.messages(items)
     finally:
         torch.set_num_threads(threads)

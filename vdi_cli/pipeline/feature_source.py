@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.pipeline.train_data import VideoFeatures
 from vdi_cli.video import video_for_id
 
@@ -42,7 +42,8 @@ class FeatureSource:
                 self.failed[vid] = outcome.error or outcome.status
         if not self.sha:
             raise VdiError(f"no usable video in '{video_dir}' ({len(self.failed)} failed)",
-                           hint="--video-dir must hold <video id>.mp4 files of the dataset")
+                           hint=f"{param('video_dir')} must hold <video id>.mp4 files of the "
+                           "dataset")
 
     def __call__(self, video_id: str) -> VideoFeatures:
         hit = self._cache.get(video_id)

@@ -250,8 +250,8 @@ def _add(db: Any, index: dict[str, Any], retriever: Any, videos: Sequence[Any],
          report: IndexReport, show_progress: bool, run_id: int | None, batch_size: int) -> None:
     import time
 
-    from vdi_cli.output import progress
     from vdi_cli.pipeline.retrieve_windows import video_proposals
+    from vdi_cli.progress import progress_bar
 
     start = time.perf_counter()
     have = {r["sha256"]: r for r in index_videos(db, index["id"])}
@@ -264,8 +264,8 @@ def _add(db: Any, index: dict[str, Any], retriever: Any, videos: Sequence[Any],
     head = retriever.loaded.model.head
     slot = int(index["next_slot"])
     added, seen = [], set()
-    bar = progress(total=len(ready), desc="index", unit="video",
-                   json_mode=not show_progress or len(ready) < 2)
+    bar = progress_bar(total=len(ready), desc="index", unit="video",
+                       enabled=show_progress and len(ready) >= 2)
     try:
         for video, sha, _status in ready:
             if sha in have or sha in seen:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.pipeline.retrieve_model import choose_model, load_retrieval_model, model_warnings
 from vdi_cli.pipeline.retrieve_windows import VideoRanking, rank_video
 from vdi_cli.types import Moment
@@ -184,8 +184,8 @@ class Retriever:
         self.db = db
         self.overlap = overlap
         if not 0 <= overlap < 1:
-            raise VdiError(f"--overlap must be in [0, 1), got {overlap}",
-                           hint="e.g. --overlap 0.5")
+            raise VdiError(f"{param('overlap')} must be in [0, 1), got {overlap}",
+                           hint=f"e.g. {param('overlap', 0.5)}")
         self.choice = choose_model(db, checkpoint=checkpoint, run=run,
                                    training_free=training_free, backbone=backbone)
         self.notice = self.choice.notice
@@ -261,7 +261,8 @@ class Retriever:
         """Ranked moments of every query in every video (and across videos); top_k None: all
         the merged moments."""
         if top_k is not None and top_k < 1:
-            raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
+            raise VdiError(f"{param('top_k')} must be at least 1, got {top_k}",
+                           hint=f"e.g. {param('top_k', 5)}")
         queries = check_queries(queries)
         clock = time.perf_counter
         t0 = clock()
@@ -270,10 +271,10 @@ class Retriever:
         t1 = clock()
         sent = self.encode(queries)
         t2 = clock()
-        from vdi_cli.output import progress
+        from vdi_cli.progress import progress_bar
 
-        bar = progress(total=len(ready), desc="retrieve", unit="video",
-                       json_mode=not show_progress or len(ready) < 2)
+        bar = progress_bar(total=len(ready), desc="retrieve", unit="video",
+                           enabled=show_progress and len(ready) >= 2)
         try:
             for video, sha, status in ready:
                 feats, times, duration = self.video_features(sha)

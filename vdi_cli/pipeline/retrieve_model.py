@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 
 DEFAULT_FREE_SPAN = 60.0  # seconds per window for the training-free head
 DEFAULT_SPAN = 60.0  # for a checkpoint that does not record its training durations
@@ -47,8 +47,8 @@ def offline_demo() -> str:
     offline = default_or_none("backbone", "offline-backbone")
     if offline is None:
         return "or `make demo`"
-    return (f"for an offline try, --backbone {offline} (pretrained on the synthetic shapes "
-            "world only) or `make demo`")
+    return (f"for an offline try, {param('backbone', offline)} (pretrained on the synthetic "
+            "shapes world only) or `make demo`")
 
 
 def synthetic_only(backbone_id: str) -> bool:
@@ -109,13 +109,13 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
     """Pick the model source (reads only small JSON files and the store; no torch)."""
     from vdi_cli.checkpoints import check_compatible, read_config
 
-    picked = [name for name, on in (("--checkpoint", checkpoint is not None),
-                                    ("--run", run is not None),
-                                    ("--training-free", training_free)) if on]
+    picked = [param(name) for name, on in (("checkpoint", checkpoint is not None),
+                                           ("run", run is not None),
+                                           ("training_free", training_free)) if on]
     if len(picked) > 1:
         raise VdiError(f"{' and '.join(picked)} contradict each other",
                        hint="give one model source: a checkpoint folder, a training run id, "
-                       "or --training-free")
+                       f"or {param('training_free', True)}")
     if training_free:
         return ModelChoice("training-free")
     if checkpoint is not None:
@@ -123,7 +123,8 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
         if not Path(checkpoint).exists():
             raise VdiError(f"checkpoint '{checkpoint}' does not exist",
                            hint="pass a checkpoint folder written by `vdi train` "
-                           "(`vdi runs show ID` lists a run's checkpoints), or --run ID")
+                           f"(`vdi runs show ID` lists a run's checkpoints), or "
+                           f"{param('run', 'ID')}")
     elif run is not None:
         choice = _from_run(db, run, "run")
     else:
@@ -146,14 +147,14 @@ def choose_model(db: Any, *, checkpoint: str | None = None, run: int | None = No
         choice.notice = (f"Notice: using the latest training run {choice.train_run} "
                          f"({choice.checkpoint}): backbone "
                          f"{(choice.config.get('backbone') or {}).get('id', '?')}, trained on "
-                         f"{train.get('dataset') or '?'} {data}; --checkpoint, --run or "
-                         "--training-free choose another model")
+                         f"{train.get('dataset') or '?'} {data}; {param('checkpoint')}, "
+                         f"{param('run')} or {param('training_free')} choose another model")
     if backbone is not None:
         try:
             check_compatible(choice.config, backbone=backbone)
         except VdiError as exc:
-            extra = ("; or pass --training-free for the training-free head on this backbone"
-                     if choice.source == "latest" else "")
+            extra = (f"; or pass {param('training_free', True)} for the training-free head on "
+                     "this backbone" if choice.source == "latest" else "")
             raise VdiError(exc.message, hint=f"{exc.hint}{extra}") from None
     return choice
 
@@ -182,7 +183,8 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
 
     check_device(device)
     if window is not None and not window > 0:
-        raise VdiError(f"--window must be positive, got {window}", hint="e.g. --window 30")
+        raise VdiError(f"{param('window')} must be positive, got {window}",
+                       hint=f"e.g. {param('window', 30)}")
     if choice.training_free:
         from vdi_cli.checks import check_component
         from vdi_cli.model import build_model
@@ -205,7 +207,7 @@ def load_retrieval_model(choice: ModelChoice, *, backbone: str | None = None,
     from vdi_cli.model import load_model
 
     if head_options:
-        raise VdiError("--head-option applies to the training-free head only",
+        raise VdiError(f"{param('head_options')} applies to the training-free head only",
                        hint="a checkpoint's head keeps the options it was trained with")
     config = choice.config or {}
     trained = config.get("backbone", {})
@@ -239,7 +241,8 @@ def model_warnings(loaded: RetrievalModel) -> list[str]:
     out = []
     if str(bb.weights_id).startswith("random"):
         out.append(f"Warning: backbone {bb.id} has random weights ({bb.weights_id}): its "
-                   "moments mean nothing; pass --weights FILE or a pretrained backbone")
+                   f"moments mean nothing; pass {param('weights', 'FILE')} or a pretrained "
+                   "backbone")
     if synthetic_only(bb.id):
         out.append(f"Notice: {bb.id} knows only the synthetic shapes world (its image-text "
                    "pretraining); on other videos its moments mean nothing")

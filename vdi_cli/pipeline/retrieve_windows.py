@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.metrics import temporal_iou
 from vdi_cli.types import Moment
 
@@ -43,9 +43,11 @@ def plan_windows(duration: float, span: float | None, overlap: float = 0.5
     """[(start, end)] seconds covering [0, duration]: one window when the video fits the span,
     else windows of `span` every span * (1 - overlap) seconds, the last ending at `duration`."""
     if not 0 <= overlap < 1:
-        raise VdiError(f"--overlap must be in [0, 1), got {overlap}", hint="e.g. --overlap 0.5")
+        raise VdiError(f"{param('overlap')} must be in [0, 1), got {overlap}",
+                       hint=f"e.g. {param('overlap', 0.5)}")
     if span is not None and not span > 0:
-        raise VdiError(f"--window must be positive, got {span}", hint="e.g. --window 30")
+        raise VdiError(f"{param('window')} must be positive, got {span}",
+                       hint=f"e.g. {param('window', 30)}")
     duration = float(duration)
     if span is None or duration <= span * (1 + _EPS):
         return [(0.0, duration)]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.pipeline.index import load_vectors, open_retriever
 from vdi_cli.pipeline.retrieve import RetrieveResult, VideoResult, check_queries
 from vdi_cli.pipeline.retrieve_windows import (
@@ -104,7 +104,8 @@ class LibrarySearcher:
         import torch
 
         if top_k < 1:
-            raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
+            raise VdiError(f"{param('top_k')} must be at least 1, got {top_k}",
+                           hint=f"e.g. {param('top_k', 5)}")
         queries = check_queries(queries)
         t0 = time.perf_counter()
         with torch.no_grad():

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from vdi_cli.errors import VdiError
+from vdi_cli.errors import VdiError, param
 from vdi_cli.pipeline.train import Trainer, checkpoint_config, log_line, run_folder, say
 from vdi_cli.pipeline.train_config import TrainConfig
 from vdi_cli.pipeline.train_diagnostics import finish_epoch
@@ -112,7 +112,6 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     )
     from vdi_cli.datasets import load_dataset
     from vdi_cli.distributed import current
-    from vdi_cli.output import progress
     from vdi_cli.pipeline.evaluate import record_metrics
     from vdi_cli.pipeline.feature_source import FeatureSource
     from vdi_cli.pipeline.parse import parse_texts
@@ -120,6 +119,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     from vdi_cli.pipeline.train_ddp import attach, evaluate_sharded
     from vdi_cli.pipeline.train_resume import check_resume, inherit_checkpoints
     from vdi_cli.plugins import emit
+    from vdi_cli.progress import progress_bar
     from vdi_cli.store import get_run
     from vdi_cli.store.checkpoints import find_best_checkpoint, record_checkpoint
     from vdi_cli.store.predictions import insert_metrics
@@ -160,7 +160,7 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
             "out (see the run summary)", quiet)
     train_anns = _annotations(train_report, source.failed)
     if not train_anns:
-        raise VdiError("no training query has a readable video", hint="check --video-dir")
+        raise VdiError("no training query has a readable video", hint=f"check {param('video_dir')}")
     parsed = None
     if trainer.needs_parsed:
         texts = sorted({a.query for a in train_anns})
@@ -195,8 +195,8 @@ def run_training(config: TrainConfig, db: Any, run: Any, *, resume: int | None =
     for epoch in range(trainer.epoch + 1, epochs + 1):
         batches = epoch_batches(len(samples), config.batch_size, config.seed, epoch)
         sums: dict[str, float] = defaultdict(float)
-        bar = progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch",
-                       json_mode=not main)
+        bar = progress_bar(total=len(batches), desc=f"epoch {epoch}/{epochs}", unit="batch",
+                           enabled=not quiet)  # quiet: the caller's, or not rank 0
         for indices in batches:
             batch = collate([samples[i] for i in indices], source, trainer.needs_patches)
             terms = trainer.step(batch, epoch)

@@ -173,6 +173,21 @@ def open_db(path: str | Path | None = None, migrate: bool = True, readonly: bool
     return db
 
 
+def open_memory_db() -> Any:
+    """A fresh in-memory store with the full schema: the Python API's store when the caller
+    gives none (`vdi_cli.api`). The same SQLite and migrations as a file, so every stage runs
+    its one code path; it records nothing past its connection, holds no lock another process
+    waits on and leaves no file to clean up."""
+    import sqlite_utils
+
+    from vdi_cli.store.migrations import migrate as run_migrations
+
+    db = sqlite_utils.Database(sqlite3.connect(":memory:"))
+    db.execute("PRAGMA foreign_keys=ON")
+    run_migrations(db)
+    return db
+
+
 def _operational(db_path: Path, exc: sqlite3.OperationalError, action: str) -> StoreError:
     """SQLite's answer turned into what failed and what to do: locked, full disk, other."""
     import shutil
