@@ -272,7 +272,8 @@ def build_spatial_dynamic(config: SpatialDynamicConfig, dim: int, patch_count: i
 def register_objectives(register: Any) -> None:
     register("visual-context", build_visual_context, config=VisualContextConfig,
              description="VDI visual-context injection L_vc (Eqs. 1-2): align FC(f_q(Qd)) with "
-             "the frames probed by Qs.", requires=("clip",))
+             "the frames probed by Qs.", requires=("clip",), default_for="objective")
     register("spatial-dynamic", build_spatial_dynamic, config=SpatialDynamicConfig,
              description="VDI spatial-dynamic injection L_sd (Eqs. 3-5): match cosine structure "
-             "of patch-heatmap dynamics and of Qd features.", requires=("clip",))
+             "of patch-heatmap dynamics and of Qd features.", requires=("clip",),
+             default_for="objective")

@@ -23,17 +23,12 @@ from vdi_cli.testing import plugin_host
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RECIPES = ("training defaults, declared by TrainConfig and re-declared by `vdi train`'s options: "
-           "the recipes change (issue 24 item 2) moves them into recipe files shipped with the "
-           "built-in plugins; left alone here to keep that merge small")
 TEST_HELPERS = ("test helpers that train a tiny run of the built-ins on purpose (their callers "
                 "test the built-ins)")
 QVH_SUITE = ("the core's QVHighlights metric suite (vdi_cli/metrics_qvh.py) shares the "
              "qvhighlights dataset's name: it names a benchmark's metrics, not a component")
 
 ALLOWED: dict[str, tuple[set[str] | None, str]] = {
-    "vdi_cli/pipeline/train_config.py": (None, RECIPES),
-    "vdi_cli/commands/train_cmd.py": (None, RECIPES),
     "vdi_cli/testing.py": ({"open_clip:", "mmn-json"}, TEST_HELPERS),
     "vdi_cli/testing_ddp.py": ({"open_clip:", "mmn-json", "visual-context", "spatial-dynamic"},
                                TEST_HELPERS),
@@ -116,7 +111,10 @@ def test_defaults_come_from_the_builtins_registrations(builtins_only):
     assert default_id("parser") == "spacy"
     assert default_id("head") == "mmn"
     assert default_id("head", "training-free-head") == "clip-similarity"
-    assert default_or_none("objective") is None
+    from vdi_cli.defaults import default_ids
+
+    assert default_ids("objective") == ["visual-context", "spatial-dynamic"]
+    assert default_or_none("sequence-model", "no-such-role") is None
     with pytest.raises(VdiError) as exc:
         default_id("sequence-model")
     assert exc.value.message == "no installed plugin registers a default sequence-model"

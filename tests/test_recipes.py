@@ -99,8 +99,8 @@ def test_help_defaults_are_trainconfigs_and_the_paper_recipes():
     recipe = train_config_of(["--recipe", "charades-sta-vdi", *DATA])[1].values
     want = {"backbone": "clip-vit-b32", "head": "mmn", "parser": "spacy",
             "objective": "visual-context, spatial-dynamic", "batch_size": "48",
-            "seed": "25285", "epochs": "the head preset's (18 for charades)",
-            "lr": "the head preset's (0.0001 for charades)", "fps": "1"}
+            "seed": "25285", "epochs": "the head preset's (18 for mmn's charades)",
+            "lr": "the head preset's (0.0001 for mmn's charades)", "fps": "1"}
     for name, shown in want.items():
         assert f"Default: {shown}." in helps[name], (name, helps[name])
         assert defaults[name] is None, name  # not re-declared on the command line

@@ -9,9 +9,13 @@ turns the whole id into its config values): `prefixed_component` finds it for an
 `open_clip:ViT-B-32@openai`. Other facts the core asks about a component are registry extras
 too (`synthetic_only=True`: a backbone that knows only a synthetic world).
 
-Roles the core asks for: backbone (`vdi extract`, `load_backbone`), training-free-backbone and
-training-free-head (`vdi retrieve` without a checkpoint), offline-backbone (the hint when the
-training-free default cannot be loaded offline), parser (`vdi parse`, evaluation of Qs / Qd).
+Roles the core asks for: backbone (`vdi extract`, `load_backbone`, `vdi train`), head and
+objective (`vdi train`: the head, and the objectives trained when none is named),
+training-free-backbone and training-free-head (`vdi retrieve` without a checkpoint),
+offline-backbone (the hint when the training-free default cannot be loaded offline), parser
+(`vdi parse`, `vdi train`, evaluation of Qs / Qd). A head may offer `train_defaults=` (a
+callable of its options giving (preset name, training options)): what `vdi train` takes for
+the options a run leaves unset (its learning rate, epochs, milestones, freeze epochs).
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ def default_id(kind: str, role: str | None = None) -> str:
             hint=f"name one explicitly (`vdi {KINDS[kind].command}` lists them), or install "
             "the plugin that provides it")
     return str(found[0].id)
+
+
+def default_ids(kind: str, role: str | None = None) -> list[str]:
+    """Every id registered with `default_for` naming `role` (the default set of a kind that is
+    used several at once, as objectives are), in registration order."""
+    return [str(c.id) for c in with_role(kind, role)]
+
+
+def component_hook(component: Any, name: str) -> Callable[..., Any] | None:
+    """A callable a component offers in its registration extras (`name=` a callable or a lazy
+    "module:function"), or None."""
+    return _resolve(component.extra.get(name))
 
 
 def default_or_none(kind: str, role: str | None = None) -> str | None:

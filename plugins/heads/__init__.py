@@ -29,6 +29,7 @@ def register_heads(register: Any) -> None:
         "build(cfg, video_dim=, text_dim=).",
         requires=("clip",),
         default_for="head",
+        train_defaults="vdi_plugins.heads.mmn_config:train_defaults",
     )
     register(
         "clip-similarity",

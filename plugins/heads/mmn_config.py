@@ -32,6 +32,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# `vdi train`'s defaults per preset (MMN's trainer: lr, epochs, lr milestones, FREEZE_BERT's
+# epochs), filled in where a run leaves them unset; `objectives_frozen` says what the VDI terms
+# do while the text tower is frozen (MMN's FREEZE_BERT, which VDI's paper does not mention):
+# "skip", not computed and their modules not updated, so they start when the text tower starts
+# learning and never train unopposed.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4,
+                 "objectives_frozen": "skip"},
+    "activitynet": {"lr": 8e-4, "epochs": 18, "milestones": [7, 15], "freeze_text_epochs": 4,
+                    "objectives_frozen": "skip"},
+    "tacos": {"lr": 1.5e-3, "epochs": 250, "milestones": [130, 190], "freeze_text_epochs": 40,
+              "objectives_frozen": "skip"},
+}
+
 _P = "(default: the preset's)"
 
 
@@ -175,3 +189,10 @@ def _check(p: MMNParams) -> None:
     if not p.max_iou > p.min_iou:
         raise ConfigError(f"mmn: max_iou ({p.max_iou}) must exceed min_iou ({p.min_iou})",
                           hint=hint)
+
+
+def train_defaults(head_options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(preset, the training options a run of this head takes where it leaves them unset): the
+    `train_defaults` the `mmn` registration offers `vdi train` (an unknown preset: charades')."""
+    name = str(head_options.get("preset") or MMNConfig.model_fields["preset"].default)
+    return name, dict(TRAIN_PRESETS.get(name, TRAIN_PRESETS["charades"]))

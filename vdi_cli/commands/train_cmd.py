@@ -26,7 +26,8 @@ def _component_options(items: list[str], what: str) -> dict[str, dict[str, Any]]
         cid, dot, option = key.partition(".")
         if not sep or not dot or not cid or not option:
             raise ConfigError(f"{what} option '{item}' is not ID.key=value",
-                              hint="e.g. --objective-option visual-context.probe=query")
+                              hint="e.g. --objective-option ID.weight=0.5 (`vdi objectives "
+                              "show ID` lists an objective's keys)")
         grouped.setdefault(cid, []).append(f"{option}={value}")
     return {cid: parse_overrides(options) for cid, options in grouped.items()}
 
@@ -54,18 +55,29 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def _default(key: str) -> str:
     """The value `vdi train --help` shows for an option: TrainConfig's own default, the one
     place it is declared (the command-line options default to None = "not given")."""
+    from vdi_cli.errors import VdiError
     from vdi_cli.pipeline.train_config import TrainConfig
 
-    value = TrainConfig.model_fields[key].get_default(call_default_factory=True)
+    try:
+        value = TrainConfig.model_fields[key].get_default(call_default_factory=True)
+    except VdiError:  # no installed plugin offers a default: the help still builds
+        return "the registered default"
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _preset_default(key: str) -> str:
-    """"the head preset's (18 for charades)": what an option left at None takes."""
-    from vdi_cli.pipeline.train_config import TRAIN_PRESETS
+    """"the head preset's (18 for mmn's charades)": what an option left at None takes, shown
+    for the default head's default preset (read from its registration)."""
+    from vdi_cli.errors import VdiError
+    from vdi_cli.pipeline.train_config import head_train_defaults
 
-    name, values = next(iter(TRAIN_PRESETS.items()))
-    return f"the head preset's ({values[key]:g} for {name})"
+    head = _default("head")
+    try:
+        name, values = head_train_defaults(head, {})
+    except VdiError:  # no plugin offers a head: the help still builds
+        return "the head preset's"
+    return f"the head preset's ({values[key]:g} for {head}'s {name})" if name else \
+        f"the head's ({values[key]:g})"
 
 
 def _fps_default() -> str:
@@ -100,7 +112,8 @@ def train(
                                f"Default: {_default('objectives')}."),
     no_objective: bool = Opt(False, "--no-objective", help="No VDI term: MMN+CLIP baseline."),
     objective_option: list[str] = Opt([], "--objective-option", "-O",
-                                      help="ID.key=value, e.g. visual-context.probe=query."),
+                                      help="ID.key=value (`vdi objectives show ID` lists "
+                                      "the keys), e.g. -O ID.weight=0.5."),
     fps: float = Opt(None, "--fps", help="Feature sampling rate (frames a second). Default: "
                      f"{_fps_default()}."),
     num_frames: int = Opt(None, "--num-frames", help="Or a fixed frame count per video."),

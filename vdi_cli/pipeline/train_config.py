@@ -1,7 +1,7 @@
-"""Training options, with the paper's / MMN's defaults per dataset preset.
-
-Options left at None take the head preset's value (charades: lr 1e-4, 18 epochs, milestones
-8 and 13, text encoder frozen for the first 4 epochs; activitynet: lr 8e-4, milestones 7 and 15).
+"""Training options. The components default to the ones the plugins register as defaults
+(vdi_cli.defaults), and the options a run leaves at None take the head's training defaults
+(the built-in head's presets: its Charades setting lr 1e-4, 18 epochs, milestones 8 and 13, the
+text encoder frozen for the first 4 epochs; ActivityNet lr 8e-4, milestones 7 and 15).
 """
 
 from __future__ import annotations
@@ -10,17 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-# `objectives_frozen` says what the VDI terms do in the epochs the text tower is frozen (MMN's
-# FREEZE_BERT, which VDI's paper does not mention): "skip", not computed and their modules not
-# updated, so they start when the text tower starts learning and never train unopposed.
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "charades": {"lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4,
-                 "objectives_frozen": "skip"},
-    "activitynet": {"lr": 8e-4, "epochs": 18, "milestones": [7, 15], "freeze_text_epochs": 4,
-                    "objectives_frozen": "skip"},
-    "tacos": {"lr": 1.5e-3, "epochs": 250, "milestones": [130, 190], "freeze_text_epochs": 40,
-              "objectives_frozen": "skip"},
-}
+# What a run of a head that offers no `train_defaults` (vdi_cli.defaults) takes where it leaves
+# these unset: the values of MMN's Charades setting, which the built-in head offers for its
+# default preset. `objectives_frozen` "skip": the VDI terms are not computed (their modules not
+# updated) while the text tower is frozen, so they never train unopposed.
+FALLBACK_TRAIN_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-4, "epochs": 18, "milestones": [8, 13], "freeze_text_epochs": 4,
+    "objectives_frozen": "skip"}
 # What `vdi_form` sets where an option is left at None; it also becomes the `form` of every
 # objective that has one and was not given one. (What the terms do while the text tower is
 # frozen is the preset's: the freeze epochs are.)
@@ -28,7 +24,33 @@ VDI_FORMS: dict[str, dict[str, Any]] = {
     "paper": {"objective_lr": "head"},
     "stable": {"objective_lr": "text"},
 }
-DEFAULT_OBJECTIVES = ["visual-context", "spatial-dynamic"]
+
+
+def _registered(kind: str) -> str:
+    """The id a plugin registers as the default `kind` (vdi_cli.defaults; the built-ins'
+    unless VDI_PREFER / VDI_PLUGINS say otherwise)."""
+    from vdi_cli.defaults import default_id
+
+    return default_id(kind)
+
+
+def _default_objectives() -> list[str]:
+    from vdi_cli.defaults import default_ids
+
+    return default_ids("objective")
+
+
+def head_train_defaults(head: str, head_options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(preset name, training defaults) the head offers for these options (its registration's
+    `train_defaults`), else ("", FALLBACK_TRAIN_DEFAULTS)."""
+    from vdi_cli.defaults import component_hook
+    from vdi_cli.registry import get_component
+
+    offer = component_hook(get_component("head", head), "train_defaults")
+    if offer is None:
+        return "", dict(FALLBACK_TRAIN_DEFAULTS)
+    name, values = offer(dict(head_options))
+    return str(name), {**FALLBACK_TRAIN_DEFAULTS, **values}
 
 
 class TrainConfig(BaseModel):
@@ -36,16 +58,20 @@ class TrainConfig(BaseModel):
     annotations: str = Field(..., description="Training annotation file.")
     video_dir: str = Field(..., description="Folder with the videos (<video id>.<ext>).")
     val: str | None = Field(None, description="Validation annotation file (early stopping).")
-    backbone: str = "clip-vit-b32"
+    backbone: str = Field(default_factory=lambda: _registered("backbone"),
+                          description="Default: the registered default backbone.")
     weights: str | None = None
     backbone_options: dict[str, Any] = Field(default_factory=dict)
     fps: float | None = Field(None, description="Feature sampling rate (default 1 fps).")
     num_frames: int | None = Field(None, description="Or a fixed number of frames per video.")
-    head: str = "mmn"
+    head: str = Field(default_factory=lambda: _registered("head"),
+                      description="Default: the registered default head.")
     head_options: dict[str, Any] = Field(default_factory=dict)
-    parser: str = "spacy"
+    parser: str = Field(default_factory=lambda: _registered("parser"),
+                        description="Default: the registered default parser.")
     parser_options: dict[str, Any] = Field(default_factory=dict)
-    objectives: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+    objectives: list[str] = Field(default_factory=_default_objectives,
+                                  description="Default: the objectives registered as defaults.")
     objective_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     scope: Literal["video", "moment"] = Field(
         "video", description="Frames the VDI branches see: the whole video (Eqs. 1 and 4 say "
@@ -69,7 +95,7 @@ class TrainConfig(BaseModel):
     objectives_frozen: Literal["train", "skip"] | None = Field(
         None, description="While the text tower is frozen (freeze_text_epochs): train the VDI "
         "terms anyway (their modules then learn unopposed), or skip them (no loss, no update). "
-        "Default: the preset's (skip for charades, activitynet, tacos).")
+        "Default: the head's training defaults (skip for every preset of the built-in head).")
     diagnostics_every: int = Field(
         20, ge=0, description="Per-term VDI diagnostics every k-th step of an epoch (from its "
         "first step; each costs one extra backward per term into the text tower); 0: off.")
@@ -126,14 +152,15 @@ class TrainConfig(BaseModel):
                              f"run does not use (objectives: {used})")
         return self
 
-    def preset(self) -> str:
-        return str(self.head_options.get("preset", "charades"))
+    def train_defaults(self) -> tuple[str, dict[str, Any]]:
+        """(preset, values) the head offers for the options a run leaves unset."""
+        return head_train_defaults(self.head, self.head_options)
 
     def resolved(self) -> TrainConfig:
-        """A copy with the preset's values, then `vdi_form`'s, filled in where an option was
-        left at None."""
+        """A copy with the head's training defaults, then `vdi_form`'s, filled in where an
+        option was left at None."""
         values = self.model_dump()
-        for key, value in [*TRAIN_PRESETS.get(self.preset(), TRAIN_PRESETS["charades"]).items(),
+        for key, value in [*self.train_defaults()[1].items(),
                            *VDI_FORMS[self.vdi_form].items()]:
             if values.get(key) is None:
                 values[key] = value
