@@ -139,10 +139,9 @@ class _Wrapped:
         return self._override[name] if name in self._override else getattr(self._inner, name)
 
 
-def test_a_backbone_with_too_few_patches_fails(tmp_path, monkeypatch):
-    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
-    config, bid = _tiny()
-    component = get_component("backbone", "open-clip")
+def _spec_with(component, override):
+    """A backbone spec class whose loaded backbone has the members `override(loaded)` returns
+    replaced (the tiny open_clip one otherwise)."""
 
     class Spec:
         def __init__(self, config, weights=None, backbone_id=""):
@@ -151,13 +150,24 @@ def test_a_backbone_with_too_few_patches_fails(tmp_path, monkeypatch):
 
         def load(self, device="cpu", precision="auto"):
             loaded = self.inner.load(device, precision)
+            return _Wrapped(loaded, **override(loaded))
 
-            def encode_pixels(pixels):
-                g, p = loaded.encode_pixels(pixels)
-                return g, p[:, :1]
-            return _Wrapped(loaded, encode_pixels=encode_pixels)
+    return Spec
 
-    _raises(testing.check_backbone, Spec, component.make_config(config), backbone_id=bid,
+
+def test_a_backbone_with_too_few_patches_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
+    config, bid = _tiny()
+    component = get_component("backbone", "open-clip")
+
+    def one_patch(loaded):
+        def encode_pixels(pixels):
+            g, p = loaded.encode_pixels(pixels)
+            return g, p[:, :1]
+        return {"encode_pixels": encode_pixels}
+
+    _raises(testing.check_backbone, _spec_with(component, one_patch),
+            component.make_config(config), backbone_id=bid,
             match="encode_pixels()[1] (patches): expected shape (2, 16, 32)")
 
 
@@ -166,17 +176,11 @@ def test_a_backbone_whose_text_is_not_trainable_fails(tmp_path, monkeypatch):
     config, bid = _tiny()
     component = get_component("backbone", "open-clip")
 
-    class Spec:
-        def __init__(self, config, weights=None, backbone_id=""):
-            self.inner = component.build(config, weights=weights, backbone_id=backbone_id)
-            self.id, self.weights_id = self.inner.id, self.inner.weights_id
+    def detached(loaded):
+        return {"encode_text": lambda tokens, pool="eot": loaded.encode_text(tokens, pool).detach()}
 
-        def load(self, device="cpu", precision="auto"):
-            loaded = self.inner.load(device, precision)
-            return _Wrapped(loaded, encode_text=lambda tokens, pool="eot":
-                            loaded.encode_text(tokens, pool).detach())
-
-    _raises(testing.check_backbone, Spec, component.make_config(config), backbone_id=bid,
+    _raises(testing.check_backbone, _spec_with(component, detached),
+            component.make_config(config), backbone_id=bid,
             match="encode_text: is not differentiable into named_text_parameters")
 
 
