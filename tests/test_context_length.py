@@ -9,10 +9,8 @@ import pytest
 
 from vdi_cli import clip_context
 from vdi_cli.hookspecs import hookimpl
-from vdi_cli.masking import build_parsed_query
 from vdi_cli.pipeline.parse import parse_texts
-from vdi_cli.testing import plugin_host
-from vdi_cli.types import Token
+from vdi_cli.testing import WordParser, plugin_host
 
 FORTY_WORDS = " ".join(["word"] * 40)  # 40 CLIP tokens: over 32's 30, within 77's 75
 
@@ -44,24 +42,12 @@ def test_the_length_check_cuts_at_the_given_context():
         clip_context.describe(short)
 
 
-class _Words:
-    def __init__(self, config=None):
-        pass
-
-    def parse(self, text):
-        tokens = [Token(w) for w in text.split()]
-        return build_parsed_query(text, tokens, [(0, 1)], parser="words")
-
-    def parse_many(self, texts):
-        return [self.parse(t) for t in texts]
-
-
 class _WordsPlugin:
     __name__ = "words-plugin"
 
     @hookimpl
     def register_query_parsers(self, register):
-        register("words", _Words)
+        register("words", WordParser)
 
 
 def test_parse_reports_long_queries_against_the_backbones_context(monkeypatch):

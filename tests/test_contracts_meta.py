@@ -195,23 +195,8 @@ def test_every_contract_member_is_called_by_the_conformance_kit(tmp_path, monkey
     import json
 
     from vdi_cli import plugins, testing
-    from vdi_cli.masking import build_parsed_query
-    from vdi_cli.types import Token
+    from vdi_cli.testing import WordParser
     from vdi_plugins.video_pyav import open_video
-
-    class WordParser:
-        def __init__(self, config=None):
-            pass
-
-        def parse(self, text):
-            tokens = [Token(w) for w in text.split()]
-            return build_parsed_query(text, tokens, [(0, 1)], parser="words")
-
-        def parse_many(self, texts):
-            return [self.parse(t) for t in texts]
-
-        def cache_config(self):
-            return {"rule": "first word"}
 
     monkeypatch.setenv("VDI_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VDI_PLUGINS", "")

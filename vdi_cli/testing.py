@@ -298,4 +298,26 @@ def train_tiny_checkpoint(root: str | os.PathLike[str], *, videos: int = 4, epoc
     return {"root": root, "home": root / "home", "db": root / db_name, "data": root / "data",
             "run": run.id, "checkpoint": summary["best_checkpoint"], "summary": summary}
 
+class WordParser:
+    """A query parser for tests that need one without a spaCy model: words split on spaces,
+    the first word the static query Qs and the rest the dynamic query Qd (register it with a
+    plugin's `register_query_parsers`, or pass it to `check_parser`)."""
+
+    def __init__(self, config: Any = None) -> None:
+        pass
+
+    def parse(self, text: str) -> Any:
+        from vdi_cli.masking import build_parsed_query
+        from vdi_cli.types import Token
+
+        tokens = [Token(w) for w in text.split()]
+        return build_parsed_query(text, tokens, [(0, 1)], parser="words")
+
+    def parse_many(self, texts: list[str]) -> list[Any]:
+        return [self.parse(t) for t in texts]
+
+    def cache_config(self) -> dict[str, Any]:
+        return {"rule": "first word"}
+
+
 from vdi_cli.conformance import *  # noqa: E402, F403 - the conformance kit (check_head, ...)
