@@ -128,6 +128,14 @@ def train_args(args: argparse.Namespace, data: Path) -> list[str]:
     ]
 
 
+def world_key(meta: dict) -> dict:
+    """The generated world a run was trained and tested on (seed, videos per split): part of
+    a finished run's key, so a run of another world's size is never taken for this one's."""
+    return {"seed": meta.get("seed"),
+            "videos": {name: split.get("videos") for name, split in
+                       sorted((meta.get("splits") or {}).items())}}
+
+
 def heads_options(name: str) -> list[str]:
     """4 attention heads (D = 128 in tiny-shapes) for the decoders the configuration uses."""
     flags = CONFIGS[name][1]
@@ -528,7 +536,8 @@ def main() -> None:
     key = {k: getattr(args, k) for k in ("epochs", "milestones", "batch_size", "lr", "text_lr",
                                          "temporal_delta", "span_delta", "pool_hidden",
                                          "text_pool", "text_trainable")}
-    key.update(format=RUN_FORMAT, backbone=args.backbone, world_version=meta.get("version"))
+    key.update(format=RUN_FORMAT, backbone=args.backbone, world_version=meta.get("version"),
+               world=world_key(meta))
     runs: list[dict] = []
     first = [c for c in configs if c not in ABLATIONS]
     later = [c for c in configs if c in ABLATIONS]

@@ -299,3 +299,15 @@ def test_markdown_with_three_splits_and_the_ablation_form(experiment, monkeypatc
     assert "| method | test_iid Q | test_iid Qs | test_iid Qd | test_novel_word Q" in md
     assert "|---|" + "---|" * 9 + "\n| VDI, form stable (no trivial minima) |" in md
     assert "## Acceptance checks (test-iid, VDI, form stable (no trivial minima))" in md
+
+
+def test_a_finished_runs_key_names_the_world_it_was_run_on(experiment):
+    """The world's seed and size are part of a run's key: a run of a 700-video world is not
+    reused by an experiment on a 2,000-video one (the split sizes are read from meta.json)."""
+    meta = {"seed": 0, "splits": {"train": {"videos": 700, "queries": 3180},
+                                  "test-iid": {"videos": 200, "queries": 940}}}
+    key = experiment.world_key(meta)
+    assert key == {"seed": 0, "videos": {"test-iid": 200, "train": 700}}
+    bigger = {**meta, "splits": {**meta["splits"], "train": {"videos": 2000}}}
+    assert experiment.world_key(bigger) != key
+    assert experiment.world_key({**meta, "seed": 1}) != key
