@@ -12,7 +12,7 @@ It reads the store only (`vdi serve` opens the database read-only): a video whos
 are not cached for the model is listed in `missing` and left out, never extracted here; `vdi
 extract FOLDER` (or one `vdi retrieve` over it) caches them. The searcher has the attributes
 the server's timeline and search code read from a `LibrarySearcher` (`index`, `videos`,
-`head`, `retriever`, `_video`, `search`), so a served folder is one more search source.
+`head`, `retriever`, `exact_scores`, `search`), so a served folder is one more search source.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from vdi_cli.errors import VdiError
-from vdi_cli.pipeline.retrieve import RetrieveResult, VideoResult, check_queries, expand_inputs
-from vdi_cli.pipeline.retrieve_windows import VideoProposals, rank_scores, video_proposals
-from vdi_cli.pipeline.search import SearchStats, rank_pruned
-from vdi_cli.types import Moment
+from vdi_cli.errors import VdiError, param
+from vdi_cli.pipeline.retrieve import RetrieveResult, check_queries, expand_inputs
+from vdi_cli.pipeline.retrieve_windows import VideoProposals, video_proposals
+from vdi_cli.pipeline.search import fill_result, rank_pruned
 
 
 class FolderSearcher:
@@ -59,6 +58,7 @@ class FolderSearcher:
         self.index = {"name": name, "kind": "folder", "id": None, "path": None,
                       "sources": self.sources}
         self.videos: dict[int, dict[str, Any]] = {}
+        self.files: set[Path] = set()  # the searched videos' files, resolved (what may be served)
         self.missing: list[dict[str, str]] = []
         self._find_features(inputs)
         if not self.videos:
@@ -70,7 +70,6 @@ class FolderSearcher:
                            f"retrieve \"a query\" {self.sources[0]} with the same model, or "
                            f"vdi index build NAME {self.sources[0]}")
         self._cache: dict[int, tuple[VideoProposals, dict[str, np.ndarray]]] = {}
-        self.stats = SearchStats()
 
     def _find_features(self, inputs: Sequence[Any]) -> None:
         """Which videos have features for the loaded model (by content hash: the store's
@@ -93,6 +92,7 @@ class FolderSearcher:
                                      "reason": "no cached features for this model"})
                 continue
             self.videos[slot] = {"vid": v.vid, "path": str(v.path), "sha256": sha}
+            self.files.add(Path(v.path).resolve())
 
     def prepare(self) -> None:
         """Encode every video's proposals now (a server's first search is then warm)."""
@@ -100,18 +100,22 @@ class FolderSearcher:
             self._video(slot)
 
     def _video(self, slot: int) -> tuple[VideoProposals, dict[str, np.ndarray]]:
-        """The video's proposals (encoded once) and their vectors as [W * C, J] rows, the
-        layout of an index's stored vectors."""
+        """The video's proposals, encoded once, and their vectors ({space: [W, C, J]}), as an
+        index searcher's `_video` gives a video's (proposals, stored vectors)."""
         if slot not in self._cache:
             row = self.videos[slot]
             feats, times, duration = self.retriever.video_features(row["sha256"])
             vp = video_proposals(self.head, feats, times, duration,
                                  span=self.retriever.loaded.span,
                                  overlap=self.retriever.overlap)
-            flat = {k: v.reshape(len(vp.windows) * len(vp.cells), -1)
-                    for k, v in vp.vectors.items()}
-            self._cache[slot] = (vp, flat)
+            self._cache[slot] = (vp, vp.vectors)
         return self._cache[slot]
+
+    def exact_scores(self, slot: int, qvec: dict[str, Any]) -> np.ndarray:
+        """The head's exact scores [Q, W, C] of every window of a video for the sentences
+        `qvec` (`encode_queries`), from its proposals in memory."""
+        vp, _ = self._video(slot)
+        return vp.head.score_proposals(vp.vectors, qvec)
 
     def search(self, queries: Sequence[str], *, top_k: int = 5, keep_maps: bool = False,
                candidates: int | None = None, run_id: int | None = None) -> RetrieveResult:
@@ -123,7 +127,8 @@ class FolderSearcher:
         import torch
 
         if top_k < 1:
-            raise VdiError(f"--top-k must be at least 1, got {top_k}", hint="e.g. --top-k 5")
+            raise VdiError(f"{param('top_k')} must be at least 1, got {top_k}",
+                           hint=f"e.g. {param('top_k', 5)}")
         queries = check_queries(queries)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -132,30 +137,15 @@ class FolderSearcher:
         model = {**self.retriever.describe(), "index": self.index["name"],
                  "index_kind": "folder", "index_videos": len(self.videos)}
         result = RetrieveResult(list(queries), model, run_id=run_id)
-        scored = []
+        scored = {}  # slot -> (proposals, exact scores [Q, W, C] of every window)
         for slot in self.videos:
-            vp, _ = self._video(slot)
-            scored.append((slot, vp, vp.head.score_proposals(vp.vectors, qvec)))  # [Q, W, C]
-        per_video: dict[int, list[list[Moment]]] = {}
-        for qi in range(len(queries)):
-            pool = rank_pruned([(slot, vp, s[qi : qi + 1]) for slot, vp, s in scored], top_k)
-            result.corpus.append([(self.videos[slot]["vid"], m) for slot, m in pool])
-            for slot, m in pool:
-                per_video.setdefault(slot, [[] for _ in queries])[qi].append(m)
+            scored[slot] = (self._video(slot)[0], self.exact_scores(slot, qvec))
+        pools = [rank_pruned([(slot, vp, s[qi : qi + 1]) for slot, (vp, s) in scored.items()],
+                             top_k) for qi in range(len(queries))]
         t2 = time.perf_counter()
-        by_slot = {slot: (vp, s) for slot, vp, s in scored}
-        for slot, moments in per_video.items():
-            vp, scores = by_slot[slot]
-            if keep_maps:
-                ranking = rank_scores(vp, scores, top_k=top_k, keep_maps=True)
-            else:
-                from vdi_cli.pipeline.retrieve_windows import VideoRanking
-
-                ranking = VideoRanking(vp.duration, vp.windows, [])
-            ranking.moments = moments
-            row = self.videos[slot]
-            result.videos.append(VideoResult(row["vid"], row["path"], row["sha256"],
-                                             vp.duration, "memory", ranking))
+        fill_result(result, pools, self.videos, lambda slot: scored[slot][0],
+                    lambda slot: scored[slot][1], top_k=top_k, keep_maps=keep_maps,
+                    status="memory")
         result.timings = {"text": t1 - t0, "search": t2 - t1,
                           "total": time.perf_counter() - t0}
         return result

@@ -116,37 +116,31 @@ class LibrarySearcher:
         model = {**self.retriever.describe(), "index": self.index["name"],
                  "index_kind": self.index["kind"], "index_videos": len(self.videos)}
         result = RetrieveResult(list(queries), model, run_id=run_id)
-        per_video: dict[int, list[list[Moment]]] = {}
         stats = SearchStats()
+        pools = []
         for qi in range(len(queries)):
             one = {k: v[qi : qi + 1] for k, v in qvec.items()}
             pool, rounds, proven = self._one(search_q[qi : qi + 1], one, top_k, candidates)
             stats.rounds.append(rounds)
             stats.proven.append(proven)
-            result.corpus.append([(self.videos[slot]["vid"], m) for slot, m in pool])
-            for slot, m in pool:
-                per_video.setdefault(slot, [[] for _ in queries])[qi].append(m)
+            pools.append(pool)
         t2 = time.perf_counter()
-        for slot, moments in per_video.items():
-            row = self.videos[slot]
-            vp, arrays = self._video(slot)
-            ranking = None
-            if keep_maps:  # the plot shows every window: score the whole video exactly
-                scores = self.head.score_proposals(
-                    {k: np.asarray(v).reshape(len(vp.windows), len(vp.cells), -1)
-                     for k, v in arrays.items()}, qvec)
-                ranking = rank_scores(vp, scores, top_k=top_k, keep_maps=True)
-            else:
-                from vdi_cli.pipeline.retrieve_windows import VideoRanking
 
-                ranking = VideoRanking(vp.duration, vp.windows, [])
-            ranking.moments = moments
-            result.videos.append(VideoResult(row["vid"], row["path"], row["sha256"],
-                                             vp.duration, "index", ranking))
+        fill_result(result, pools, self.videos, lambda slot: self._video(slot)[0],
+                    lambda slot: self.exact_scores(slot, qvec), top_k=top_k,
+                    keep_maps=keep_maps, status="index")
         result.timings = {"text": t1 - t0, "search": t2 - t1,
                           "total": time.perf_counter() - t0}
         self.stats = stats
         return result
+
+    def exact_scores(self, slot: int, qvec: dict[str, Any]) -> np.ndarray:
+        """The head's exact scores [Q, W, C] of every window of a video (its stored vectors)
+        for the sentences `qvec` (`encode_queries`): what a plot or a timeline draws."""
+        vp, arrays = self._video(slot)
+        return self.head.score_proposals(
+            {k: np.asarray(v).reshape(len(vp.windows), len(vp.cells), -1)
+             for k, v in arrays.items()}, qvec)
 
     def _one(self, qv: np.ndarray, one: dict[str, Any], top_k: int, candidates: int | None
              ) -> tuple[list[tuple[int, Moment]], int, bool]:
@@ -210,6 +204,31 @@ class LibrarySearcher:
         _, arrays = self._video(slot)
         return self.head.score_proposals({k: np.asarray(v[pos]) for k, v in arrays.items()},
                                          one)[0]
+
+
+def fill_result(result: RetrieveResult, pools: Sequence[list[tuple[int, Moment]]],
+                videos: dict[int, dict[str, Any]], proposals: Callable[[int], VideoProposals],
+                exact: Callable[[int], np.ndarray], *, top_k: int, keep_maps: bool,
+                status: str) -> None:
+    """Put a library search's answer into `result`: per query its ranked moments across the
+    videos (`pools[qi]`: (slot, moment), best first), and each found video with the moments
+    of it that made a top K; with `keep_maps`, also its per-frame timeline and 2D map from
+    `exact(slot)`, the exact scores [Q, W, C] of all its windows (only then computed). Shared
+    by the index search and the warm folder search."""
+    from vdi_cli.pipeline.retrieve_windows import VideoRanking
+
+    per_video: dict[int, list[list[Moment]]] = {}
+    for qi, pool in enumerate(pools):
+        result.corpus.append([(videos[slot]["vid"], m) for slot, m in pool])
+        for slot, m in pool:
+            per_video.setdefault(slot, [[] for _ in pools])[qi].append(m)
+    for slot, moments in per_video.items():
+        row, vp = videos[slot], proposals(slot)
+        ranking = (rank_scores(vp, exact(slot), top_k=top_k, keep_maps=True) if keep_maps
+                   else VideoRanking(vp.duration, vp.windows, []))
+        ranking.moments = moments
+        result.videos.append(VideoResult(row["vid"], row["path"], row["sha256"], vp.duration,
+                                         status, ranking))
 
 
 def rank_pruned(items: Sequence[tuple[int, VideoProposals, np.ndarray]], top_k: int

@@ -63,10 +63,8 @@ class ServeStore:
             target = Path(requested).resolve(strict=True)
         except (OSError, RuntimeError, ValueError):
             return None
-        for searcher in self.folders.values():
-            for row in searcher.videos.values():
-                if Path(row["path"]).resolve() == target:
-                    return target
+        if any(target in searcher.files for searcher in self.folders.values()):
+            return target
         return None
 
     def index_name(self, name: str | None) -> str:

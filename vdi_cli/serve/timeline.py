@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from vdi_cli.errors import VdiError
 
 
@@ -27,11 +25,8 @@ def video_timeline(searcher: Any, query: str, vid: str) -> dict[str, Any]:
                        hint="use a vid from the search's answer")
     with torch.no_grad():
         qvec = searcher.head.encode_queries(searcher.retriever.encode([query]))
-    vp, arrays = searcher._video(slot)
-    scores = searcher.head.score_proposals(
-        {k: np.asarray(v).reshape(len(vp.windows), len(vp.cells), -1) for k, v in arrays.items()},
-        qvec)
-    ranking = rank_scores(vp, scores, top_k=1, keep_maps=True)
+    vp = searcher._video(slot)[0]
+    ranking = rank_scores(vp, searcher.exact_scores(slot, qvec), top_k=1, keep_maps=True)
     row = searcher.videos[slot]
 
     def finite(values: Any) -> list[float | None]:
