@@ -43,8 +43,7 @@ def create_app(db_path: str | Path, *, index: str | None = None, device: str = "
                 searcher.prepare()
             store.add_folder(searcher)
     if index is not None:
-        store.index_name(index)  # an unknown --index fails at start, not per query
-        store.default_index = index
+        store.set_default_index(index)
     if preload and (index is not None or len(store.index_names()) == 1):
         store.searcher(store.index_name(None))  # else the first search names its index
     routes = [

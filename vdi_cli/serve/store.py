@@ -27,18 +27,21 @@ class ServeStore:
     folders (`vdi serve --folder`: a FolderSearcher each, named `folder:NAME`), which are search
     sources beside the indexes."""
 
-    def __init__(self, db_path: str | Path, *, device: str = "cpu",
-                 default_index: str | None = None) -> None:
+    def __init__(self, db_path: str | Path, *, device: str = "cpu") -> None:
         self.path = Path(db_path).expanduser()
         self.db = open_read_only(self.path)
         self.device = device
         self.lock = threading.RLock()
         self._searchers: dict[str, Any] = {}
-        self.default_index = default_index
+        self.default_index: str | None = None  # set_default_index
         self.candidates: int | None = None  # the default of `vdi search --candidates`
         self.folders: dict[str, Any] = {}  # name -> FolderSearcher (add_folder)
-        if default_index is not None:
-            self.index_name(default_index)  # an unknown --index fails at start, not per query
+
+    def set_default_index(self, name: str) -> None:
+        """Search `name` (an index, or a served folder added before) when a request names none;
+        an unknown one is a VdiError now, at start, not per query."""
+        self.index_name(name)
+        self.default_index = name
 
     def add_folder(self, searcher: Any) -> None:
         """Serve a FolderSearcher as one more search source (its `index['name']`)."""
