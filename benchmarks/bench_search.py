@@ -290,6 +290,7 @@ def worker_search(spec: dict[str, Any]) -> dict[str, Any]:
     searcher.search(["a person walks in"], top_k=TOP)  # the text tower's first call: warm-up
     text = searcher.search(["a person opens the door"], top_k=TOP).timings["text"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    memory = memory_now()
     truth_path = folder / "exhaustive.json"
     if not truth_path.is_file():
         truth_path.write_text(json.dumps(exhaustive(searcher, qvec)))
@@ -298,9 +299,24 @@ def worker_search(spec: dict[str, Any]) -> dict[str, Any]:
               for a, b in zip(tops, truth, strict=True)]
     identical = all(a == b for a, b in zip(tops, truth, strict=True))
     return {"p50": statistics.median(lat), "p95": float(np.percentile(lat, 95)),
-            "text_s": text, "rss_mib": rss, "recall": float(np.mean(recall)),
+            "text_s": text, "rss_mib": rss, **memory, "recall": float(np.mean(recall)),
             "min_recall": float(min(recall)), "identical": identical,
             "candidates": statistics.median(rounds)}
+
+
+def memory_now() -> dict[str, float]:
+    """The process's resident memory now, MiB, split as the kernel counts it: anonymous (heap:
+    the model, FAISS's lists, Python objects: what the index needs) and file-backed (pages of the
+    memory-mapped .npy vectors and of the libraries' files that queries touched: page cache,
+    shared and reclaimable: the kernel drops them under pressure and reads them again)."""
+    fields = {"RssAnon": "anon_mib", "RssFile": "file_mib", "VmHWM": "hwm_mib"}
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in fields:
+                out[fields[key]] = int(value.split()[0]) / 1024
+    return out
 
 
 def exhaustive(searcher: Any, qvec: dict[str, np.ndarray]) -> list[list[list[Any]]]:
@@ -332,19 +348,24 @@ def run_worker(what: str, spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def fits(plan: dict[str, Any], kind: str, folder: Path) -> str | None:
-    """Why a simulated library does not fit here (None: it fits)."""
+def fits(plan: dict[str, Any], kind: str, folder: Path, disk_use: float = 0.8) -> str | None:
+    """Why a simulated library does not fit here (None: it fits): more than `disk_use` of the
+    free disk, or 80 % of the available memory, while it is built."""
+    from vdi_cli.vector_index import PENDING_LIMIT
+
     p = plan["proposals"]
     npy, vec = p * 2 * plan["joint"] * 4, p * 2 * plan["joint"] * 4
     faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
              "ivfpq": 80 * p}[kind]
-    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": 2 * vec}[kind]  # ivfpq: pending + copy
+    # ivfpq streams: it holds at most PENDING_LIMIT vectors (and a copy) until it has trained
+    pending = 2 * min(p, PENDING_LIMIT) * 2 * plan["joint"] * 4
+    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending}[kind]
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))
     disk = shutil.disk_usage(folder).free
     have_npy = (folder / "videos").is_dir()
     need_disk = faiss + (0 if have_npy else npy)
-    if need_disk > 0.8 * disk:
+    if need_disk > disk_use * disk:
         return f"needs {need_disk / 1e9:.0f} GB of disk, {disk / 1e9:.0f} GB free"
     if build_ram > 0.8 * avail:
         return f"needs {build_ram / 1e9:.0f} GB of memory, {avail / 1e9:.0f} GB available"
@@ -357,7 +378,8 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
           f"clusters; queries from the same distribution), {args.queries} queries, "
           f"top-{TOP}, warm worker process; videos of {args.video_minutes:g} min")
     print(f"    {'hours':>6s} {'kind':6s} {'proposals':>10s} {'build s':>8s} {'FAISS GB':>9s} "
-          f"{'RSS GiB':>8s} {'p50 ms':>7s} {'p95 ms':>7s} {'text ms':>7s} {'recall@10':>9s}"
+          f"{'RSS GiB':>8s} {'anon':>5s} {'file':>5s} {'p50 ms':>7s} {'p95 ms':>7s} "
+          f"{'text ms':>7s} {'recall@10':>9s}"
           f"  M")
     for hours in args.sizes:
         plan = sim_plan(args, hours)
@@ -365,7 +387,7 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
         folder.mkdir(parents=True, exist_ok=True)
         made = False
         for kind in args.kinds:
-            why = fits(plan, kind, folder)
+            why = fits(plan, kind, folder, args.disk_use)
             if why:
                 est = per_prop.get(kind, 0) * plan["proposals"]
                 npy = per_prop.get("npy", 2 * plan["joint"] * 4) * plan["proposals"]
@@ -396,6 +418,7 @@ def _search_row(spec: dict[str, Any], cand: int | None, b: dict[str, Any], hours
     exact = " identical" if s["identical"] else ""
     print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
           f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "
+          f"{s['anon_mib'] / 1024:5.2f} {s['file_mib'] / 1024:5.2f} "
           f"{s['p50'] * 1e3:7.1f} {s['p95'] * 1e3:7.1f} {s['text_s'] * 1e3:7.1f} "
           f"{s['recall']:9.3f}  {s['candidates']:.0f}{exact}", flush=True)
 
@@ -421,6 +444,8 @@ def main() -> None:
     parser.add_argument("--candidates", default="", help="approximate kinds: candidates to "
                         "rescore, comma-separated, one line each (default: the kind's own)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--disk-use", type=float, default=0.8,
+                        help="largest share of the free disk a simulated library may take")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--tmp", default=None, help="work folder (default: a new temp folder)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)

@@ -47,8 +47,30 @@ def _global_options(
     set_settings(db=db, device=device, quiet=quiet, verbose=verbose)
 
 
-def build_app() -> typer.Typer:
-    """The Typer app with the core commands and the plugins' commands."""
+_VALUE_OPTIONS = ("--db", "--device")  # the global options that take a value
+
+
+def requested_command(argv: list[str]) -> str | None:
+    """The command word of a command line (`search` in `vdi --db x.db search "q"`), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The Typer app with the core commands and the plugins' commands.
+
+    With `argv` naming a core command that has a module of its own (`vdi search` ->
+    `commands/search_cmd.py`), only that module (and `components`, the shared kind groups) is
+    imported: a command pays for its own imports, not for the other commands' (`vdi train`'s
+    help defaults alone read the TrainConfig schema: pydantic, ~0.3 s of `vdi search`'s cold
+    start). Any other command line (`--help`, a plugin's command, a misspelling) gets them all."""
     app = typer.Typer(
         name="vdi",
         add_completion=False,
@@ -59,11 +81,13 @@ def build_app() -> typer.Typer:
     app.callback()(_global_options)
     from vdi_cli import commands
 
-    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if mod.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"vdi_cli.commands.{mod.name}")
-        module.register(app)
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
+                   if not m.name.startswith("_"))
+    word = requested_command(argv) if argv is not None else None
+    if word and f"{word}_cmd" in names and word != "components":
+        names = ["components", f"{word}_cmd"]
+    for name in names:
+        importlib.import_module(f"vdi_cli.commands.{name}").register(app)
     _plugin_commands(app)
     return app
 
@@ -90,7 +114,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         from vdi_cli.cli_aliases import rewrite_deprecated
 
-        command = typer.main.get_command(build_app())
+        command = typer.main.get_command(build_app(args))
         args = rewrite_deprecated(command, args)  # old flag spellings, with a warning each
         result = command.main(args=args, prog_name="vdi", standalone_mode=False)
         if result == TYPER_INTERRUPT:  # typer turned KeyboardInterrupt (or our Stopped) into it
