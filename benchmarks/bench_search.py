@@ -309,7 +309,7 @@ def memory_now() -> dict[str, float]:
     the model, FAISS's lists, Python objects: what the index needs) and file-backed (pages of the
     memory-mapped .npy vectors and of the libraries' files that queries touched: page cache,
     shared and reclaimable: the kernel drops them under pressure and reads them again)."""
-    fields = {"RssAnon": "anon_mib", "RssFile": "file_mib", "VmHWM": "hwm_mib"}
+    fields = {"RssAnon": "anon_mib", "RssFile": "file_mib"}  # the peak: ru_maxrss
     out: dict[str, float] = {}
     with open("/proc/self/status") as f:
         for line in f:

@@ -47,16 +47,23 @@ def _global_options(
     set_settings(db=db, device=device, quiet=quiet, verbose=verbose)
 
 
-_VALUE_OPTIONS = ("--db", "--device")  # the global options that take a value
+def _value_options() -> set[str]:
+    """The global options that take a value (`--db`, `--device`), read from `_global_options`
+    so that a new one is never mistaken for the command word."""
+    import inspect
+
+    return {decl for p in inspect.signature(_global_options).parameters.values()
+            if p.annotation != "bool" for decl in (p.default.param_decls or ())}
 
 
 def requested_command(argv: list[str]) -> str | None:
     """The command word of a command line (`search` in `vdi --db x.db search "q"`), or None."""
     skip = False
+    takes_value = _value_options()
     for arg in argv:
         if skip:
             skip = False
-        elif arg in _VALUE_OPTIONS:
+        elif arg in takes_value:
             skip = True
         elif not arg.startswith("-"):
             return arg
@@ -69,8 +76,9 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     With `argv` naming a core command that has a module of its own (`vdi search` ->
     `commands/search_cmd.py`), only that module (and `components`, the shared kind groups) is
     imported: a command pays for its own imports, not for the other commands' (`vdi train`'s
-    help defaults alone read the TrainConfig schema: pydantic, ~0.3 s of `vdi search`'s cold
-    start). Any other command line (`--help`, a plugin's command, a misspelling) gets them all."""
+    help defaults alone read the TrainConfig schema: ~70 ms of `vdi search`'s cold start,
+    measured). Any other command line (`--help`, a plugin's command, a misspelling) gets them
+    all."""
     app = typer.Typer(
         name="vdi",
         add_completion=False,
@@ -84,7 +92,7 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
                    if not m.name.startswith("_"))
     word = requested_command(argv) if argv is not None else None
-    if word and f"{word}_cmd" in names and word != "components":
+    if word and f"{word}_cmd" in names:
         names = ["components", f"{word}_cmd"]
     for name in names:
         importlib.import_module(f"vdi_cli.commands.{name}").register(app)
