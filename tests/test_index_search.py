@@ -134,14 +134,17 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
             order = np.lexsort((positions, slots))
             slots, positions = slots[order], positions[order]
             parts = np.split(np.arange(len(slots)), np.flatnonzero(np.diff(slots)) + 1)
-            exact = np.concatenate([searcher._exact(int(slots[p[0]]), positions[p], one)
-                                    for p in parts])
+            # every window's scores read whole (`exact_scores`), picked at the candidates
+            def exact_at(slot: int, pos: np.ndarray, one: dict = one) -> np.ndarray:
+                return searcher.exact_scores(slot, one)[0].reshape(-1)[pos]
+
+            exact = np.concatenate([exact_at(int(slots[p[0]]), positions[p]) for p in parts])
             items = []  # (slot, proposals, [1, W, C] exact scores), as `_rank` builds them
             for p in parts:
                 slot = int(slots[p[0]])
                 vp, _ = searcher._video(slot)
                 full_map = np.full(len(vp.windows) * len(vp.cells), -np.inf, np.float32)
-                full_map[positions[p]] = searcher._exact(slot, positions[p], one)
+                full_map[positions[p]] = exact_at(slot, positions[p])
                 items.append((slot, vp, full_map.reshape(1, len(vp.windows), len(vp.cells))))
             full = _rank_at(items, -np.inf, top_k)
             assert got == full and len(got) == top_k

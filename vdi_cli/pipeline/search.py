@@ -36,6 +36,7 @@ from vdi_cli.pipeline.retrieve_windows import (
     rank_scores,
     window_frames,
 )
+from vdi_cli.pipeline.vector_rows import NpyRows, RowReader
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
 from vdi_cli.vector_index import search_threads, split_ids
@@ -71,11 +72,12 @@ class LibrarySearcher:
         self.head = self.retriever.loaded.model.head
         self.vectors = load_vectors(db, self.index)
         self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
-        self._cache: dict[int, tuple[VideoProposals, dict[str, np.ndarray]]] = {}
+        self._cache: dict[int, tuple[VideoProposals, dict[str, NpyRows]]] = {}
+        self.rows = RowReader()
 
-    def _video(self, slot: int) -> tuple[VideoProposals, dict[str, np.ndarray]]:
-        """A video's ranking frame (windows, cells, the head as applied to it) and its
-        memory-mapped exact vectors."""
+    def _video(self, slot: int) -> tuple[VideoProposals, dict[str, NpyRows]]:
+        """A video's ranking frame (windows, cells, the head as applied to it) and where its
+        exact vectors lie on disk (one .npy file a space, read by `self.rows`)."""
         if slot not in self._cache:
             row = self.videos[slot]
             head = self.head
@@ -86,15 +88,14 @@ class LibrarySearcher:
             folder = Path(prefix).parent
             spaces = sorted(p.name[len(Path(prefix).name):-4]
                             for p in folder.glob(f"{Path(prefix).name}*.npy"))
-            arrays = {s: _random_access(np.load(f"{prefix}{s}.npy", mmap_mode="r"))
-                      for s in spaces}
-            times = np.asarray(arrays.pop("times"))
+            files = {s: NpyRows.open(f"{prefix}{s}.npy") for s in spaces}
+            times = files.pop("times").read_all().reshape(-1)
             windows = [tuple(w) for w in row["windows"]]
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
             vp = VideoProposals(head, float(row["duration"]), times, windows,
                                 window_frames(times, windows) if len(times) else [],
                                 cells, {})
-            self._cache[slot] = (vp, arrays)
+            self._cache[slot] = (vp, files)
         return self._cache[slot]
 
     def search(self, queries: Sequence[str], *, top_k: int = 5, keep_maps: bool = False,
@@ -137,10 +138,10 @@ class LibrarySearcher:
     def exact_scores(self, slot: int, qvec: dict[str, Any]) -> np.ndarray:
         """The head's exact scores [Q, W, C] of every window of a video (its stored vectors)
         for the sentences `qvec` (`encode_queries`): what a plot or a timeline draws."""
-        vp, arrays = self._video(slot)
+        vp, files = self._video(slot)
         return self.head.score_proposals(
-            {k: np.asarray(v).reshape(len(vp.windows), len(vp.cells), -1)
-             for k, v in arrays.items()}, qvec)
+            {k: f.read_all().reshape(len(vp.windows), len(vp.cells), -1)
+             for k, f in files.items()}, qvec)
 
     def _one(self, qv: np.ndarray, one: dict[str, Any], top_k: int, candidates: int | None
              ) -> tuple[list[tuple[int, Moment]], int, bool]:
@@ -189,21 +190,23 @@ class LibrarySearcher:
     def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
                     one: dict[str, Any]) -> np.ndarray:
         """Exact scores of every candidate (sorted by video, then position): each video's
-        rows gathered from its memory-mapped vectors, then one `score_proposals` call."""
+        rows read from its vector files (`RowReader`: positioned reads, many in flight), then
+        one `score_proposals` call."""
         if not parts:
             return np.zeros(0, np.float32)
-        gathered: dict[str, list[np.ndarray]] = {}
+        jobs: dict[str, list[tuple[NpyRows, np.ndarray]]] = {}
         for p in parts:
-            _, arrays = self._video(int(slots[p[0]]))
-            for k, v in arrays.items():
-                gathered.setdefault(k, []).append(np.asarray(v[positions[p]]))
-        return self.head.score_proposals({k: np.concatenate(v) for k, v in gathered.items()},
-                                         one)[0]
-
-    def _exact(self, slot: int, pos: np.ndarray, one: dict[str, Any]) -> np.ndarray:
-        _, arrays = self._video(slot)
-        return self.head.score_proposals({k: np.asarray(v[pos]) for k, v in arrays.items()},
-                                         one)[0]
+            _, files = self._video(int(slots[p[0]]))
+            for k, f in files.items():
+                jobs.setdefault(k, []).append((f, positions[p]))
+        spaces = list(jobs)
+        flat = [job for k in spaces for job in jobs[k]]
+        rows = self.rows.gather(flat)
+        gathered, at = {}, 0
+        for k in spaces:
+            gathered[k] = np.concatenate(rows[at : at + len(jobs[k])])
+            at += len(jobs[k])
+        return self.head.score_proposals(gathered, one)[0]
 
 
 def fill_result(result: RetrieveResult, pools: Sequence[list[tuple[int, Moment]]],
@@ -273,20 +276,3 @@ def _prune_floor(scores: np.ndarray, keep: int) -> float:
     if len(scores) <= keep:
         return -np.inf
     return float(np.partition(scores, len(scores) - keep)[len(scores) - keep])
-
-
-def _random_access(array: np.ndarray) -> np.ndarray:
-    """Tell the kernel a memory-mapped vector file is read at random (a few candidates' rows):
-    without it every page fault reads ahead ~128 KB, which on a library larger than the page
-    cache multiplies the disk reads, and otherwise fills the process's resident memory with
-    vectors no query asked for."""
-    import mmap
-
-    handle = getattr(array, "_mmap", None)
-    advice = getattr(mmap, "MADV_RANDOM", None)
-    if handle is not None and advice is not None:
-        try:
-            handle.madvise(advice)
-        except (OSError, ValueError):  # not supported here: reading still works
-            pass
-    return array

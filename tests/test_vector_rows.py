@@ -1,0 +1,67 @@
+"""The positioned-read row gatherer that `vdi search` rescores its candidates with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vdi_cli.errors import VdiError
+from vdi_cli.pipeline import vector_rows
+from vdi_cli.pipeline.vector_rows import NpyRows, RowReader, row_runs
+
+
+def test_row_runs_merge_neighbours_within_the_gap() -> None:
+    # rows of 1 KiB, gap 16 KiB = 16 rows: 0..3 and 19 join (gap 16), 40 is alone, 100-101 join
+    assert row_runs(np.array([0, 3, 19, 40, 100, 101]), 1024) == [(0, 20), (40, 41), (100, 102)]
+    # a gap of 17 rows splits
+    assert row_runs(np.array([0, 17]), 1024) == [(0, 1), (17, 18)]
+    # rows wider than the gap: only adjacent rows merge
+    assert row_runs(np.array([5, 6, 8]), 64 << 10) == [(5, 7), (8, 9)]
+    assert row_runs(np.array([], np.int64), 1024) == []
+
+
+def test_npy_rows_reads_the_header_of_both_versions(tmp_path) -> None:
+    a = np.arange(60, dtype=np.float32).reshape(12, 5)
+    np.save(tmp_path / "v1.npy", a)
+    with open(tmp_path / "v2.npy", "wb") as f:
+        np.lib.format.write_array(f, a, version=(2, 0))
+    for name in ("v1.npy", "v2.npy"):
+        rows = NpyRows.open(tmp_path / name)
+        assert rows.shape == (12, 5) and rows.dtype == np.float32 and rows.row_bytes == 20
+        np.testing.assert_array_equal(rows.read_all(), a)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_gather_equals_fancy_indexing_across_many_files(tmp_path, monkeypatch, threads) -> None:
+    monkeypatch.setattr(vector_rows, "OPEN_FILES", 3)  # 7 files: three batches of open files
+    rng = np.random.default_rng(0)
+    arrays, jobs = [], []
+    for i in range(7):
+        a = rng.standard_normal((500, 256)).astype(np.float32)  # 1 KiB rows
+        np.save(tmp_path / f"{i}-con.npy", a)
+        pos = np.sort(rng.choice(500, size=int(rng.integers(0, 60)), replace=False))
+        arrays.append(a)
+        jobs.append((NpyRows.open(tmp_path / f"{i}-con.npy"), pos))
+    reader = RowReader(threads)
+    try:
+        got = reader.gather(jobs)
+    finally:
+        reader.close()
+    assert len(got) == 7
+    for a, (_, pos), rows in zip(arrays, jobs, got, strict=True):
+        assert rows.shape == (len(pos), 256)
+        np.testing.assert_array_equal(rows, a[pos])
+
+
+def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
+    a = np.ones((100, 256), np.float32)
+    np.save(tmp_path / "0-iou.npy", a)
+    rows = NpyRows.open(tmp_path / "0-iou.npy")
+    with open(tmp_path / "0-iou.npy", "r+b") as f:
+        f.truncate(rows.offset + 50 * rows.row_bytes)
+    with pytest.raises(VdiError, match="shorter than its header says") as err:
+        RowReader(2).gather([(rows, np.array([10, 90]))])
+    assert "vdi index build" in err.value.hint
+    with pytest.raises(VdiError, match="cannot be read") as err:
+        NpyRows.open(tmp_path / "1-iou.npy")
+    assert "--force" in err.value.hint
