@@ -358,11 +358,12 @@ def fits(plan: dict[str, Any], kind: str, folder: Path, disk_use: float = 0.8) -
     from vdi_cli.vector_index import PENDING_LIMIT
 
     p = plan["proposals"]
-    npy, vec = p * 2 * plan["joint"] * 4, p * 2 * plan["joint"] * 4
+    per_vector = 2 * plan["joint"] * 4  # float32, both spaces: an .npy row pair, a search vector
+    npy = vec = p * per_vector
     faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
              "ivfpq": 80 * p}[kind]
     # ivfpq streams: it holds at most PENDING_LIMIT vectors (and a copy) until it has trained
-    pending = 2 * min(p, PENDING_LIMIT) * 2 * plan["joint"] * 4
+    pending = 2 * min(p, PENDING_LIMIT) * per_vector
     build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending}[kind]
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))

@@ -8,8 +8,9 @@ frame features come from the extract stage (cached by content hash, so an extrac
 nothing here), each video's windows go through the head's `encode_proposals` once (for MMN the
 2D-conv stack runs here and never at query time), and the proposal vectors go to
 
-- `<index dir>/videos/<slot>-<space>.npy`: the exact vectors, memory-mapped at search time to
-  rescore candidates with the head's own score;
+- `<index dir>/videos/<slot>-<space>.npy`: the exact vectors, whose candidates' rows are read
+  at search time (`vector_rows`: positioned reads, many in flight) to rescore them with the
+  head's own score;
 - the FAISS index (`vectors-<generation>.faiss`), holding the head's `search_vectors`.
 
 Adding and removing videos updates both without a rebuild. A change is written as a new FAISS

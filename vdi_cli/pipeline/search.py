@@ -168,7 +168,7 @@ class LibrarySearcher:
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
         """The best top_k moments among the candidates: their exact scores (read from the
-        memory-mapped vectors), then `rank_pruned` over the touched videos."""
+        vector files with positioned reads), then `rank_pruned` over the touched videos."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
         known = np.isin(slots, np.fromiter(self.videos, np.int64, len(self.videos)))
