@@ -1,4 +1,4 @@
-"""The positioned-read row gatherer that `vdi search` rescores its candidates with."""
+"""The row gatherer that `vdi search` rescores its candidates with (advised, then gathered)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from vdi_cli.errors import VdiError
-from vdi_cli.pipeline import vector_rows
 from vdi_cli.pipeline.vector_rows import NpyRows, RowReader, row_runs
 
 
@@ -31,26 +30,26 @@ def test_npy_rows_reads_the_header_of_both_versions(tmp_path) -> None:
         np.testing.assert_array_equal(rows.read_all(), a)
 
 
-@pytest.mark.parametrize("threads", [1, 4])
-def test_gather_equals_fancy_indexing_across_many_files(tmp_path, monkeypatch, threads) -> None:
-    monkeypatch.setattr(vector_rows, "OPEN_FILES", 3)  # 7 files: three batches of open files
+@pytest.mark.parametrize("open_files", [3, 256])
+def test_gather_equals_fancy_indexing_across_many_files(tmp_path, open_files) -> None:
+    # 3 open maps for 7 files x 2 spaces: maps are closed and opened again within one gather
     rng = np.random.default_rng(0)
     arrays, jobs = [], []
-    for i in range(7):
-        a = rng.standard_normal((500, 256)).astype(np.float32)  # 1 KiB rows
-        np.save(tmp_path / f"{i}-con.npy", a)
+    for i in range(14):
+        a = rng.standard_normal((500, 256 if i % 2 else 3)).astype(np.float32)  # odd row sizes
+        with open(tmp_path / f"{i}.npy", "wb") as f:  # header versions 1 and 2: other offsets
+            np.lib.format.write_array(f, a, version=(1, 0) if i % 3 else (2, 0))
         pos = np.sort(rng.choice(500, size=int(rng.integers(0, 60)), replace=False))
         arrays.append(a)
-        jobs.append((NpyRows.open(tmp_path / f"{i}-con.npy"), pos))
-    reader = RowReader(threads)
-    try:
-        got = reader.gather(jobs)
-    finally:
-        reader.close()
-    assert len(got) == 7
+        jobs.append((NpyRows.open(tmp_path / f"{i}.npy"), pos))
+    reader = RowReader(open_files)
+    got = reader.gather(jobs)
+    assert len(reader._maps) == min(open_files, 14)
+    assert len(got) == 14
     for a, (_, pos), rows in zip(arrays, jobs, got, strict=True):
-        assert rows.shape == (len(pos), 256)
+        assert rows.shape == (len(pos), a.shape[1])
         np.testing.assert_array_equal(rows, a[pos])
+    assert [g.shape[1] for g in reader.gather(jobs)] == [a.shape[1] for a in arrays]  # warm
 
 
 def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
@@ -59,8 +58,8 @@ def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
     rows = NpyRows.open(tmp_path / "0-iou.npy")
     with open(tmp_path / "0-iou.npy", "r+b") as f:
         f.truncate(rows.offset + 50 * rows.row_bytes)
-    with pytest.raises(VdiError, match="shorter than its header says") as err:
-        RowReader(2).gather([(rows, np.array([10, 90]))])
+    with pytest.raises(VdiError, match="cannot be read whole") as err:
+        RowReader().gather([(rows, np.array([10, 90]))])
     assert "vdi index build" in err.value.hint
     with pytest.raises(VdiError, match="cannot be read") as err:
         NpyRows.open(tmp_path / "1-iou.npy")

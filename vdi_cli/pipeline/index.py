@@ -9,7 +9,7 @@ nothing here), each video's windows go through the head's `encode_proposals` onc
 2D-conv stack runs here and never at query time), and the proposal vectors go to
 
 - `<index dir>/videos/<slot>-<space>.npy`: the exact vectors, whose candidates' rows are read
-  at search time (`vector_rows`: positioned reads, many in flight) to rescore them with the
+  at search time (`vector_rows`: advised, then gathered) to rescore them with the
   head's own score;
 - the FAISS index (`vectors-<generation>.faiss`), holding the head's `search_vectors`.
 

@@ -168,7 +168,7 @@ class LibrarySearcher:
     def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
         """The best top_k moments among the candidates: their exact scores (read from the
-        vector files with positioned reads), then `rank_pruned` over the touched videos."""
+        vector files, advised ahead: `RowReader`), then `rank_pruned` over the touched videos."""
         keep = ids >= 0
         slots, positions = split_ids(ids[keep])
         known = np.isin(slots, np.fromiter(self.videos, np.int64, len(self.videos)))
@@ -190,8 +190,8 @@ class LibrarySearcher:
     def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
                     one: dict[str, Any]) -> np.ndarray:
         """Exact scores of every candidate (sorted by video, then position): each video's
-        rows read from its vector files (`RowReader`: positioned reads, many in flight), then
-        one `score_proposals` call."""
+        rows read from its vector files (`RowReader`: every row's pages advised, then
+        gathered), then one `score_proposals` call."""
         if not parts:
             return np.zeros(0, np.float32)
         jobs: dict[str, list[tuple[NpyRows, np.ndarray]]] = {}

@@ -1,21 +1,23 @@
-"""Rows of an index's .npy vector files, read with positioned reads from a pool of threads.
+"""Rows of an index's .npy vector files for a query's candidates: advised ahead, then gathered.
 
-`vdi search` rescores its candidates from the exact vectors on disk. Reading them through a
-memory map costs one page fault each, taken one after another on the searching thread: on a
-library larger than the page cache that is one disk round trip per row (measured at 1,000
-hours: 16,000 faults, 2.7 s a query). Here the rows a query needs are grouped into runs (rows
-close enough that one read of the span between them costs less than two reads), and the runs
-are read with `os.pread`, which releases the GIL, by several threads at once: the disk serves
-many requests at a time (measured on this machine's disk: 13,000 4-KiB reads a second one at a
-time, 50,000 with 16 in flight). The pages read are the kernel's page cache, not the process's
-memory: nothing is mapped, so the searching process stays small.
+`vdi search` rescores its candidates from the exact vectors on disk. Gathering them through a
+memory map alone costs one page fault each, taken one after another on the searching thread:
+on a library larger than the page cache that is one disk round trip per row (measured at
+1,000 hours: 16,000 faults, 2.7 s a query). Here every row a query needs is first advised
+(`madvise(MADV_WILLNEED)` on its pages, rows close together in one call): the kernel starts all
+those reads at once, without waiting, and the disk serves many at a time; the gather that
+follows then mostly finds its pages in memory (figures: benchmarks/bench_vector_rows.py and
+docs/benchmarks.md; positioned reads from a pool of 16 threads were tried too: faster than plain
+faults when cold, 3-7x slower than either when the pages are cached, from the GIL handed back
+and forth once a row). The maps are `MADV_RANDOM` (no readahead beyond what was advised) and
+at most OPEN_FILES are kept open (each holds a descriptor).
 """
 
 from __future__ import annotations
 
-import os
+import mmap
+from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +26,8 @@ import numpy as np
 from vdi_cli.errors import VdiError
 
 REBUILD = "rebuild the index: vdi index build NAME SOURCES... --force"
-READ_THREADS = 16  # reads in flight (the disk's sweet spot here; more did not help)
-MERGE_BYTES = 16 << 10  # read across a gap of up to this many bytes rather than issue two reads
-OPEN_FILES = 256  # files open at once while a query's rows are read
+MERGE_BYTES = 16 << 10  # advise across a gap of up to this many bytes rather than make two calls
+OPEN_FILES = 256  # memory maps kept open (each holds a file descriptor)
 
 
 @dataclass(frozen=True)
@@ -85,66 +86,54 @@ def row_runs(positions: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYT
 
 
 class RowReader:
-    """Reads the rows of many .npy files at once; the thread pool is made on first use."""
+    """Gathers rows of many .npy files; keeps the OPEN_FILES most recently used maps."""
 
-    def __init__(self, threads: int = READ_THREADS) -> None:
-        self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
+    def __init__(self, open_files: int | None = None) -> None:
+        self.open_files = open_files or OPEN_FILES
+        self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        self._maps.clear()
+
+    def _map(self, rows: NpyRows) -> np.ndarray:
+        array = self._maps.pop(rows.path, None)
+        if array is None:
+            try:
+                array = np.memmap(rows.path, dtype=rows.dtype, mode="r", offset=rows.offset,
+                                  shape=rows.shape)
+            except (OSError, ValueError) as exc:  # shorter than its header says, or gone
+                raise VdiError(f"the index's vector file '{rows.path}' cannot be read whole "
+                               f"({exc}): it was truncated or removed", hint=REBUILD) from exc
+            handle = getattr(array, "_mmap", None)
+            advice = getattr(mmap, "MADV_RANDOM", None)
+            if handle is not None and advice is not None:
+                handle.madvise(advice)
+        self._maps[rows.path] = array
+        while len(self._maps) > self.open_files:
+            self._maps.popitem(last=False)
+        return array
 
     def gather(self, jobs: Sequence[tuple[NpyRows, np.ndarray]]) -> list[np.ndarray]:
         """For each (file, sorted positions): its rows at those positions, [n, width]."""
-        out: list[np.ndarray] = [np.zeros((0, f.shape[1]), f.dtype) for f, _ in jobs]
-        for a in range(0, len(jobs), OPEN_FILES):
-            self._gather_some(jobs, range(a, min(len(jobs), a + OPEN_FILES)), out)
-        return out
+        for rows, pos in jobs:  # every read started before any is waited for
+            if len(pos):
+                _advise(self._map(rows), rows, pos)
+        return [np.asarray(self._map(rows)[np.asarray(pos, dtype=np.int64)]) if len(pos)
+                else np.zeros((0, rows.shape[1]), rows.dtype) for rows, pos in jobs]
 
-    def _gather_some(self, jobs: Sequence[tuple[NpyRows, np.ndarray]], which: range,
-                     out: list[np.ndarray]) -> None:
-        fds: dict[int, int] = {}
+
+def _advise(array: np.ndarray, rows: NpyRows, positions: np.ndarray) -> None:
+    """MADV_WILLNEED on the pages of the rows at `positions` (runs of nearby rows in one call)."""
+    handle = getattr(array, "_mmap", None)
+    advice = getattr(mmap, "MADV_WILLNEED", None)
+    if handle is None or advice is None:
+        return
+    base = rows.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 lies in the map
+    page = mmap.PAGESIZE
+    for a, b in row_runs(positions, rows.row_bytes):
+        start = base + a * rows.row_bytes
+        start -= start % page
         try:
-            tasks = []
-            for j in which:
-                rows, pos = jobs[j]
-                if not len(pos):
-                    continue
-                fds[j] = os.open(rows.path, os.O_RDONLY)
-                tasks += [(j, a, b) for a, b in row_runs(pos, rows.row_bytes)]
-
-            def read(task: tuple[int, int, int]) -> tuple[int, int, bytes]:
-                j, a, b = task
-                rows = jobs[j][0]
-                size = (b - a) * rows.row_bytes
-                data = os.pread(fds[j], size, rows.offset + a * rows.row_bytes)
-                if len(data) != size:
-                    raise VdiError(f"the index's vector file '{rows.path}' is shorter than "
-                                   f"its header says (read {len(data)} of {size} bytes at "
-                                   f"row {a}): it was truncated", hint=REBUILD)
-                return j, a, data
-
-            if len(tasks) > 1 and self.threads > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.threads, "vdi-rows")
-                results = list(self._pool.map(read, tasks))
-            else:
-                results = [read(t) for t in tasks]
-        finally:
-            for fd in fds.values():
-                os.close(fd)
-        spans: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for j, a, data in results:
-            rows = jobs[j][0]
-            spans.setdefault(j, []).append(
-                (a, np.frombuffer(data, dtype=rows.dtype).reshape(-1, rows.shape[1])))
-        for j, parts in spans.items():
-            pos = np.asarray(jobs[j][1], dtype=np.int64)
-            firsts = np.array([a for a, _ in parts], np.int64)
-            block = np.concatenate([p for _, p in parts])
-            # each position's row in `block`: its span's start in block + its offset in the span
-            starts = np.cumsum([0] + [len(p) for _, p in parts[:-1]])
-            k = np.searchsorted(firsts, pos, side="right") - 1
-            out[j] = block[starts[k] + pos - firsts[k]]
+            handle.madvise(advice, start, base + b * rows.row_bytes - start)
+        except (OSError, ValueError):  # advice is a hint: the gather reads the rows anyway
+            return

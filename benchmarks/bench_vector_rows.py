@@ -1,0 +1,98 @@
+"""Benchmark of stage 2's row gather: the candidates' exact vectors read from .npy files.
+
+Two ways, in one run, on the same files and candidates: plain memory-map faults (what `vdi
+search` did before) and `RowReader` (every row's pages advised with MADV_WILLNEED first, then
+the same gather). Each is measured cold (the files' pages dropped from the page cache with
+posix_fadvise DONTNEED first: a library larger than memory) and warm (pages cached: a library
+that fits). Files: `--files` videos x 2 spaces, 16,184 rows of 256 float32 (a 30-minute video
+with the Charades preset), candidates clustered as a search's are (random windows of 136 rows,
+a random cell in each).
+
+Run: .venv/bin/python benchmarks/bench_vector_rows.py [--files 50] [--candidates 2048,8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vdi_cli.pipeline.vector_rows import NpyRows, RowReader
+
+ROWS, WIDTH, CELLS = 16184, 256, 136
+
+
+def drop_cache(files: list[NpyRows]) -> None:
+    for rows in files:
+        fd = os.open(rows.path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def plain(jobs: list[tuple[NpyRows, np.ndarray]]) -> list[np.ndarray]:
+    out = []
+    for rows, pos in jobs:
+        array = np.load(rows.path, mmap_mode="r")
+        array._mmap.madvise(mmap.MADV_RANDOM)
+        out.append(np.asarray(array[pos]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=50, help="videos (2 files each)")
+    parser.add_argument("--candidates", default="2048,8192")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vdi-bench-rows-"))
+    try:
+        rng = np.random.default_rng(0)
+        files = {}
+        for i in range(args.files):
+            for space in ("iou", "con"):
+                path = tmp / f"{i}-{space}.npy"
+                np.save(path, rng.standard_normal((ROWS, WIDTH), np.float32))
+                files[i, space] = NpyRows.open(path)
+        os.sync()
+        print(f"{args.files} videos x 2 spaces x {ROWS} rows of {WIDTH * 4} bytes "
+              f"({len(files) * ROWS * WIDTH * 4 / 1e9:.2f} GB); load average "
+              f"{os.getloadavg()[0]:.1f}; medians of {args.repeats}, ms")
+        print(f"{'candidates':>10s} {'plain cold':>10s} {'advised cold':>12s} {'ratio':>6s} "
+              f"{'plain warm':>10s} {'advised warm':>12s} {'ratio':>6s}")
+        for m in [int(x) for x in args.candidates.split(",")]:
+            times: dict[str, list[float]] = {}
+            for _ in range(args.repeats):
+                video = rng.integers(args.files, size=m)
+                pos = rng.integers(ROWS // CELLS, size=m) * CELLS + rng.integers(CELLS, size=m)
+                per: dict[int, set[int]] = {}
+                for v, p in zip(video.tolist(), pos.tolist(), strict=True):
+                    per.setdefault(v, set()).add(p)
+                jobs = [(files[v, s], np.array(sorted(p))) for s in ("iou", "con")
+                        for v, p in per.items()]
+                for name, fn in (("plain", plain), ("advised", RowReader().gather)):
+                    for state in ("cold", "warm"):
+                        if state == "cold":
+                            drop_cache(list(files.values()))
+                        t0 = time.perf_counter()
+                        got = fn(jobs)
+                        times.setdefault(f"{name} {state}", []).append(time.perf_counter() - t0)
+                        assert sum(len(g) for g in got) == sum(len(p) for _, p in jobs)
+            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            print(f"{m:10d} {med['plain cold']:10.1f} {med['advised cold']:12.1f} "
+                  f"{med['plain cold'] / med['advised cold']:6.1f} {med['plain warm']:10.1f} "
+                  f"{med['advised warm']:12.1f} {med['plain warm'] / med['advised warm']:6.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
