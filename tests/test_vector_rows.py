@@ -64,3 +64,18 @@ def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(VdiError, match="cannot be read") as err:
         NpyRows.open(tmp_path / "1-iou.npy")
     assert "--force" in err.value.hint
+
+
+def test_the_searcher_lists_an_index_folder_once_and_again_for_a_new_video(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from vdi_cli.pipeline.search import LibrarySearcher
+
+    for name in ("3-iou.npy", "3-con.npy", "3-times.npy", "31-iou.npy", "3-notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    me = SimpleNamespace(_listings={})
+    assert LibrarySearcher._spaces(me, f"{tmp_path}/3-") == ["con", "iou", "times"]
+    assert LibrarySearcher._spaces(me, f"{tmp_path}/31-") == ["iou"]  # not 3-'s
+    (tmp_path / "4-iou.npy").write_bytes(b"")
+    assert LibrarySearcher._spaces(me, f"{tmp_path}/4-") == ["iou"]  # listed again
+    assert LibrarySearcher._spaces(me, f"{tmp_path}/5-") == []

@@ -20,9 +20,9 @@ measured by its recall (benchmarks/bench_search.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,7 @@ class LibrarySearcher:
         self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
         self._cache: dict[int, tuple[VideoProposals, dict[str, NpyRows]]] = {}
         self.rows = RowReader()
+        self._listings: dict[str, dict[str, list[str]]] = {}
 
     def _video(self, slot: int) -> tuple[VideoProposals, dict[str, NpyRows]]:
         """A video's ranking frame (windows, cells, the head as applied to it) and where its
@@ -85,10 +86,7 @@ class LibrarySearcher:
             if adapt is not None:
                 head = adapt(int(row["num_clips"]))
             prefix = row["vectors_path"]
-            folder = Path(prefix).parent
-            spaces = sorted(p.name[len(Path(prefix).name):-4]
-                            for p in folder.glob(f"{Path(prefix).name}*.npy"))
-            files = {s: NpyRows.open(f"{prefix}{s}.npy") for s in spaces}
+            files = {s: NpyRows.open(f"{prefix}{s}.npy") for s in self._spaces(prefix)}
             times = files.pop("times").read_all().reshape(-1)
             windows = [tuple(w) for w in row["windows"]]
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
@@ -97,6 +95,21 @@ class LibrarySearcher:
                                 cells, {})
             self._cache[slot] = (vp, files)
         return self._cache[slot]
+
+    def _spaces(self, prefix: str) -> list[str]:
+        """The spaces whose vector files `<prefix><space>.npy` exist (and `times`), from one
+        listing of the folder per searcher: globbing it for each video cost 2.9 ms a video at
+        1,000 hours (6,000 files), 0.3 s for a query that touches a hundred new videos."""
+        folder, name = os.path.split(prefix)
+        listing = self._listings.get(folder)
+        if listing is None or name not in listing:  # a video added since: list again
+            listing = {}
+            for entry in os.listdir(folder):
+                if entry.endswith(".npy"):
+                    stem, dash, space = entry[:-4].partition("-")
+                    listing.setdefault(stem + dash, []).append(space)
+            self._listings[folder] = listing
+        return sorted(listing.get(name, []))
 
     def search(self, queries: Sequence[str], *, top_k: int = 5, keep_maps: bool = False,
                candidates: int | None = None, run_id: int | None = None) -> RetrieveResult:
