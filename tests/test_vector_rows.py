@@ -60,6 +60,8 @@ def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
         f.truncate(rows.offset + 50 * rows.row_bytes)
     with pytest.raises(VdiError, match="cannot be read whole") as err:
         RowReader().gather([(rows, np.array([10, 90]))])
+    with pytest.raises(VdiError, match="shorter than its header says"):
+        rows.read_all()  # what a plot or a timeline reads
     assert "vdi index build" in err.value.hint
     with pytest.raises(VdiError, match="cannot be read") as err:
         NpyRows.open(tmp_path / "1-iou.npy")

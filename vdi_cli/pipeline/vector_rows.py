@@ -66,8 +66,16 @@ class NpyRows:
         return self.shape[1] * self.dtype.itemsize
 
     def read_all(self) -> np.ndarray:
-        data = np.fromfile(self.path, dtype=self.dtype, offset=self.offset,
-                           count=self.shape[0] * self.shape[1])
+        count = self.shape[0] * self.shape[1]
+        try:
+            data = np.fromfile(self.path, dtype=self.dtype, offset=self.offset, count=count)
+        except OSError as exc:
+            raise VdiError(f"the index's vector file '{self.path}' cannot be read ({exc})",
+                           hint=REBUILD) from exc
+        if data.size != count:
+            raise VdiError(f"the index's vector file '{self.path}' is shorter than its header "
+                           f"says ({data.size} of {count} values): it was truncated",
+                           hint=REBUILD)
         return data.reshape(self.shape)
 
 
