@@ -32,7 +32,7 @@ def test_npy_rows_reads_the_header_of_both_versions(tmp_path) -> None:
 
 @pytest.mark.parametrize("open_files", [3, 256])
 def test_gather_equals_fancy_indexing_across_many_files(tmp_path, open_files) -> None:
-    # 3 open maps for 7 files x 2 spaces: maps are closed and opened again within one gather
+    # 3 open maps for 14 files: maps are closed and opened again within one gather
     rng = np.random.default_rng(0)
     arrays, jobs = [], []
     for i in range(14):

@@ -44,6 +44,7 @@ from vdi_cli.errors import VdiError
 KINDS = ("flat", "ivfpq", "hnsw")
 THREADS_ENV = "VDI_SEARCH_THREADS"  # OpenMP threads of one search call (default 1)
 SLOT_BITS = 32
+REBUILD_HINT = "rebuild the index: vdi index build NAME SOURCES... --force"  # a damaged index file
 PENDING_LIMIT = 1 << 20  # vectors an untrained ivfpq index holds before it trains
 MAX_NLIST = 4096  # the automatic nlist's cap: 4 sqrt(PENDING_LIMIT)
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -277,7 +278,7 @@ class VectorIndex:
         path = Path(path)
         if not path.is_file():
             raise VdiError(f"the index file '{path}' is missing",
-                           hint="rebuild the index: vdi index build NAME SOURCES... --force")
+                           hint=REBUILD_HINT)
         if path.stat().st_size == 0:
             return cls(kind, dim, dict(options), None)
         faiss = faiss_module()
@@ -285,7 +286,7 @@ class VectorIndex:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise VdiError(f"the index file '{path}' cannot be read ({str(exc).splitlines()[0]})",
-                           hint="rebuild the index: vdi index build NAME SOURCES... --force"
+                           hint=REBUILD_HINT
                            ) from exc
         if kind == "ivfpq":
             faiss.extract_index_ivf(index).nprobe = int(options.get("nprobe", 128))

@@ -42,7 +42,7 @@ from vdi_cli.store.indexes import (
     index_dir,
     index_videos,
 )
-from vdi_cli.vector_index import VectorIndex, options_for, proposal_ids
+from vdi_cli.vector_index import REBUILD_HINT, VectorIndex, options_for, proposal_ids
 
 INDEX_CALLS = ("encode_proposals", "encode_queries", "score_proposals", "search_vectors",
                "search_query", "score_bound")
@@ -121,7 +121,7 @@ def open_retriever(db: Any, model: dict[str, Any], *, device: str = "cpu",
             if hash_file(ckpt / "model.safetensors") != sha:
                 raise VdiError(f"the index's checkpoint '{ckpt}' has changed since the index "
                                "was built (its weights hash differs)",
-                               hint="rebuild the index: vdi index build NAME SOURCES... --force")
+                               hint=REBUILD_HINT)
         return Retriever(db, checkpoint=str(ckpt), window=model.get("window"),
                          overlap=float(model.get("overlap", 0.5)), device=device, notify=notify,
                          text_only=text_only)

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from vdi_cli.errors import VdiError
+from vdi_cli.vector_index import REBUILD_HINT
 
-REBUILD = "rebuild the index: vdi index build NAME SOURCES... --force"
 MERGE_BYTES = 16 << 10  # advise across a gap of up to this many bytes rather than make two calls
 OPEN_FILES = 256  # memory maps kept open (each holds a file descriptor)
 
@@ -45,7 +45,7 @@ class NpyRows:
             return cls._open(path)
         except (OSError, ValueError) as exc:
             raise VdiError(f"the index's vector file '{path}' cannot be read ({exc})",
-                           hint=REBUILD) from exc
+                           hint=REBUILD_HINT) from exc
 
     @classmethod
     def _open(cls, path: str | Path) -> NpyRows:
@@ -71,11 +71,11 @@ class NpyRows:
             data = np.fromfile(self.path, dtype=self.dtype, offset=self.offset, count=count)
         except OSError as exc:
             raise VdiError(f"the index's vector file '{self.path}' cannot be read ({exc})",
-                           hint=REBUILD) from exc
+                           hint=REBUILD_HINT) from exc
         if data.size != count:
             raise VdiError(f"the index's vector file '{self.path}' is shorter than its header "
                            f"says ({data.size} of {count} values): it was truncated",
-                           hint=REBUILD)
+                           hint=REBUILD_HINT)
         return data.reshape(self.shape)
 
 
@@ -100,9 +100,6 @@ class RowReader:
         self.open_files = open_files or OPEN_FILES
         self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def close(self) -> None:
-        self._maps.clear()
-
     def _map(self, rows: NpyRows) -> np.ndarray:
         array = self._maps.pop(rows.path, None)
         if array is None:
@@ -111,11 +108,14 @@ class RowReader:
                                   shape=rows.shape)
             except (OSError, ValueError) as exc:  # shorter than its header says, or gone
                 raise VdiError(f"the index's vector file '{rows.path}' cannot be read whole "
-                               f"({exc}): it was truncated or removed", hint=REBUILD) from exc
+                               f"({exc}): it was truncated or removed", hint=REBUILD_HINT) from exc
             handle = getattr(array, "_mmap", None)
             advice = getattr(mmap, "MADV_RANDOM", None)
             if handle is not None and advice is not None:
-                handle.madvise(advice)
+                try:
+                    handle.madvise(advice)
+                except (OSError, ValueError):  # not supported here: reading still works
+                    pass
         self._maps[rows.path] = array
         while len(self._maps) > self.open_files:
             self._maps.popitem(last=False)
