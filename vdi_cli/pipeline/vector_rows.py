@@ -123,11 +123,50 @@ class RowReader:
 
     def gather(self, jobs: Sequence[tuple[NpyRows, np.ndarray]]) -> list[np.ndarray]:
         """For each (file, sorted positions): its rows at those positions, [n, width]."""
-        for rows, pos in jobs:  # every read started before any is waited for
+        outs = [np.empty((len(pos), rows.shape[1]), rows.dtype) for rows, pos in jobs]
+        self._fill(jobs, outs)
+        return outs
+
+    def advise(self, jobs: Sequence[tuple[NpyRows, np.ndarray]]) -> None:
+        """Start the reads of every job's rows (MADV_WILLNEED), waiting for none."""
+        for rows, pos in jobs:
             if len(pos):
                 _advise(self._map(rows), rows, pos)
-        return [np.asarray(self._map(rows)[np.asarray(pos, dtype=np.int64)]) if len(pos)
-                else np.zeros((0, rows.shape[1]), rows.dtype) for rows, pos in jobs]
+
+    def gather_into(self, jobs: Sequence[tuple[NpyRows, np.ndarray]], out: np.ndarray,
+                    advised: bool = False) -> None:
+        """The rows of every (file, sorted positions) job, one job after another, into `out`
+        ([total, width], any float dtype: the rows are cast as they are copied, so a float64
+        scoring reads them once, with no float32 copy and no concatenation in between).
+        `advised`: `advise` was called for these jobs already."""
+        at, outs = 0, []
+        for _, pos in jobs:
+            outs.append(out[at : at + len(pos)])
+            at += len(pos)
+        if at != len(out):
+            raise ValueError(f"gather_into: {at} rows asked for, out holds {len(out)}")
+        self._fill(jobs, outs, advise=not advised)
+
+    def _fill(self, jobs: Sequence[tuple[NpyRows, np.ndarray]], outs: Sequence[np.ndarray],
+              advise: bool = True) -> None:
+        if advise:
+            self.advise(jobs)  # every read started before any is waited for
+        for (rows, pos), out in zip(jobs, outs, strict=True):
+            if len(pos):
+                _copy_rows(self._map(rows), np.asarray(pos, dtype=np.int64), out)
+
+
+def _copy_rows(array: np.ndarray, pos: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = array[pos[i]]: consecutive positions (a window's proposals) copied as slices,
+    the rest by fancy indexing."""
+    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
+    starts = np.r_[0, breaks]
+    ends = np.r_[breaks, len(pos)]
+    if len(starts) * 8 > len(pos):  # mostly scattered rows: one fancy-indexed gather
+        out[...] = array[pos]
+        return
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        out[a:b] = array[pos[a] : pos[a] + (b - a)]
 
 
 def _advise(array: np.ndarray, rows: NpyRows, positions: np.ndarray) -> None:
