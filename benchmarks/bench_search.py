@@ -255,8 +255,7 @@ def worker_build(spec: dict[str, Any]) -> dict[str, Any]:
         prefix = folder / "videos" / f"{slot}-"
         flat = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in ("iou", "con")}
         count = len(flat["iou"])
-        vindex.add(head.search_vectors(flat), proposal_ids(slot, count),
-                   group=count // len(windows))
+        vindex.add(head.search_vectors(flat), proposal_ids(slot, count))
         added.append({"slot": slot, "sha256": f"{slot:064x}", "vid": f"sim{slot:05d}",
                       "path": str(prefix) + "video", "duration": float(plan["duration"]),
                       "num_clips": int(head.params.num_clips), "windows": windows,
@@ -274,11 +273,6 @@ def worker_search(spec: dict[str, Any]) -> dict[str, Any]:
 
     db = open_db()
     searcher = LibrarySearcher(db, spec["name"])
-    if spec.get("windows"):  # winpq: the windows rescored whole (a search-time setting)
-        searcher.vectors.options["windows"] = int(spec["windows"])
-    if spec.get("nprobe"):  # the lists scanned (ivfpq, winpq; a search-time setting too)
-        searcher.vectors.options["nprobe"] = int(spec["nprobe"])
-        searcher.vectors._probe()
     head, folder = searcher.head, Path(spec["folder"])
     loaded = np.load(folder / "queries.npz")
     qvec = {k: loaded[k] for k in ("iou", "con")}
@@ -367,11 +361,10 @@ def fits(plan: dict[str, Any], kind: str, folder: Path, disk_use: float = 0.8) -
     per_vector = 2 * plan["joint"] * 4  # float32, both spaces: an .npy row pair, a search vector
     npy = vec = p * per_vector
     faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
-             "ivfpq": 80 * p, "winpq": 80 * p}[kind]
+             "ivfpq": 80 * p}[kind]
     # ivfpq streams: it holds at most PENDING_LIMIT vectors (and a copy) until it has trained
     pending = 2 * min(p, PENDING_LIMIT) * per_vector
-    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending,
-                 "winpq": faiss + pending}[kind]
+    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending}[kind]
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))
     disk = shutil.disk_usage(folder).free
@@ -418,10 +411,7 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
             b = run_worker("build", spec)
             per_prop.setdefault(kind, b["faiss_bytes"] / plan["proposals"])
             for cand in (args.candidates if kind != "flat" else [None]):
-                for windows in (args.windows if kind == "winpq" else [None]):
-                    for nprobe in (args.nprobe if kind in ("ivfpq", "winpq") else [None]):
-                        _search_row({**spec, "windows": windows, "nprobe": nprobe}, cand, b,
-                                    hours, kind, plan)
+                _search_row(spec, cand, b, hours, kind, plan)
             _drop_index(spec["name"])
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -431,9 +421,6 @@ def _search_row(spec: dict[str, Any], cand: int | None, b: dict[str, Any], hours
     """One search worker with `cand` candidates (None: the kind's default) and its line."""
     s = run_worker("search", {**spec, "candidates": cand})
     exact = " identical" if s["identical"] else ""
-    for key in ("windows", "nprobe"):
-        if spec.get(key):
-            exact += f" {key} {spec[key]}"
     print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
           f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "
           f"{s['anon_mib'] / 1024:5.2f} {s['file_mib'] / 1024:5.2f} "
@@ -462,10 +449,6 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=0, help="ivfpq lists (0: automatic)")
     parser.add_argument("--candidates", default="", help="approximate kinds: candidates to "
                         "rescore, comma-separated, one line each (default: the kind's own)")
-    parser.add_argument("--windows", default="", help="winpq: windows rescored whole, "
-                        "comma-separated, one line each (default: the index's own)")
-    parser.add_argument("--nprobe", default="", help="ivfpq, winpq: lists scanned, "
-                        "comma-separated, one line each (default: the index's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--disk-use", type=float, default=0.8,
                         help="largest share of the free disk a simulated library may take")
@@ -486,8 +469,6 @@ def main() -> None:
     args.sizes = [float(x) for x in args.sizes.split(",") if x.strip()]
     args.kinds = args.kinds.split(",")
     args.candidates = [int(x) for x in args.candidates.split(",") if x.strip()] or [None]
-    args.windows = [int(x) for x in args.windows.split(",") if x.strip()] or [None]
-    args.nprobe = [int(x) for x in args.nprobe.split(",") if x.strip()] or [None]
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="vdi-bench-search-"))
     os.environ.update({"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "bench.db"),
                        "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": os.environ.get("VDI_PLUGINS", "")})

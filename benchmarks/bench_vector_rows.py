@@ -8,6 +8,10 @@ that fits). Files: `--files` videos x 2 spaces, 16,184 rows of 256 float32 (a 30
 with the Charades preset), candidates clustered as a search's are (random windows of 136 rows,
 a random cell in each).
 
+Then, warm, what stage 2 hands the head (float64 rows, one array a space): gathered as float32
+per video, joined and cast (before), or copied straight into float64 (`RowReader.gather_into`,
+runs of consecutive rows as slices), for scattered candidates and for whole windows.
+
 Run: .venv/bin/python benchmarks/bench_vector_rows.py [--files 50] [--candidates 2048,8192]
 """
 
@@ -90,8 +94,61 @@ def main() -> None:
             print(f"{m:10d} {med['plain cold']:10.1f} {med['advised cold']:12.1f} "
                   f"{med['plain cold'] / med['advised cold']:6.1f} {med['plain warm']:10.1f} "
                   f"{med['advised warm']:12.1f} {med['plain warm'] / med['advised warm']:6.2f}")
+        to_float64(files, args, rng)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def joined_then_cast(reader: RowReader, jobs: dict[str, list[tuple[NpyRows, np.ndarray]]]
+                     ) -> dict[str, np.ndarray]:
+    flat = [job for k in jobs for job in jobs[k]]
+    rows, out, at = reader.gather(flat), {}, 0
+    for k in jobs:
+        out[k] = np.concatenate(rows[at : at + len(jobs[k])]).astype(np.float64)
+        at += len(jobs[k])
+    return out
+
+
+def into_float64(reader: RowReader, jobs: dict[str, list[tuple[NpyRows, np.ndarray]]]
+                 ) -> dict[str, np.ndarray]:
+    reader.advise([job for k in jobs for job in jobs[k]])
+    out = {}
+    for k, space_jobs in jobs.items():
+        out[k] = np.empty((sum(len(p) for _, p in space_jobs), WIDTH), np.float64)
+        reader.gather_into(space_jobs, out[k], advised=True)
+    return out
+
+
+def to_float64(files: dict[tuple[int, str], NpyRows], args: argparse.Namespace,
+               rng: np.random.Generator) -> None:
+    print(f"\nwarm, float64 rows for the head: {'rows':>6s} {'join + cast':>11s} "
+          f"{'into float64':>12s} {'ratio':>6s}")
+    shapes = [(f"{m} scattered", m, 1) for m in [int(x) for x in args.candidates.split(",")]]
+    shapes += [("128 windows", 128, CELLS), ("256 windows", 256, CELLS)]
+    for label, count, run in shapes:
+        video = rng.integers(args.files, size=count)
+        first = rng.integers(ROWS // CELLS, size=count) * CELLS
+        if run == 1:
+            first += rng.integers(CELLS, size=count)
+        per: dict[int, set[int]] = {}
+        for v, a in zip(video.tolist(), first.tolist(), strict=True):
+            per.setdefault(v, set()).update(range(a, a + run))
+        jobs = {s: [(files[v, s], np.array(sorted(p))) for v, p in sorted(per.items())]
+                for s in ("iou", "con")}
+        times: dict[str, list[float]] = {"join": [], "into": []}
+        reader = RowReader()
+        for _ in range(args.repeats + 1):  # the first round warms the pages and the maps
+            for name, fn in (("join", joined_then_cast), ("into", into_float64)):
+                t0 = time.perf_counter()
+                got = fn(reader, jobs)
+                times[name].append(time.perf_counter() - t0)
+        a, b = joined_then_cast(reader, jobs), into_float64(reader, jobs)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+        med = {k: statistics.median(v[1:]) * 1e3 for k, v in times.items()}
+        rows = sum(len(p) for _, p in jobs["iou"])
+        print(f"{label:>32s} {rows:6d} {med['join']:11.1f} {med['into']:12.1f} "
+              f"{med['join'] / med['into']:6.2f}")
+        del got
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
         one = {k: v[qi : qi + 1] for k, v in sent.items()}
         ips, ids = searcher.vectors.search(search_q[qi : qi + 1], total)
         for top_k in (1, 3, 10):
-            got = searcher._rank(ids[0], one, top_k)
+            got = searcher._rank(ips[0], ids[0], one, top_k)
             from vdi_cli.vector_index import split_ids
 
             slots, positions = split_ids(ids[0])
@@ -194,8 +194,7 @@ def test_add_and_remove_update_the_index_without_a_rebuild(store, tmp_path):
     assert unknown.exit_code == 1 and "not in index 'lib': nothing-like-it" in unknown.stderr
 
 
-@pytest.mark.parametrize("kind,options", [("hnsw", []), ("ivfpq", ["-O", "nlist=16", "-O", "m=8"]),
-                                          ("winpq", ["-O", "m=8", "-O", "windows=4"])])
+@pytest.mark.parametrize("kind,options", [("hnsw", []), ("ivfpq", ["-O", "nlist=16", "-O", "m=8"])])
 def test_approximate_indexes_find_most_of_the_exact_moments(store, kind, options):
     lib, ckpt = store["root"] / "lib", store["checkpoint"]
     _ok(["index", "build", "exact", lib, "-c", ckpt])
@@ -252,7 +251,7 @@ def test_errors(store, tmp_path, monkeypatch):
     from vdi_cli.store import open_db
     from vdi_cli.store.indexes import index_dir
 
-    def broken(self, vectors, ids, group=0):
+    def broken(self, vectors, ids):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(vector_index.VectorIndex, "add", broken)

@@ -52,6 +52,23 @@ def test_gather_equals_fancy_indexing_across_many_files(tmp_path, open_files) ->
     assert [g.shape[1] for g in reader.gather(jobs)] == [a.shape[1] for a in arrays]  # warm
 
 
+def test_gather_into_casts_windows_and_scattered_rows_into_one_array(tmp_path) -> None:
+    a = np.arange(40 * 3, dtype=np.float32).reshape(40, 3) / 7  # not exact in float32 -> 64
+    b = -a[:20]
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    ra, rb = NpyRows.open(tmp_path / "a.npy"), NpyRows.open(tmp_path / "b.npy")
+    windows = np.r_[np.arange(8, 16), np.arange(30, 40)]  # two whole runs: copied as slices
+    scattered = np.array([0, 3, 5, 11, 17, 19])  # mostly breaks: one fancy gather
+    out = np.full((len(windows) + len(scattered), 3), np.nan, np.float64)
+    RowReader().gather_into([(ra, windows), (rb, scattered)], out)
+    np.testing.assert_array_equal(out[: len(windows)], a[windows].astype(np.float64))
+    np.testing.assert_array_equal(out[len(windows) :], b[scattered].astype(np.float64))
+    assert out.dtype == np.float64
+    with pytest.raises(ValueError, match="3 rows asked for, out holds 4"):
+        RowReader().gather_into([(ra, np.array([1, 2, 3]))], np.zeros((4, 3)))
+
+
 def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:
     a = np.ones((100, 256), np.float32)
     np.save(tmp_path / "0-iou.npy", a)

@@ -39,10 +39,10 @@ from vdi_cli.pipeline.retrieve_windows import (
 from vdi_cli.pipeline.vector_rows import NpyRows, RowReader
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
-from vdi_cli.vector_index import SLOT_BITS, search_threads, split_ids
+from vdi_cli.vector_index import search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
-APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048, "winpq": 4096}  # (benchmarks/bench_search)
+APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
 # an exact search of a flat index of at most this many proposals scores them all in one round:
 # there one exhaustive round costs less than the rounds that prove a top K (100 videos, 13,600
 # proposals: 3 rounds 411 ms, the whole scan of a served folder 36 ms; benchmarks/bench_serve)
@@ -72,8 +72,6 @@ class LibrarySearcher:
         self.head = self.retriever.loaded.model.head
         self.vectors = load_vectors(db, self.index)
         self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
-        self.cells = {slot: r["proposals"] // max(1, len(r["windows"]))  # proposals a window
-                      for slot, r in self.videos.items()}
         self._cache: dict[int, tuple[VideoProposals, dict[str, NpyRows]]] = {}
         self.rows = RowReader()
         self._listings: dict[str, dict[str, list[str]]] = {}
@@ -169,10 +167,7 @@ class LibrarySearcher:
             m = total
         while True:
             ips, ids = self.vectors.search(qv, m)
-            found = ids[0]
-            if self.index["kind"] == "winpq":
-                found = whole_windows(found, self.cells, int(self.vectors.options["windows"]))
-            pool = self._rank(found, one, top_k)
+            pool = self._rank(ips[0], ids[0], one, top_k)
             if not exact or m >= total:
                 return pool, m, exact
             kth = pool[top_k - 1][1].score if len(pool) >= top_k else -np.inf
@@ -183,7 +178,7 @@ class LibrarySearcher:
                 return pool, m, True
             m = min(total, m * 4)
 
-    def _rank(self, ids: np.ndarray, one: dict[str, Any], top_k: int
+    def _rank(self, ips: np.ndarray, ids: np.ndarray, one: dict[str, Any], top_k: int
               ) -> list[tuple[int, Moment]]:
         """The best top_k moments among the candidates: their exact scores (read from the
         vector files, advised ahead: `RowReader`), then `rank_pruned` over the touched videos."""
@@ -209,8 +204,8 @@ class LibrarySearcher:
                     one: dict[str, Any]) -> np.ndarray:
         """Exact scores of every candidate (sorted by video, then position): each video's
         rows read from its vector files (`RowReader`: every row's pages advised, then
-        copied straight into one float64 array a space, a window's rows as one slice), then
-        one `score_proposals` call."""
+        copied straight into one float64 array a space: no float32 copy to concatenate and
+        cast again), then one `score_proposals` call."""
         if not parts:
             return np.zeros(0, np.float32)
         jobs: dict[str, list[tuple[NpyRows, np.ndarray]]] = {}
@@ -224,26 +219,6 @@ class LibrarySearcher:
             gathered[k] = np.empty((len(positions), space_jobs[0][0].shape[1]), np.float64)
             self.rows.gather_into(space_jobs, gathered[k], advised=True)
         return self.head.score_proposals(gathered, one)[0]
-
-
-def whole_windows(ids: np.ndarray, cells: dict[int, int], count: int) -> np.ndarray:
-    """The ids of every proposal of the `count` best windows among the candidates `ids` (best
-    first, as FAISS returns them; -1 and videos not in `cells` left out): a window ranks by its
-    best candidate. `cells`: proposals a window, per video slot (a window's proposals are
-    positions window * cells ... window * cells + cells - 1)."""
-    slots, positions = split_ids(ids[ids >= 0])
-    present = np.unique(slots)
-    per = np.array([cells.get(int(s), 0) for s in present], np.int64)[
-        np.searchsorted(present, slots)]
-    slots, positions, per = slots[per > 0], positions[per > 0], per[per > 0]
-    if not len(slots):
-        return np.zeros(0, np.int64)
-    _, first = np.unique((slots << SLOT_BITS) + positions // per, return_index=True)
-    best = np.sort(first)[:count]  # each window's best candidate, in rank order
-    starts = positions[best] // per[best] * per[best]
-    offsets = np.arange(int(per[best].max()))
-    inside = offsets[None, :] < per[best][:, None]
-    return ((slots[best][:, None] << SLOT_BITS) + starts[:, None] + offsets[None, :])[inside]
 
 
 def fill_result(result: RetrieveResult, pools: Sequence[list[tuple[int, Moment]]],
