@@ -255,7 +255,8 @@ def worker_build(spec: dict[str, Any]) -> dict[str, Any]:
         prefix = folder / "videos" / f"{slot}-"
         flat = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in ("iou", "con")}
         count = len(flat["iou"])
-        vindex.add(head.search_vectors(flat), proposal_ids(slot, count))
+        vindex.add(head.search_vectors(flat), proposal_ids(slot, count),
+                   group=count // len(windows))
         added.append({"slot": slot, "sha256": f"{slot:064x}", "vid": f"sim{slot:05d}",
                       "path": str(prefix) + "video", "duration": float(plan["duration"]),
                       "num_clips": int(head.params.num_clips), "windows": windows,
@@ -273,6 +274,9 @@ def worker_search(spec: dict[str, Any]) -> dict[str, Any]:
 
     db = open_db()
     searcher = LibrarySearcher(db, spec["name"])
+    if spec.get("nprobe"):  # the lists scanned (ivfpq, winpq; a search-time setting too)
+        searcher.vectors.options["nprobe"] = int(spec["nprobe"])
+        searcher.vectors._probe()
     head, folder = searcher.head, Path(spec["folder"])
     loaded = np.load(folder / "queries.npz")
     qvec = {k: loaded[k] for k in ("iou", "con")}
@@ -361,10 +365,11 @@ def fits(plan: dict[str, Any], kind: str, folder: Path, disk_use: float = 0.8) -
     per_vector = 2 * plan["joint"] * 4  # float32, both spaces: an .npy row pair, a search vector
     npy = vec = p * per_vector
     faiss = {"flat": vec // 2 + 8 * p, "hnsw": vec + 8 * p + 64 * 4 * p,  # flat: fp16 codes
-             "ivfpq": 80 * p}[kind]
+             "ivfpq": 80 * p, "winpq": 80 * p}[kind]
     # ivfpq streams: it holds at most PENDING_LIMIT vectors (and a copy) until it has trained
     pending = 2 * min(p, PENDING_LIMIT) * per_vector
-    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending}[kind]
+    build_ram = {"flat": faiss, "hnsw": faiss, "ivfpq": faiss + pending,
+                 "winpq": faiss + pending}[kind]
     with open("/proc/meminfo") as f:
         avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable"))
     disk = shutil.disk_usage(folder).free
@@ -406,12 +411,14 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
                       f"{plan['cells']} cells written in {gen:.0f} s)", flush=True)
                 made = True
             spec = {"name": f"sim-{hours:g}-{kind}", "kind": kind, "plan": plan,
+                    "cold": args.cold,
                     "folder": str(folder), "checkpoint": str(ckpt), "span": args.span,
                     "options": kind_options(args, kind)}
             b = run_worker("build", spec)
             per_prop.setdefault(kind, b["faiss_bytes"] / plan["proposals"])
             for cand in (args.candidates if kind != "flat" else [None]):
-                _search_row(spec, cand, b, hours, kind, plan)
+                for nprobe in (args.nprobe if kind in ("ivfpq", "winpq") else [None]):
+                    _search_row({**spec, "nprobe": nprobe}, cand, b, hours, kind, plan)
             _drop_index(spec["name"])
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -419,14 +426,31 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
 def _search_row(spec: dict[str, Any], cand: int | None, b: dict[str, Any], hours: float,
                 kind: str, plan: dict[str, Any]) -> None:
     """One search worker with `cand` candidates (None: the kind's default) and its line."""
+    if spec.get("cold"):
+        evict(Path(spec["folder"]) / "videos")
     s = run_worker("search", {**spec, "candidates": cand})
     exact = " identical" if s["identical"] else ""
+    if spec.get("nprobe"):
+        exact += f" nprobe {spec['nprobe']}"
     print(f"    {hours:6g} {kind:6s} {plan['proposals']:10d} {b['seconds']:8.1f} "
           f"{b['faiss_bytes'] / 1e9:9.2f} {s['rss_mib'] / 1024:8.2f} "
           f"{s['anon_mib'] / 1024:5.2f} {s['file_mib'] / 1024:5.2f} "
           f"{s['p50'] * 1e3:7.1f} {s['p95'] * 1e3:7.1f} {s['faiss_p50'] * 1e3:8.1f} "
           f"{s['text_s'] * 1e3:7.1f} "
           f"{s['recall']:9.3f}  {s['candidates']:.0f}{exact}", flush=True)
+
+
+def evict(folder: Path) -> None:
+    """Drop the vector files' pages from the page cache (POSIX_FADV_DONTNEED: clean pages go),
+    so a search worker does not find the pages an earlier worker's same queries read; written
+    pages (the FAISS file just saved) are flushed first, so no write-back competes with it."""
+    os.sync()
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def _drop_index(name: str) -> None:
@@ -440,7 +464,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: under a minute")
     parser.add_argument("--sizes", default="100,1000", help="simulated library sizes, hours")
-    parser.add_argument("--kinds", default="flat,ivfpq,hnsw")
+    parser.add_argument("--kinds", default="flat,winpq,ivfpq,hnsw")
     parser.add_argument("--build-hours", type=float, default=2.0)
     parser.add_argument("--video-minutes", type=float, default=30.0)
     parser.add_argument("--span", type=float, default=30.0, help="window length, seconds")
@@ -449,7 +473,11 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=0, help="ivfpq lists (0: automatic)")
     parser.add_argument("--candidates", default="", help="approximate kinds: candidates to "
                         "rescore, comma-separated, one line each (default: the kind's own)")
+    parser.add_argument("--nprobe", default="", help="ivfpq, winpq: lists scanned, "
+                        "comma-separated, one line each (default: the index's own)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cold", action="store_true", help="drop the vector files from the "
+                        "page cache before each search worker (a fair start for each line)")
     parser.add_argument("--disk-use", type=float, default=0.8,
                         help="largest share of the free disk a simulated library may take")
     parser.add_argument("--skip-build", action="store_true")
@@ -469,6 +497,7 @@ def main() -> None:
     args.sizes = [float(x) for x in args.sizes.split(",") if x.strip()]
     args.kinds = args.kinds.split(",")
     args.candidates = [int(x) for x in args.candidates.split(",") if x.strip()] or [None]
+    args.nprobe = [int(x) for x in args.nprobe.split(",") if x.strip()] or [None]
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="vdi-bench-search-"))
     os.environ.update({"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "bench.db"),
                        "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": os.environ.get("VDI_PLUGINS", "")})

@@ -140,7 +140,7 @@ def to_float64(files: dict[tuple[int, str], NpyRows], args: argparse.Namespace,
         for _ in range(args.repeats + 1):  # the first round warms the pages and the maps
             for name, fn in (("join", joined_then_cast), ("into", into_float64)):
                 t0 = time.perf_counter()
-                got = fn(reader, jobs)
+                fn(reader, jobs)
                 times[name].append(time.perf_counter() - t0)
         a, b = joined_then_cast(reader, jobs), into_float64(reader, jobs)
         assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -148,7 +148,6 @@ def to_float64(files: dict[tuple[int, str], NpyRows], args: argparse.Namespace,
         rows = sum(len(p) for _, p in jobs["iou"])
         print(f"{label:>32s} {rows:6d} {med['join']:11.1f} {med['into']:12.1f} "
               f"{med['join'] / med['into']:6.2f}")
-        del got
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ pytest.importorskip("faiss")
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM = r"(\d+(?:\.\d+)?)"
-BUILD = re.compile(rf"^\s+(flat|ivfpq|hnsw)\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s*$")
+BUILD = re.compile(rf"^\s+(flat|winpq|ivfpq|hnsw)\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s*$")
 # hours kind proposals build-s FAISS-GB RSS anon file p50 p95 FAISS-p50 text recall M
 # [identical]
-SEARCH = re.compile(rf"^\s+{NUM}\s+(flat|ivfpq|hnsw)\s+(\d+)\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}"
+SEARCH = re.compile(rf"^\s+{NUM}\s+(flat|winpq|ivfpq|hnsw)\s+(\d+)\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}"
                     rf"\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+(\d+)( identical)?\s*$")
 
 
@@ -29,13 +29,13 @@ def test_quick_benchmark_prints_parseable_figures(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": ""}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--quick",
-         "--tmp", str(tmp_path / "work")],
+         "--tmp", str(tmp_path / "work"), "--cold"],
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     build = {m[1]: [float(x) for x in m.groups()[1:]] for m in map(BUILD.match, lines) if m}
     search = {m[2]: m.groups() for m in map(SEARCH.match, lines) if m}
-    assert set(build) == set(search) == {"flat", "ivfpq", "hnsw"}, proc.stdout
+    assert set(build) == set(search) == {"flat", "winpq", "ivfpq", "hnsw"}, proc.stdout
     for kind, (sec_h, props_h, faiss_mb_h, npy_mb_h) in build.items():
         assert sec_h > 0 and faiss_mb_h > 0, kind
         assert props_h == pytest.approx(32640, rel=0.05)  # 240 windows x 136 cells an hour

@@ -194,7 +194,8 @@ def test_add_and_remove_update_the_index_without_a_rebuild(store, tmp_path):
     assert unknown.exit_code == 1 and "not in index 'lib': nothing-like-it" in unknown.stderr
 
 
-@pytest.mark.parametrize("kind,options", [("hnsw", []), ("ivfpq", ["-O", "nlist=16", "-O", "m=8"])])
+@pytest.mark.parametrize("kind,options", [("hnsw", []), ("ivfpq", ["-O", "nlist=16", "-O", "m=8"]),
+                                          ("winpq", ["-O", "m=8"])])
 def test_approximate_indexes_find_most_of_the_exact_moments(store, kind, options):
     lib, ckpt = store["root"] / "lib", store["checkpoint"]
     _ok(["index", "build", "exact", lib, "-c", ckpt])
@@ -251,7 +252,7 @@ def test_errors(store, tmp_path, monkeypatch):
     from vdi_cli.store import open_db
     from vdi_cli.store.indexes import index_dir
 
-    def broken(self, vectors, ids):
+    def broken(self, vectors, ids, group=0):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(vector_index.VectorIndex, "add", broken)

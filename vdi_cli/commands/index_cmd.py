@@ -85,10 +85,10 @@ def build_cmd(
     overlap: float = Opt(0.5, "--overlap", help="Overlap of consecutive windows, in [0, 1)."),
     head_option: list[str] = Opt([], "--head-option", "-H",
                                  help="Training-free head option key=value."),
-    kind: str = Opt("flat", "--kind", help="flat (exact), ivfpq or hnsw (approximate)."),
+    kind: str = Opt("flat", "--kind", help="flat (exact), winpq, ivfpq or hnsw (approximate)."),
     index_option: list[str] = Opt([], "--index-option",
-                                  help="Index option key=value (ivfpq: nlist, m, nprobe; "
-                                  "hnsw: neighbors, ef_search, ef_construction)."),
+                                  help="Index option key=value (winpq: m, nprobe; ivfpq: nlist, m, "
+                                  "nprobe; hnsw: neighbors, ef_search, ef_construction)."),
     dataset: str = Opt(None, "--dataset", help="Index a dataset's videos: its format."),
     annotations: str = Opt(None, "--annotations", help="The dataset's annotation file."),
     video_dir: str = Opt(None, "--video-dir", help="Folder with <video_id>.<ext> files."),

@@ -283,7 +283,8 @@ def _add(db: Any, index: dict[str, Any], retriever: Any, videos: Sequence[Any],
             for space, vectors in flat.items():
                 _save_npy(folder / f"{slot}-{space}.npy", vectors)
             _save_npy(folder / f"{slot}-times.npy", np.asarray(vp.times, np.float64))
-            vindex.add(head.search_vectors(flat), proposal_ids(slot, count))
+            vindex.add(head.search_vectors(flat), proposal_ids(slot, count),
+                       group=count // max(1, len(vp.windows)))
             added.append({"slot": slot, "sha256": sha, "vid": video.vid,
                           "path": str(Path(video.path).resolve()), "duration": vp.duration,
                           "num_clips": vp.num_clips, "windows": [list(w) for w in vp.windows],

@@ -14,7 +14,7 @@ below the K-th moment's score, no proposal left out could enter the top K or sup
 (NMS only lets a higher score suppress a lower one), so the top K equals scoring every window
 of every video, as `vdi retrieve FOLDER` does. Otherwise M grows fourfold and the search is
 repeated. A flat index of at most WHOLE_SCAN proposals is scored whole in one round. An
-approximate index (ivfpq, hnsw) searches once with M = `candidates` and is
+approximate index (ivfpq, winpq, hnsw) searches once with M = `candidates` and is
 measured by its recall (benchmarks/bench_search.py).
 """
 
@@ -42,7 +42,7 @@ from vdi_cli.types import Moment
 from vdi_cli.vector_index import search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
-APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048}  # rescored exactly (benchmarks/bench_search)
+APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048, "winpq": 4096}  # (benchmarks/bench_search)
 # an exact search of a flat index of at most this many proposals scores them all in one round:
 # there one exhaustive round costs less than the rounds that prove a top K (100 videos, 13,600
 # proposals: 3 rounds 411 ms, the whole scan of a served folder 36 ms; benchmarks/bench_serve)
