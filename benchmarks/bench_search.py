@@ -14,8 +14,9 @@ random weights (D = 512), 1 fps, windows of `--span` s (30) with overlap 0.5: 24
 2. Search, SIMULATED proposal vectors: for each library size in `--sizes` (hours), videos of
    `--video-minutes` get unit proposal vectors drawn from a mixture (topics -> per-video centre
    -> per-window centre -> per-cell vector, in both joint spaces) at the count and dimension the
-   head gives, written as an index's .npy files; each kind's FAISS index and SQLite rows are
-   made from them with the real `VectorIndex` and commit. Queries come from the same
+   head gives, written as an index's .npy files (a rows file a video, as `vdi index` writes);
+   each kind's FAISS index and SQLite rows are made from them with the real `VectorIndex` and
+   commit. Queries come from the same
    distribution (around one window of a random video). Searched through `LibrarySearcher`
    (stage 1 FAISS, stage 2 the head's exact `score_proposals` + per-video NMS) in a warm worker
    process: p50 / p95 over `--queries` queries (the text tower's time for one sentence is given
@@ -211,14 +212,16 @@ def sim_plan(args: argparse.Namespace, hours: float) -> dict[str, Any]:
 
 def write_library(plan: dict[str, Any], folder: Path, seed: int, queries: int) -> float:
     """The .npy files of every simulated video, and the queries; returns seconds taken."""
+    from vdi_cli.pipeline.vector_rows import ROWS_SUFFIX, write_rows
+
     t0 = time.perf_counter()
     (folder / "videos").mkdir(parents=True, exist_ok=True)
     w, c, j = plan["windows"], plan["cells"], plan["joint"]
     times = np.arange(int(plan["duration"]), dtype=np.float64)
     for slot in range(plan["videos"]):
         vecs, _ = simulated_video(seed, slot, w, c, j)
-        for space, v in vecs.items():
-            np.save(folder / "videos" / f"{slot}-{space}.npy", v.reshape(w * c, j))
+        write_rows(folder / "videos" / f"{slot}-{ROWS_SUFFIX}.npy",
+                   {space: v.reshape(w * c, j) for space, v in vecs.items()})
         np.save(folder / "videos" / f"{slot}-times.npy", times)
     rng = np.random.default_rng([seed, 2])
     out: dict[str, list[np.ndarray]] = {"iou": [], "con": []}
@@ -236,6 +239,7 @@ def worker_build(spec: dict[str, Any]) -> dict[str, Any]:
     from vdi_cli.pipeline.index import IndexReport, _commit, _search_dim, model_record
     from vdi_cli.pipeline.retrieve import Retriever
     from vdi_cli.pipeline.retrieve_windows import plan_windows
+    from vdi_cli.pipeline.vector_rows import ROWS_SUFFIX
     from vdi_cli.store import open_db
     from vdi_cli.store.indexes import create_index_row
     from vdi_cli.vector_index import VectorIndex, options_for, proposal_ids
@@ -253,7 +257,8 @@ def worker_build(spec: dict[str, Any]) -> dict[str, Any]:
     added = []
     for slot in range(plan["videos"]):
         prefix = folder / "videos" / f"{slot}-"
-        flat = {s: np.load(f"{prefix}{s}.npy", mmap_mode="r") for s in ("iou", "con")}
+        records = np.load(f"{prefix}{ROWS_SUFFIX}.npy", mmap_mode="r")
+        flat = {s: records[s] for s in ("iou", "con")}
         count = len(flat["iou"])
         vindex.add(head.search_vectors(flat), proposal_ids(slot, count),
                    group=count // len(windows))
@@ -405,8 +410,14 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
                       f"estimate from the bytes per proposal measured: FAISS "
                       f"{est / 1e9:.1f} GB, .npy {npy / 1e9:.1f} GB")
                 continue
+            library = {"plan": plan, "seed": args.seed, "queries": args.queries,
+                       "files": "rows"}
+            if not made and args.keep and _read_json(folder / "library.json") == library:
+                print("    (the simulated library kept by an earlier --keep run: reused)")
+                made = True
             if not made:
                 gen = write_library(plan, folder, args.seed, args.queries)
+                (folder / "library.json").write_text(json.dumps(library))
                 print(f"    ({plan['videos']} videos x {plan['windows']} windows x "
                       f"{plan['cells']} cells written in {gen:.0f} s)", flush=True)
                 made = True
@@ -414,13 +425,28 @@ def part_search(args: argparse.Namespace, ckpt: Path, tmp: Path, per_prop: dict[
                     "cold": args.cold,
                     "folder": str(folder), "checkpoint": str(ckpt), "span": args.span,
                     "options": kind_options(args, kind)}
-            b = run_worker("build", spec)
+            built = folder / f"build-{kind}.json"
+            b = _read_json(built) if args.keep else None
+            if b is None or b.get("options") != spec["options"]:
+                _drop_index(spec["name"])
+                b = {**run_worker("build", spec), "options": spec["options"]}
+                built.write_text(json.dumps(b))
             per_prop.setdefault(kind, b["faiss_bytes"] / plan["proposals"])
             for cand in (args.candidates if kind != "flat" else [None]):
                 for nprobe in (args.nprobe if kind in ("ivfpq", "winpq") else [None]):
                     _search_row({**spec, "nprobe": nprobe}, cand, b, hours, kind, plan)
-            _drop_index(spec["name"])
-        shutil.rmtree(folder, ignore_errors=True)
+            if not args.keep:
+                _drop_index(spec["name"])
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _search_row(spec: dict[str, Any], cand: int | None, b: dict[str, Any], hours: float,
@@ -454,10 +480,14 @@ def evict(folder: Path) -> None:
 
 
 def _drop_index(name: str) -> None:
+    from vdi_cli.errors import VdiError
     from vdi_cli.pipeline.index import remove_index
     from vdi_cli.store import open_db
 
-    remove_index(open_db(), name)
+    try:
+        remove_index(open_db(), name)
+    except VdiError:  # not there (a --keep run's first build)
+        pass
 
 
 def main() -> None:
@@ -482,6 +512,10 @@ def main() -> None:
                         help="largest share of the free disk a simulated library may take")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--tmp", default=None, help="work folder (default: a new temp folder)")
+    parser.add_argument("--keep", action="store_true", help="with --tmp: keep the simulated "
+                        "libraries and their indexes there, and reuse them on the next run "
+                        "(the same sizes, seed and queries; an index with other options is "
+                        "built again): search settings compared without a rebuild")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -498,6 +532,8 @@ def main() -> None:
     args.kinds = args.kinds.split(",")
     args.candidates = [int(x) for x in args.candidates.split(",") if x.strip()] or [None]
     args.nprobe = [int(x) for x in args.nprobe.split(",") if x.strip()] or [None]
+    if args.keep and not args.tmp:
+        parser.error("--keep needs --tmp DIR (where the libraries are kept)")
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="vdi-bench-search-"))
     os.environ.update({"VDI_HOME": str(tmp / "home"), "VDI_DB": str(tmp / "bench.db"),
                        "HF_HUB_OFFLINE": "1", "VDI_PLUGINS": os.environ.get("VDI_PLUGINS", "")})
@@ -518,7 +554,8 @@ def main() -> None:
         per_prop = {} if args.skip_build else part_build(args, db, ckpt, tmp)
         part_search(args, ckpt, tmp, per_prop)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # simulated libraries are tens of GB
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)  # simulated libraries are tens of GB
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -8,11 +8,16 @@ that fits). Files: `--files` videos x 2 spaces, 16,184 rows of 256 float32 (a 30
 with the Charades preset), candidates clustered as a search's are (random windows of 136 rows,
 a random cell in each).
 
-Then, warm, what stage 2 hands the head (float64 rows, one array a space): gathered as float32
-per video, joined and cast (before), or copied straight into float64 (`RowReader.gather_into`,
-runs of consecutive rows as slices), for scattered candidates and for whole windows.
+Then the two file layouts through what `vdi search` calls (`RowReader.gather_spaces`), cold
+and warm: one plain file a space (indexes written before the rows file) against one rows file
+a video (`write_rows`: a record a proposal holding both spaces, page-aligned), the same
+candidates.
 
-Run: .venv/bin/python benchmarks/bench_vector_rows.py [--files 50] [--candidates 2048,8192]
+Then, warm, what stage 2 hands the head (float64 rows, one array a space): gathered as float32
+per video, joined and cast (before), or copied straight into float64 (`gather_spaces`, runs of
+consecutive rows as slices), for scattered candidates and for whole windows.
+
+Run: .venv/bin/python benchmarks/bench_vector_rows.py [--files 50] [--candidates 2048,4096,8192]
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vdi_cli.pipeline.vector_rows import NpyRows, RowReader
+from vdi_cli.pipeline.vector_rows import NpyRows, RowReader, VideoRows, write_rows
 
 ROWS, WIDTH, CELLS = 16184, 256, 136
 
@@ -54,18 +59,22 @@ def plain(jobs: list[tuple[NpyRows, np.ndarray]]) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=50, help="videos (2 files each)")
-    parser.add_argument("--candidates", default="2048,8192")
+    parser.add_argument("--candidates", default="2048,4096,8192")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vdi-bench-rows-"))
     try:
         rng = np.random.default_rng(0)
-        files = {}
+        files, records = {}, {}
         for i in range(args.files):
+            spaces = {}
             for space in ("iou", "con"):
                 path = tmp / f"{i}-{space}.npy"
-                np.save(path, rng.standard_normal((ROWS, WIDTH), np.float32))
+                spaces[space] = rng.standard_normal((ROWS, WIDTH), np.float32)
+                np.save(path, spaces[space])
                 files[i, space] = NpyRows.open(path)
+            write_rows(tmp / f"{i}-rows.npy", spaces)
+            records[i] = NpyRows.open(tmp / f"{i}-rows.npy")
         os.sync()
         print(f"{args.files} videos x 2 spaces x {ROWS} rows of {WIDTH * 4} bytes "
               f"({len(files) * ROWS * WIDTH * 4 / 1e9:.2f} GB); load average "
@@ -75,13 +84,8 @@ def main() -> None:
         for m in [int(x) for x in args.candidates.split(",")]:
             times: dict[str, list[float]] = {}
             for _ in range(args.repeats):
-                video = rng.integers(args.files, size=m)
-                pos = rng.integers(ROWS // CELLS, size=m) * CELLS + rng.integers(CELLS, size=m)
-                per: dict[int, set[int]] = {}
-                for v, p in zip(video.tolist(), pos.tolist(), strict=True):
-                    per.setdefault(v, set()).add(p)
-                jobs = [(files[v, s], np.array(sorted(p))) for s in ("iou", "con")
-                        for v, p in per.items()]
+                per = candidates(rng, args.files, m)
+                jobs = [(files[v, s], p) for s in ("iou", "con") for v, p in per.items()]
                 for name, fn in (("plain", plain), ("advised", RowReader().gather)):
                     for state in ("cold", "warm"):
                         if state == "cold":
@@ -94,9 +98,49 @@ def main() -> None:
             print(f"{m:10d} {med['plain cold']:10.1f} {med['advised cold']:12.1f} "
                   f"{med['plain cold'] / med['advised cold']:6.1f} {med['plain warm']:10.1f} "
                   f"{med['advised warm']:12.1f} {med['plain warm'] / med['advised warm']:6.2f}")
+        layouts(files, records, args, rng)
         to_float64(files, args, rng)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def candidates(rng: np.random.Generator, videos: int, m: int) -> dict[int, np.ndarray]:
+    """`m` candidates clustered as a search's are (random windows, a random cell in each):
+    {video: sorted positions}."""
+    video = rng.integers(videos, size=m)
+    pos = rng.integers(ROWS // CELLS, size=m) * CELLS + rng.integers(CELLS, size=m)
+    per: dict[int, set[int]] = {}
+    for v, p in zip(video.tolist(), pos.tolist(), strict=True):
+        per.setdefault(v, set()).add(p)
+    return {v: np.array(sorted(p)) for v, p in sorted(per.items())}
+
+
+def layouts(files: dict[tuple[int, str], NpyRows], records: dict[int, NpyRows],
+            args: argparse.Namespace, rng: np.random.Generator) -> None:
+    """A file a space against one rows file a video, through `gather_spaces`."""
+    print(f"\nstage 2's gather_spaces, two layouts: {'candidates':>10s} "
+          f"{'a file a space':>14s} {'rows file':>9s} {'ratio':>6s}  (cold; warm)")
+    every = [*files.values(), *records.values()]
+    for m in [int(x) for x in args.candidates.split(",")]:
+        times: dict[str, list[float]] = {}
+        for r in range(args.repeats):
+            per = candidates(rng, args.files, m)
+            jobs = {"spaces": [(VideoRows((files[v, "iou"], files[v, "con"])), p)
+                               for v, p in per.items()],
+                    "rows": [(VideoRows((records[v],)), p) for v, p in per.items()]}
+            got = {}
+            for state in ("cold", "warm"):
+                for name in (("spaces", "rows") if r % 2 else ("rows", "spaces")):
+                    if state == "cold":
+                        drop_cache(every)
+                    t0 = time.perf_counter()
+                    got[name] = RowReader().gather_spaces(jobs[name])
+                    times.setdefault(f"{name} {state}", []).append(time.perf_counter() - t0)
+                assert all(np.array_equal(got["rows"][k], got["spaces"][k]) for k in got["rows"])
+        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        print(f"{'':37s} {m:10d} {med['spaces cold']:14.1f} {med['rows cold']:9.1f} "
+              f"{med['spaces cold'] / med['rows cold']:6.2f}; {med['spaces warm']:.1f} "
+              f"{med['rows warm']:.1f} {med['spaces warm'] / med['rows warm']:.2f}")
 
 
 def joined_then_cast(reader: RowReader, jobs: dict[str, list[tuple[NpyRows, np.ndarray]]]
@@ -111,12 +155,9 @@ def joined_then_cast(reader: RowReader, jobs: dict[str, list[tuple[NpyRows, np.n
 
 def into_float64(reader: RowReader, jobs: dict[str, list[tuple[NpyRows, np.ndarray]]]
                  ) -> dict[str, np.ndarray]:
-    reader.advise([job for k in jobs for job in jobs[k]])
-    out = {}
-    for k, space_jobs in jobs.items():
-        out[k] = np.empty((sum(len(p) for _, p in space_jobs), WIDTH), np.float64)
-        reader.gather_into(space_jobs, out[k], advised=True)
-    return out
+    videos = [(VideoRows((a, b)), p) for (a, p), (b, _) in
+              zip(jobs["iou"], jobs["con"], strict=True)]
+    return reader.gather_spaces(videos)
 
 
 def to_float64(files: dict[tuple[int, str], NpyRows], args: argparse.Namespace,

@@ -86,6 +86,44 @@ def test_exact_index_search_equals_retrieve_over_the_folder(store):
     assert _ok(["index", "show", "lib", "--json"]).json()["videos"] == 1
 
 
+def test_rows_files_and_an_older_index_s_per_space_files_search_alike(store):
+    """An index writes one rows file a video (every space in one record) and its frame times
+    apart, read only for a timeline; a folder of an older index (one .npy file a space) is
+    still searched, with the same answer, and removing its videos removes those files."""
+    import numpy as np
+
+    from vdi_cli.pipeline.search import LibrarySearcher
+    from vdi_cli.store import open_db
+    from vdi_cli.store.indexes import index_dir
+
+    _ok(["index", "build", "lib", store["root"] / "lib", "-c", store["checkpoint"]])
+    folder = index_dir(open_db(), "lib") / "videos"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(f"{s}-{k}.npy" for s in range(LIBRARY) for k in ("rows", "times"))
+    first = _ok(["search", *QUERIES, "-k", "5", "--json"]).json()
+    searcher = LibrarySearcher(open_db(), "lib")
+    answer = searcher.search(QUERIES[:1], top_k=3)
+    touched = sorted(searcher._cache)
+    assert touched and all(len(searcher._cache[s][0].times) == 0 for s in touched)  # not read
+    timed = searcher.search(QUERIES[:1], top_k=3, keep_maps=True)
+    assert _corpus(timed.to_json()) == _corpus(answer.to_json())
+    for v in timed.videos:
+        slot = next(s for s, r in searcher.videos.items() if r["vid"] == v.vid)
+        want = np.load(folder / f"{slot}-times.npy")
+        np.testing.assert_array_equal(v.ranking.times, want)
+        assert len(v.ranking.timeline[0]) == len(want) > 0
+    for slot in range(0, LIBRARY, 2):  # half the videos as an older vdi wrote them
+        records = np.load(folder / f"{slot}-rows.npy")
+        for space in records.dtype.names:
+            np.save(folder / f"{slot}-{space}.npy", records[space])
+        (folder / f"{slot}-rows.npy").unlink()
+    assert _corpus(_ok(["search", *QUERIES, "-k", "5", "--json"]).json()) == _corpus(first)
+    _ok(["index", "remove", "lib", "clip00", "clip01"])
+    left = {p.name for p in folder.iterdir()}
+    assert not {n for n in left if n.split("-")[0] in ("0", "1")}
+    assert {"2-iou.npy", "2-con.npy", "3-rows.npy"} <= left
+
+
 def test_the_rounds_and_the_whole_scan_give_the_same_exact_answer(store, monkeypatch):
     """A small flat index is scored whole in one round (WHOLE_SCAN); above that size the
     search grows its candidates in rounds until the bound proves the top K. Both are exact:

@@ -106,6 +106,16 @@ def test_search_answers_what_vdi_search_json_prints(world, client):
     assert [c["query"] for c in two.json()["corpus"]] == [QUERY, "the blue circle appears"]
 
 
+def test_a_timeline_after_a_plain_search_reads_the_frame_times(world, client):
+    # a search without timelines leaves the videos' frame times unread; /api/timeline then
+    # reads them: one score per sampled frame, as with timelines=1
+    plain = client.get("/api/search", params={"q": QUERY, "k": 2}).json()
+    vid = plain["corpus"][0]["pred_relevant_windows"][0][0]
+    one = client.get("/api/timeline", params={"q": QUERY, "vid": vid}).json()
+    assert len(one["times"]) == len(one["timeline"]) == round(one["duration"]) > 0
+    assert one["times"][:2] == [0.0, 1.0]
+
+
 def test_video_is_served_with_range_requests(world, client):
     path = world["lib"] / "clip03.mp4"
     data = path.read_bytes()

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from vdi_cli.errors import VdiError
-from vdi_cli.pipeline.vector_rows import NpyRows, RowReader, row_runs
+from vdi_cli.pipeline.vector_rows import (
+    ROWS_ALIGN,
+    NpyRows,
+    RowReader,
+    VideoRows,
+    row_runs,
+    write_rows,
+)
 
 
 def test_row_runs_merge_neighbours_within_the_gap() -> None:
@@ -52,21 +59,57 @@ def test_gather_equals_fancy_indexing_across_many_files(tmp_path, open_files) ->
     assert [g.shape[1] for g in reader.gather(jobs)] == [a.shape[1] for a in arrays]  # warm
 
 
-def test_gather_into_casts_windows_and_scattered_rows_into_one_array(tmp_path) -> None:
-    a = np.arange(40 * 3, dtype=np.float32).reshape(40, 3) / 7  # not exact in float32 -> 64
-    b = -a[:20]
-    np.save(tmp_path / "a.npy", a)
-    np.save(tmp_path / "b.npy", b)
-    ra, rb = NpyRows.open(tmp_path / "a.npy"), NpyRows.open(tmp_path / "b.npy")
-    windows = np.r_[np.arange(8, 16), np.arange(30, 40)]  # two whole runs: copied as slices
-    scattered = np.array([0, 3, 5, 11, 17, 19])  # mostly breaks: one fancy gather
-    out = np.full((len(windows) + len(scattered), 3), np.nan, np.float64)
-    RowReader().gather_into([(ra, windows), (rb, scattered)], out)
-    np.testing.assert_array_equal(out[: len(windows)], a[windows].astype(np.float64))
-    np.testing.assert_array_equal(out[len(windows) :], b[scattered].astype(np.float64))
-    assert out.dtype == np.float64
-    with pytest.raises(ValueError, match="3 rows asked for, out holds 4"):
-        RowReader().gather_into([(ra, np.array([1, 2, 3]))], np.zeros((4, 3)))
+def test_write_rows_is_a_page_aligned_npy_of_records_np_load_reads(tmp_path) -> None:
+    iou = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    con = -np.arange(5 * 2, dtype=np.float64).reshape(5, 2)  # stored as float32
+    write_rows(tmp_path / "0-rows.npy", {"iou": iou, "con": con})
+    rows = NpyRows.open(tmp_path / "0-rows.npy")
+    assert rows.offset == ROWS_ALIGN == 4096  # data on a page boundary
+    assert rows.fields == ("iou", "con") and rows.map_shape == (5,)
+    assert rows.row_bytes == (3 + 2) * 4  # one record: both spaces
+    assert (tmp_path / "0-rows.npy").stat().st_size == 4096 + 5 * 20
+    loaded = np.load(tmp_path / "0-rows.npy")  # a standard .npy
+    np.testing.assert_array_equal(loaded["iou"], iou)
+    np.testing.assert_array_equal(loaded["con"], con.astype(np.float32))
+    assert loaded["con"].dtype == np.float32
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
+    video = VideoRows((rows,))
+    assert video.widths() == {"iou": 3, "con": 2}
+    np.testing.assert_array_equal(video.read_all()["con"], con.astype(np.float32))
+    with pytest.raises(ValueError, match="same n"):
+        write_rows(tmp_path / "1-rows.npy", {"iou": iou, "con": con[:4]})
+    assert not (tmp_path / "1-rows.npy").exists()
+
+
+def test_gather_spaces_reads_rows_files_and_older_per_space_files_alike(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    truth, videos = [], []
+    for i in range(4):  # videos 0, 2: rows files; 1, 3: a file a space (an older index)
+        iou = rng.standard_normal((300, 4)).astype(np.float32) / 7  # float32 -> 64 exactly
+        con = rng.standard_normal((300, 6)).astype(np.float32)
+        if i % 2 == 0:
+            write_rows(tmp_path / f"{i}-rows.npy", {"iou": iou, "con": con})
+            files = (NpyRows.open(tmp_path / f"{i}-rows.npy"),)
+        else:
+            np.save(tmp_path / f"{i}-iou.npy", iou)
+            np.save(tmp_path / f"{i}-con.npy", con)
+            files = (NpyRows.open(tmp_path / f"{i}-con.npy"),
+                     NpyRows.open(tmp_path / f"{i}-iou.npy"))
+        truth.append({"iou": iou, "con": con})
+        videos.append(VideoRows(files))
+    picks = [np.r_[np.arange(136, 272)],  # a whole window: copied as one slice
+             np.array([0, 3, 5, 11, 17, 299]),  # scattered: one fancy gather
+             np.array([7]), np.arange(290, 300)]
+    got = RowReader().gather_spaces(list(zip(videos, picks, strict=True)))
+    assert set(got) == {"iou", "con"}
+    for k in got:
+        assert got[k].dtype == np.float64
+        want = np.concatenate([t[k][p] for t, p in zip(truth, picks, strict=True)])
+        np.testing.assert_array_equal(got[k], want.astype(np.float64))
+    assert RowReader().gather_spaces([]) == {}
+    only_iou = VideoRows((NpyRows.open(tmp_path / "1-iou.npy"),))  # its con file lost
+    with pytest.raises(VdiError, match=r"hold the spaces \['iou'\], not \['con', 'iou'\]"):
+        RowReader().gather_spaces([(videos[0], picks[0]), (only_iou, picks[1])])
 
 
 def test_a_truncated_or_missing_vector_file_is_a_clear_error(tmp_path) -> None:

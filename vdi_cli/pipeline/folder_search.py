@@ -99,9 +99,11 @@ class FolderSearcher:
         for slot in self.videos:
             self._video(slot)
 
-    def _video(self, slot: int) -> tuple[VideoProposals, dict[str, np.ndarray]]:
+    def _video(self, slot: int, *, times: bool = False
+               ) -> tuple[VideoProposals, dict[str, np.ndarray]]:
         """The video's proposals, encoded once, and their vectors ({space: [W, C, J]}), as an
-        index searcher's `_video` gives a video's (proposals, stored vectors)."""
+        index searcher's `_video` gives a video's (proposals, stored vectors); its frame times
+        are always there (`times`, which the index searcher reads only when asked, is moot)."""
         if slot not in self._cache:
             row = self.videos[slot]
             feats, times, duration = self.retriever.video_features(row["sha256"])

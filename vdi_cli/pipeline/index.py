@@ -8,9 +8,11 @@ frame features come from the extract stage (cached by content hash, so an extrac
 nothing here), each video's windows go through the head's `encode_proposals` once (for MMN the
 2D-conv stack runs here and never at query time), and the proposal vectors go to
 
-- `<index dir>/videos/<slot>-<space>.npy`: the exact vectors, whose candidates' rows are read
-  at search time (`vector_rows`: advised, then gathered) to rescore them with the
-  head's own score;
+- `<index dir>/videos/<slot>-rows.npy`: the exact vectors, a record a proposal holding every
+  space (`vector_rows.write_rows`: a candidate is one page read), whose candidates' rows are
+  read at search time (`vector_rows`: advised, then gathered) to rescore them with the head's
+  own score; `<slot>-times.npy` the frame times, read only for a plot or timeline. (Indexes
+  written before the rows file hold `<slot>-<space>.npy`, one file a space: still read.)
 - the FAISS index (`vectors-<generation>.faiss`), holding the head's `search_vectors`.
 
 Adding and removing videos updates both without a rebuild. A change is written as a new FAISS
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from vdi_cli.errors import VdiError
+from vdi_cli.pipeline.vector_rows import ROWS_SUFFIX, write_atomically, write_rows
 from vdi_cli.store.indexes import (
     commit_changes,
     create_index_row,
@@ -280,8 +282,7 @@ def _add(db: Any, index: dict[str, Any], retriever: Any, videos: Sequence[Any],
                                  overlap=retriever.overlap)
             flat = {k: v.reshape(-1, v.shape[-1]) for k, v in vp.vectors.items()}
             count = len(next(iter(flat.values())))
-            for space, vectors in flat.items():
-                _save_npy(folder / f"{slot}-{space}.npy", vectors)
+            write_rows(folder / f"{slot}-{ROWS_SUFFIX}.npy", flat)
             _save_npy(folder / f"{slot}-times.npy", np.asarray(vp.times, np.float64))
             vindex.add(head.search_vectors(flat), proposal_ids(slot, count),
                        group=count // max(1, len(vp.windows)))
@@ -323,10 +324,4 @@ def time_ns() -> int:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda f: np.save(f, np.ascontiguousarray(array)))

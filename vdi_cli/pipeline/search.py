@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,10 +36,10 @@ from vdi_cli.pipeline.retrieve_windows import (
     rank_scores,
     window_frames,
 )
-from vdi_cli.pipeline.vector_rows import NpyRows, RowReader
+from vdi_cli.pipeline.vector_rows import ROWS_SUFFIX, NpyRows, RowReader, VideoRows
 from vdi_cli.store.indexes import get_index, index_videos
 from vdi_cli.types import Moment
-from vdi_cli.vector_index import search_threads, split_ids
+from vdi_cli.vector_index import REBUILD_HINT, search_threads, split_ids
 
 FIRST_CANDIDATES = 256  # M of the first round: at least this, or 64 per requested moment
 APPROX_CANDIDATES = {"ivfpq": 8192, "hnsw": 2048, "winpq": 4096}  # (benchmarks/bench_search)
@@ -72,13 +72,16 @@ class LibrarySearcher:
         self.head = self.retriever.loaded.model.head
         self.vectors = load_vectors(db, self.index)
         self.videos = {r["slot"]: r for r in index_videos(db, self.index["id"])}
-        self._cache: dict[int, tuple[VideoProposals, dict[str, NpyRows]]] = {}
+        self._cache: dict[int, tuple[VideoProposals, VideoRows]] = {}
         self.rows = RowReader()
         self._listings: dict[str, dict[str, list[str]]] = {}
+        self._timed: set[int] = set()  # videos whose frame times are read
 
-    def _video(self, slot: int) -> tuple[VideoProposals, dict[str, NpyRows]]:
+    def _video(self, slot: int, *, times: bool = False) -> tuple[VideoProposals, VideoRows]:
         """A video's ranking frame (windows, cells, the head as applied to it) and where its
-        exact vectors lie on disk (one .npy file a space, read by `self.rows`)."""
+        exact vectors lie on disk (`VideoRows`, read by `self.rows`). Ranking needs no frame
+        times, so its `times` file is read only with `times` (a plot, a timeline): opening it
+        for every video a query touched cost a synchronous disk read each on a cold library."""
         if slot not in self._cache:
             row = self.videos[slot]
             head = self.head
@@ -86,20 +89,31 @@ class LibrarySearcher:
             if adapt is not None:
                 head = adapt(int(row["num_clips"]))
             prefix = row["vectors_path"]
-            files = {s: NpyRows.open(f"{prefix}{s}.npy") for s in self._spaces(prefix)}
-            times = files.pop("times").read_all().reshape(-1)
-            windows = [tuple(w) for w in row["windows"]]
+            files = tuple(NpyRows.open(f"{prefix}{s}.npy") for s in self._spaces(prefix)
+                          if s != "times")
+            if not files:
+                raise VdiError(f"the vector files of video '{row['vid']}' in index "
+                               f"'{self.index['name']}' are missing ({prefix}{ROWS_SUFFIX}.npy)",
+                               hint=REBUILD_HINT)
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
-            vp = VideoProposals(head, float(row["duration"]), times, windows,
-                                window_frames(times, windows) if len(times) else [],
-                                cells, {})
+            vp = VideoProposals(head, float(row["duration"]), np.zeros(0, np.float64),
+                                [tuple(w) for w in row["windows"]], [], cells, {})
+            self._cache[slot] = (vp, VideoRows(files))
+        vp, files = self._cache[slot]
+        if times and slot not in self._timed:
+            stamps = NpyRows.open(f"{self.videos[slot]['vectors_path']}times.npy")
+            stamps = stamps.read_all().reshape(-1)
+            ranges = window_frames(stamps, vp.windows) if len(stamps) else []
+            vp = replace(vp, times=stamps, ranges=ranges)
             self._cache[slot] = (vp, files)
-        return self._cache[slot]
+            self._timed.add(slot)
+        return vp, files
 
     def _spaces(self, prefix: str) -> list[str]:
-        """The spaces whose vector files `<prefix><space>.npy` exist (and `times`), from one
-        listing of the folder per searcher: globbing it for each video cost 2.9 ms a video at
-        1,000 hours (6,000 files), 0.3 s for a query that touches a hundred new videos."""
+        """The suffixes of a video's files `<prefix><suffix>.npy` (`rows`, or one a space in
+        an older index, and `times`), from one listing of the folder per searcher: globbing
+        it for each video cost 2.9 ms a video at 1,000 hours (6,000 files), 0.3 s for a query
+        that touches a hundred new videos."""
         folder, name = os.path.split(prefix)
         listing = self._listings.get(folder)
         if listing is None or name not in listing:  # a video added since: list again
@@ -140,7 +154,8 @@ class LibrarySearcher:
             pools.append(pool)
         t2 = time.perf_counter()
 
-        fill_result(result, pools, self.videos, lambda slot: self._video(slot)[0],
+        fill_result(result, pools, self.videos,
+                    lambda slot: self._video(slot, times=keep_maps)[0],
                     lambda slot: self.exact_scores(slot, qvec), top_k=top_k,
                     keep_maps=keep_maps, status="index")
         result.timings = {"text": t1 - t0, "search": t2 - t1,
@@ -153,8 +168,8 @@ class LibrarySearcher:
         for the sentences `qvec` (`encode_queries`): what a plot or a timeline draws."""
         vp, files = self._video(slot)
         return self.head.score_proposals(
-            {k: f.read_all().reshape(len(vp.windows), len(vp.cells), -1)
-             for k, f in files.items()}, qvec)
+            {k: v.reshape(len(vp.windows), len(vp.cells), -1)
+             for k, v in files.read_all().items()}, qvec)
 
     def _one(self, qv: np.ndarray, one: dict[str, Any], top_k: int, candidates: int | None
              ) -> tuple[list[tuple[int, Moment]], int, bool]:
@@ -203,22 +218,12 @@ class LibrarySearcher:
     def _exact_many(self, slots: np.ndarray, positions: np.ndarray, parts: list[np.ndarray],
                     one: dict[str, Any]) -> np.ndarray:
         """Exact scores of every candidate (sorted by video, then position): each video's
-        rows read from its vector files (`RowReader`: every row's pages advised, then
-        copied straight into one float64 array a space: no float32 copy to concatenate and
-        cast again), then one `score_proposals` call."""
+        rows read from its vector files (`RowReader.gather_spaces`: every row's pages advised,
+        then copied into one float64 array a space), then one `score_proposals` call."""
         if not parts:
             return np.zeros(0, np.float32)
-        jobs: dict[str, list[tuple[NpyRows, np.ndarray]]] = {}
-        for p in parts:
-            _, files = self._video(int(slots[p[0]]))
-            for k, f in files.items():
-                jobs.setdefault(k, []).append((f, positions[p]))
-        self.rows.advise([job for space_jobs in jobs.values() for job in space_jobs])
-        gathered = {}
-        for k, space_jobs in jobs.items():  # float64: what score_proposals computes in
-            gathered[k] = np.empty((len(positions), space_jobs[0][0].shape[1]), np.float64)
-            self.rows.gather_into(space_jobs, gathered[k], advised=True)
-        return self.head.score_proposals(gathered, one)[0]
+        jobs = [(self._video(int(slots[p[0]]))[1], positions[p]) for p in parts]
+        return self.head.score_proposals(self.rows.gather_spaces(jobs), one)[0]
 
 
 def fill_result(result: RetrieveResult, pools: Sequence[list[tuple[int, Moment]]],

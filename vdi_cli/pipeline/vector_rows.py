@@ -11,15 +11,24 @@ docs/benchmarks.md; positioned reads from a pool of 16 threads were tried too: f
 faults when cold, 3-7x slower than either when the pages are cached, from the GIL handed back
 and forth once a row). The maps are `MADV_RANDOM` (no readahead beyond what was advised) and
 at most OPEN_FILES are kept open (each holds a descriptor).
+
+A video's vectors are one rows file (`write_rows`): a record a proposal, one field a space, its
+data starting on a page boundary, so a candidate's rows in both spaces are one page read, not
+two (measured cold, 4,096 candidates over 50 videos: one file of records 64 ms, a file a space
+136 ms: benchmarks/bench_vector_rows.py). Indexes written before that hold one plain 2-D file
+a space; `VideoRows` reads either, so they need no rebuild.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
+import struct
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,6 +37,8 @@ from vdi_cli.vector_index import REBUILD_HINT
 
 MERGE_BYTES = 16 << 10  # advise across a gap of up to this many bytes rather than make two calls
 OPEN_FILES = 256  # memory maps kept open (each holds a file descriptor)
+ROWS_ALIGN = 4096  # a rows file's data starts at this offset (a page: records do not straddle)
+ROWS_SUFFIX = "rows"  # <slot>-rows.npy: a video's vectors, a field a space
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,16 @@ class NpyRows:
     def row_bytes(self) -> int:
         return self.shape[1] * self.dtype.itemsize
 
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        """The shape it is mapped as: [n] records for a rows file, [n, width] otherwise."""
+        return (self.shape[0],) if self.fields else self.shape
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The spaces a rows file's records hold (a structured dtype); () for a plain array."""
+        return tuple(self.dtype.names or ())
+
     def read_all(self) -> np.ndarray:
         count = self.shape[0] * self.shape[1]
         try:
@@ -76,7 +97,7 @@ class NpyRows:
             raise VdiError(f"the index's vector file '{self.path}' is shorter than its header "
                            f"says ({data.size} of {count} values): it was truncated",
                            hint=REBUILD_HINT)
-        return data.reshape(self.shape)
+        return data.reshape(self.map_shape)
 
 
 def row_runs(positions: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYTES
@@ -93,6 +114,81 @@ def row_runs(positions: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYT
     return [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
 
 
+def write_rows(path: str | Path, spaces: dict[str, np.ndarray]) -> None:
+    """Save a video's vectors {space: [n, J]} as one .npy of n records (a field a space,
+    float32), its data at offset ROWS_ALIGN: with 2 x 256 float32 a record is half a page and
+    never straddles two. Written atomically (`write_atomically`). A standard .npy (version
+    1.0, the header padded with spaces): `np.load` reads it."""
+    items = [(name, np.asarray(v, dtype=np.float32)) for name, v in spaces.items()]
+    if not items or len({len(v) for _, v in items}) != 1 or any(v.ndim != 2 for _, v in items):
+        raise ValueError("write_rows: one or more [n, J] arrays of the same n")
+    dtype = np.dtype([(name, "<f4", (v.shape[1],)) for name, v in items])
+    records = np.empty(len(items[0][1]), dtype)
+    for name, v in items:
+        records[name] = v
+    header = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                   "shape": records.shape}).encode("latin1")
+    pad = ROWS_ALIGN - len(np.lib.format.MAGIC_PREFIX) - 4 - len(header) - 1
+    if pad < 0:
+        raise ValueError(f"write_rows: a header of {len(header)} bytes does not fit in "
+                         f"{ROWS_ALIGN}")
+    header += b" " * pad + b"\n"
+
+    def write(f: BinaryIO) -> None:
+        f.write(np.lib.format.magic(1, 0) + struct.pack("<H", len(header)) + header)
+        records.tofile(f)
+
+    write_atomically(path, write)
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write(f)` into a temporary file beside `path`, then renamed over it: a reader (or a
+    command killed half-way) never leaves half a file under the real name."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class VideoRows:
+    """A video's vector files: its rows file (`write_rows`, every space in one record) or, in
+    an index written before it, one plain [n, J] file a space. `spaces` maps a space to the
+    file holding it and its field there (None: the file is that space)."""
+
+    files: tuple[NpyRows, ...]
+
+    @property
+    def spaces(self) -> dict[str, tuple[NpyRows, str | None]]:
+        out: dict[str, tuple[NpyRows, str | None]] = {}
+        for f in self.files:
+            for name in f.fields:
+                out[name] = (f, name)
+            if not f.fields:
+                out[_space_of(f.path)] = (f, None)
+        return out
+
+    def widths(self) -> dict[str, int]:
+        """Each space's vector width."""
+        return {name: (f.dtype[field].shape[0] if field else f.shape[1])
+                for name, (f, field) in self.spaces.items()}
+
+    def read_all(self) -> dict[str, np.ndarray]:
+        """Every row of every space: {space: [n, J]}."""
+        whole = {f.path: f.read_all() for f in self.files}
+        return {name: (whole[f.path].reshape(-1)[field] if field else whole[f.path])
+                for name, (f, field) in self.spaces.items()}
+
+
+def _space_of(path: str) -> str:
+    """The space of a plain vector file `<slot>-<space>.npy`."""
+    return os.path.basename(path)[:-4].partition("-")[2]
+
+
 class RowReader:
     """Gathers rows of many .npy files; keeps the OPEN_FILES most recently used maps."""
 
@@ -105,7 +201,7 @@ class RowReader:
         if array is None:
             try:
                 array = np.memmap(rows.path, dtype=rows.dtype, mode="r", offset=rows.offset,
-                                  shape=rows.shape)
+                                  shape=rows.map_shape)
             except (OSError, ValueError) as exc:  # shorter than its header says, or gone
                 raise VdiError(f"the index's vector file '{rows.path}' cannot be read whole "
                                f"({exc}): it was truncated or removed", hint=REBUILD_HINT) from exc
@@ -123,8 +219,13 @@ class RowReader:
 
     def gather(self, jobs: Sequence[tuple[NpyRows, np.ndarray]]) -> list[np.ndarray]:
         """For each (file, sorted positions): its rows at those positions, [n, width]."""
-        outs = [np.empty((len(pos), rows.shape[1]), rows.dtype) for rows, pos in jobs]
-        self._fill(jobs, outs)
+        self.advise(jobs)  # every read started before any is waited for
+        outs = []
+        for rows, pos in jobs:
+            out = np.empty((len(pos), *rows.map_shape[1:]), rows.dtype)
+            if len(pos):
+                _copy_rows(self._map(rows), np.asarray(pos, dtype=np.int64), out)
+            outs.append(out)
         return outs
 
     def advise(self, jobs: Sequence[tuple[NpyRows, np.ndarray]]) -> None:
@@ -133,27 +234,35 @@ class RowReader:
             if len(pos):
                 _advise(self._map(rows), rows, pos)
 
-    def gather_into(self, jobs: Sequence[tuple[NpyRows, np.ndarray]], out: np.ndarray,
-                    advised: bool = False) -> None:
-        """The rows of every (file, sorted positions) job, one job after another, into `out`
-        ([total, width], any float dtype: the rows are cast as they are copied, so a float64
-        scoring reads them once, with no float32 copy and no concatenation in between).
-        `advised`: `advise` was called for these jobs already."""
-        at, outs = 0, []
-        for _, pos in jobs:
-            outs.append(out[at : at + len(pos)])
-            at += len(pos)
-        if at != len(out):
-            raise ValueError(f"gather_into: {at} rows asked for, out holds {len(out)}")
-        self._fill(jobs, outs, advise=not advised)
-
-    def _fill(self, jobs: Sequence[tuple[NpyRows, np.ndarray]], outs: Sequence[np.ndarray],
-              advise: bool = True) -> None:
-        if advise:
-            self.advise(jobs)  # every read started before any is waited for
-        for (rows, pos), out in zip(jobs, outs, strict=True):
-            if len(pos):
-                _copy_rows(self._map(rows), np.asarray(pos, dtype=np.int64), out)
+    def gather_spaces(self, jobs: Sequence[tuple[VideoRows, np.ndarray]]
+                      ) -> dict[str, np.ndarray]:
+        """For each (video, sorted positions), one video after another: the rows of every
+        space, {space: [total, J] float64} (what the head scores in). Every page is advised
+        first; a plain file's rows are copied straight into float64, a rows file's records
+        gathered once, then cast field by field."""
+        if not jobs:
+            return {}
+        self.advise([(f, pos) for video, pos in jobs for f in video.files])
+        total = sum(len(pos) for _, pos in jobs)
+        out = {k: np.empty((total, w), np.float64) for k, w in jobs[0][0].widths().items()}
+        at = 0
+        for video, pos in jobs:
+            pos = np.asarray(pos, dtype=np.int64)
+            end = at + len(pos)
+            spaces = video.spaces
+            if set(spaces) != set(out):
+                raise VdiError(f"the index's vector files '{video.files[0].path}' hold the "
+                               f"spaces {sorted(spaces)}, not {sorted(out)}", hint=REBUILD_HINT)
+            for f in video.files:
+                if f.fields:
+                    records = np.empty(len(pos), f.dtype)
+                    _copy_rows(self._map(f), pos, records)
+                    for name in f.fields:
+                        out[name][at:end] = records[name]
+                else:
+                    _copy_rows(self._map(f), pos, out[_space_of(f.path)][at:end])
+            at = end
+        return out
 
 
 def _copy_rows(array: np.ndarray, pos: np.ndarray, out: np.ndarray) -> None:

@@ -25,7 +25,7 @@ def video_timeline(searcher: Any, query: str, vid: str) -> dict[str, Any]:
                        hint="use a vid from the search's answer")
     with torch.no_grad():
         qvec = searcher.head.encode_queries(searcher.retriever.encode([query]))
-    vp = searcher._video(slot)[0]
+    vp = searcher._video(slot, times=True)[0]  # a timeline needs the frame times
     ranking = rank_scores(vp, searcher.exact_scores(slot, qvec), top_k=1, keep_maps=True)
     row = searcher.videos[slot]
 
