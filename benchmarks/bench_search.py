@@ -69,9 +69,15 @@ def register_quick_arch() -> None:
         open_clip.add_model_config(path)
 
 
-def make_checkpoint(backbone_id: str, folder: Path, hidden: int, span: float) -> Path:
+def make_checkpoint(backbone_id: str, folder: Path, hidden: int, span: float,
+                    reuse: bool = False) -> Path:
     """The Charades-preset MMN head with random weights, saved as `vdi train` saves one (the
-    recorded training span `durations.max` is the window)."""
+    recorded training span `durations.max` is the window). `reuse` (--keep): the one a kept
+    run saved there, as it is (the same seed makes the same weights): writing its 445 MB
+    again just before the searches slowed their cold reads (p50 102 ms against 86 ms 30 s
+    later, the host's disk still busy with the write)."""
+    if reuse and (folder / "config.json").is_file():
+        return folder
     import torch
 
     from vdi_cli import __version__
@@ -549,7 +555,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; backbone {backbone} (random weights)")
     try:
-        ckpt = make_checkpoint(backbone, tmp / "ckpt", args.hidden, args.span)
+        ckpt = make_checkpoint(backbone, tmp / "ckpt", args.hidden, args.span, reuse=args.keep)
         db = open_db()
         per_prop = {} if args.skip_build else part_build(args, db, ckpt, tmp)
         part_search(args, ckpt, tmp, per_prop)

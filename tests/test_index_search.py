@@ -148,11 +148,12 @@ def test_the_rounds_and_the_whole_scan_give_the_same_exact_answer(store, monkeyp
 
 
 def test_stage_two_pruning_keeps_the_exact_answer(store):
-    """Ranking only the best 64 x K candidates (`_rank`) gives what ranking every candidate
-    gives (`_decode` with no floor), here with every proposal of the library a candidate."""
+    """Ranking only the best PRUNE_KEEP (16) x K candidates (`_rank`) gives what ranking every
+    candidate gives (`_decode` with no floor), here with every proposal of the library a
+    candidate."""
     import numpy as np
 
-    from vdi_cli.pipeline.search import LibrarySearcher, _rank_at
+    from vdi_cli.pipeline.search import PRUNE_KEEP, LibrarySearcher, _rank_at
     from vdi_cli.store import open_db
 
     _ok(["index", "build", "lib", store["root"] / "lib", "-c", store["checkpoint"]])
@@ -186,7 +187,7 @@ def test_stage_two_pruning_keeps_the_exact_answer(store):
                 items.append((slot, vp, full_map.reshape(1, len(vp.windows), len(vp.cells))))
             full = _rank_at(items, -np.inf, top_k)
             assert got == full and len(got) == top_k
-            pruned += int((exact >= np.sort(exact)[-64 * top_k]).sum() < len(exact))
+            pruned += int((exact >= np.sort(exact)[-PRUNE_KEEP * top_k]).sum() < len(exact))
             # the rule `_rank` relies on: any floor whose ranking still holds K moments gives
             # the full answer; a higher floor can hold fewer (then `_rank` ranks them all)
             short = 0

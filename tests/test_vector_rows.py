@@ -141,3 +141,23 @@ def test_the_searcher_lists_an_index_folder_once_and_again_for_a_new_video(tmp_p
     (tmp_path / "4-iou.npy").write_bytes(b"")
     assert LibrarySearcher._spaces(me, f"{tmp_path}/4-") == ["iou"]  # listed again
     assert LibrarySearcher._spaces(me, f"{tmp_path}/5-") == []
+
+
+def test_prefetch_headers_starts_the_first_page_of_every_file_and_skips_missing_ones(
+        tmp_path, monkeypatch) -> None:
+    import os
+
+    from vdi_cli.pipeline.vector_rows import prefetch_headers
+
+    for i in range(3):
+        write_rows(tmp_path / f"{i}-rows.npy", {"iou": np.ones((4, 2), np.float32)})
+    calls = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: calls.append(
+        (os.fstat(fd).st_ino, off, n, advice)) or real(fd, off, n, advice))
+    paths = [str(tmp_path / f"{i}-rows.npy") for i in (0, 1)] + [str(tmp_path / "9-rows.npy"),
+                                                                str(tmp_path / "2-rows.npy")]
+    prefetch_headers(paths)  # 9-rows.npy does not exist: skipped, no error
+    inodes = [os.stat(tmp_path / f"{i}-rows.npy").st_ino for i in (0, 1, 2)]
+    assert calls == [(ino, 0, ROWS_ALIGN, os.POSIX_FADV_WILLNEED) for ino in inodes]
+    assert all(NpyRows.open(p).fields == ("iou",) for p in paths if "9-" not in p)

@@ -22,7 +22,7 @@ def search_command(
     index: str = Opt(None, "--index", "-i", help="Index name (default: the only index)."),
     top_k: int = Opt(5, "--top-k", "-k", help="Moments per query, across the library."),
     candidates: int = Opt(None, "--candidates", help="Nearest neighbours to rescore (default: "
-                          "as many as the exact bound needs; 4096 for winpq, 8192 for "
+                          "as many as the exact bound needs; 3072 for winpq, 8192 for "
                           "ivfpq, 2048 for hnsw)."),
     json_out: bool = Opt(False, "--json", help="JSON output (same as --format json)."),
     fmt: str = Opt("table", "--format", "-f", help="table, json, jsonl, srt or vtt."),

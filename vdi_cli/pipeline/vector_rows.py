@@ -14,9 +14,10 @@ at most OPEN_FILES are kept open (each holds a descriptor).
 
 A video's vectors are one rows file (`write_rows`): a record a proposal, one field a space, its
 data starting on a page boundary, so a candidate's rows in both spaces are one page read, not
-two (measured cold, 4,096 candidates over 50 videos: one file of records 64 ms, a file a space
-136 ms: benchmarks/bench_vector_rows.py). Indexes written before that hold one plain 2-D file
-a space; `VideoRows` reads either, so they need no rebuild.
+two (measured cold, 4,096 candidates spread over 100 videos: one file of records 84 ms, a
+file a space 163 ms: benchmarks/bench_vector_rows.py; a search's candidates cluster in a few
+windows, which share pages in either layout, so it gains less). Indexes written before that
+hold one plain 2-D file a space; `VideoRows` reads either, so they need no rebuild.
 """
 
 from __future__ import annotations
@@ -100,18 +101,43 @@ class NpyRows:
         return data.reshape(self.map_shape)
 
 
+def prefetch_headers(paths: Sequence[str]) -> None:
+    """Start reading the first page of every file in `paths` (POSIX_FADV_WILLNEED), waiting
+    for none: the headers `NpyRows.open` then parses are in memory or on their way, so a query
+    that touches 40 videos not opened yet waits for one disk round trip, not 40 in a row. A
+    hint: a file that cannot be opened is left to the open that follows to report."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            advise(fd, 0, ROWS_ALIGN, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def row_runs(positions: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYTES
              ) -> list[tuple[int, int]]:
     """[(first, last + 1)] spans covering sorted `positions`: neighbours whose gap is at most
     `merge_bytes` of rows share one span."""
-    pos = np.asarray(positions, dtype=np.int64)
+    firsts, ends = _run_bounds(np.asarray(positions, dtype=np.int64), row_bytes, merge_bytes)
+    return list(zip(firsts.tolist(), ends.tolist(), strict=True))
+
+
+def _run_bounds(pos: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYTES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`row_runs` as two arrays (firsts, ends): no Python object a run until the caller's."""
     if not len(pos):
-        return []
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     gap = max(1, merge_bytes // max(1, row_bytes))
     breaks = np.flatnonzero(np.diff(pos) > gap)
-    firsts = np.r_[pos[0], pos[breaks + 1]]
-    lasts = np.r_[pos[breaks], pos[-1]]
-    return [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
+    return np.r_[pos[0], pos[breaks + 1]], np.r_[pos[breaks], pos[-1]] + 1
 
 
 def write_rows(path: str | Path, spaces: dict[str, np.ndarray]) -> None:
@@ -285,11 +311,12 @@ def _advise(array: np.ndarray, rows: NpyRows, positions: np.ndarray) -> None:
     if handle is None or advice is None:
         return
     base = rows.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 lies in the map
-    page = mmap.PAGESIZE
-    for a, b in row_runs(positions, rows.row_bytes):
-        start = base + a * rows.row_bytes
-        start -= start % page
+    firsts, ends = _run_bounds(positions, rows.row_bytes)
+    starts = base + firsts * rows.row_bytes
+    starts -= starts % mmap.PAGESIZE
+    lengths = base + ends * rows.row_bytes - starts
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
         try:
-            handle.madvise(advice, start, base + b * rows.row_bytes - start)
+            handle.madvise(advice, start, length)
         except (OSError, ValueError):  # advice is a hint: the gather reads the rows anyway
             return
