@@ -1526,8 +1526,28 @@ def _search_run_error(pattern: str) -> Callable[[Path, dict[str, Any], Any], Non
     return after
 
 
+def _indexed_then(damage: str) -> Callable[[Path, dict[str, Any]], None]:
+    """`_indexed`, then the video's rows file removed ("gone") or cut to half ("cut")."""
+    def make(tmp: Path, world: dict[str, Any]) -> None:
+        _indexed(tmp, world)
+        rows = tmp / "vdi.indexes" / "lib" / "videos" / "0-rows.npy"
+        if damage == "gone":
+            rows.unlink()
+        else:
+            data = rows.read_bytes()
+            rows.write_bytes(data[: len(data) // 2])
+    return make
+
+
 SEARCH = ("search", "a red square moves", "-i", "lib")
 ROWS_SEARCH: list[Row] = [
+    Row("search-vector-files-missing", "database", SEARCH, make=_indexed_then("gone"),
+        error=r"the vector files of video '.*' in index 'lib' are missing \(.*0-rows\.npy\)",
+        stderr=(r"Hint: rebuild the index: vdi index build NAME SOURCES\.\.\. --force",),
+        after=_search_run_error(r"are missing")),
+    Row("search-vector-file-truncated", "database", SEARCH, make=_indexed_then("cut"),
+        error=r"the index's vector file '.*0-rows\.npy' cannot be read whole .*truncated",
+        stderr=(r"Hint: rebuild the index",), after=_search_run_error(r"truncated")),
     Row("search-threads-not-a-number", "environment", SEARCH, make=_indexed,
         env={"VDI_SEARCH_THREADS": "two"},
         error=r"VDI_SEARCH_THREADS must be a whole number of threads, 1 or more; got 'two'",
