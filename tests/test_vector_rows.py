@@ -16,14 +16,19 @@ from vdi_cli.pipeline.vector_rows import (
 )
 
 
+def _spans(runs: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, int]]:
+    return list(zip(runs[0].tolist(), runs[1].tolist(), strict=True))
+
+
 def test_row_runs_merge_neighbours_within_the_gap() -> None:
     # rows of 1 KiB, gap 16 KiB = 16 rows: 0..3 and 19 join (gap 16), 40 is alone, 100-101 join
-    assert row_runs(np.array([0, 3, 19, 40, 100, 101]), 1024) == [(0, 20), (40, 41), (100, 102)]
+    assert _spans(row_runs(np.array([0, 3, 19, 40, 100, 101]), 1024)) == [(0, 20), (40, 41),
+                                                                           (100, 102)]
     # a gap of 17 rows splits
-    assert row_runs(np.array([0, 17]), 1024) == [(0, 1), (17, 18)]
+    assert _spans(row_runs(np.array([0, 17]), 1024)) == [(0, 1), (17, 18)]
     # rows wider than the gap: only adjacent rows merge
-    assert row_runs(np.array([5, 6, 8]), 64 << 10) == [(5, 7), (8, 9)]
-    assert row_runs(np.array([], np.int64), 1024) == []
+    assert _spans(row_runs(np.array([5, 6, 8]), 64 << 10)) == [(5, 7), (8, 9)]
+    assert _spans(row_runs(np.array([], np.int64), 1024)) == []
 
 
 def test_npy_rows_reads_the_header_of_both_versions(tmp_path) -> None:

@@ -196,10 +196,7 @@ class VectorIndex:
         faiss = faiss_module()
         n = sum(len(p) for p in pieces)
         nlist = int(self.options["nlist"]) or auto_nlist(n)
-        m = int(self.options["m"]) or _sub_vectors(self.dim)
-        if self.dim % m:
-            raise VdiError(f"ivfpq m={m} does not divide the vector dimension {self.dim}",
-                           hint=f"choose m among the divisors of {self.dim}")
+        m = self._sub_vector_count()
         if n < 39 * nlist:
             raise VdiError(
                 f"an ivfpq index needs at least {39 * nlist} proposals to train its {nlist} "
@@ -208,18 +205,31 @@ class VectorIndex:
                 "exact index (--kind flat), which is the right one for a small library")
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        if n <= self.options["train_size"]:
-            take = np.concatenate(pieces)
-        else:
-            rows = np.sort(rng.choice(n, int(self.options["train_size"]), replace=False))
-            starts = np.cumsum([0] + [len(p) for p in pieces])
-            take = np.concatenate([p[rows[(rows >= a) & (rows < a + len(p))] - a]
-                                   for p, a in zip(pieces, starts, strict=False)])
+        take = np.concatenate([p if len(mine) == len(p) else p[mine] for p, mine in zip(
+            pieces, self._train_rows([len(p) for p in pieces]), strict=True)])  # no copy twice
         index.train(np.ascontiguousarray(take, dtype=np.float32))
         index.nprobe = int(self.options["nprobe"])
         self.options.update(nlist=nlist, m=m)
         self.faiss = index
+
+    def _sub_vector_count(self) -> int:
+        """The product codes' m (the option, or chosen from the dimension), which must divide
+        the dimension."""
+        m = int(self.options["m"]) or _sub_vectors(self.dim)
+        if self.dim % m:
+            raise VdiError(f"{self.kind} m={m} does not divide the vector dimension {self.dim}",
+                           hint=f"choose m among the divisors of {self.dim}")
+        return m
+
+    def _train_rows(self, lengths: list[int]) -> list[np.ndarray]:
+        """The training sample, as positions within each piece of `lengths` vectors: all of
+        them, or a random train_size of them (seed 0) when there are more."""
+        n, size = sum(lengths), int(self.options["train_size"])
+        rows = (np.arange(n) if n <= size
+                else np.sort(np.random.default_rng(0).choice(n, size, replace=False)))
+        starts = np.cumsum([0, *lengths])
+        return [rows[(rows >= a) & (rows < b)] - a
+                for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
     def add(self, vectors: np.ndarray, ids: np.ndarray, group: int = 0) -> None:
         """Add vectors with their ids; `group`: proposals a window (the vectors are whole
@@ -289,22 +299,16 @@ class VectorIndex:
         """An empty winpq index whose codebooks are trained on the residuals (a proposal minus
         its window's centre) of a random train_size of the pending vectors."""
         faiss = faiss_module()
-        m = int(self.options["m"]) or _sub_vectors(self.dim)
-        if self.dim % m:
-            raise VdiError(f"winpq m={m} does not divide the vector dimension {self.dim}",
-                           hint=f"choose m among the divisors of {self.dim}")
+        m = self._sub_vector_count()
         n = sum(len(v) for v, _ in pieces)
         if n < 256:
             raise VdiError(f"a winpq index needs at least 256 proposals to train its codebooks, "
                            f"and its first videos give {n}",
                            hint="build it over more videos, or use the exact index (--kind "
                            "flat), which is the right one for a small library")
-        take = min(n, int(self.options["train_size"]))
-        rows = np.sort(np.random.default_rng(0).choice(n, take, replace=False))
-        parts, start = [], 0
-        for vectors, group in pieces:
-            mine = rows[(rows >= start) & (rows < start + len(vectors))] - start
-            start += len(vectors)
+        parts = []
+        picks = self._train_rows([len(v) for v, _ in pieces])
+        for (vectors, group), mine in zip(pieces, picks, strict=True):
             if len(mine):
                 windows = vectors.reshape(-1, group, self.dim)
                 centres = windows.mean(1)

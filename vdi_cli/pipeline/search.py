@@ -97,13 +97,11 @@ class LibrarySearcher:
             adapt = getattr(head, "adapt", None)
             if adapt is not None:
                 head = adapt(int(row["num_clips"]))
-            prefix = row["vectors_path"]
-            files = tuple(NpyRows.open(f"{prefix}{s}.npy") for s in self._spaces(prefix)
-                          if s != "times")
+            files = tuple(NpyRows.open(p) for p in self._vector_files(slot))
             if not files:
                 raise VdiError(f"the vector files of video '{row['vid']}' in index "
-                               f"'{self.index['name']}' are missing ({prefix}{ROWS_SUFFIX}.npy)",
-                               hint=REBUILD_HINT)
+                               f"'{self.index['name']}' are missing "
+                               f"({row['vectors_path']}{ROWS_SUFFIX}.npy)", hint=REBUILD_HINT)
             cells = np.argwhere(head.mask2d.cpu().numpy()).astype(np.int64)
             vp = VideoProposals(head, float(row["duration"]), np.zeros(0, np.float64),
                                 [tuple(w) for w in row["windows"]], [], cells, {})
@@ -121,12 +119,14 @@ class LibrarySearcher:
     def _prefetch(self, slots: Sequence[int]) -> None:
         """The vector files' headers of the videos in `slots` not opened yet, their reads all
         started before `_video` opens the first (`prefetch_headers`)."""
-        paths = []
-        for slot in slots:
-            if slot not in self._cache:
-                prefix = self.videos[slot]["vectors_path"]
-                paths += [f"{prefix}{s}.npy" for s in self._spaces(prefix) if s != "times"]
-        prefetch_headers(paths)
+        prefetch_headers([p for slot in slots if slot not in self._cache
+                          for p in self._vector_files(slot)])
+
+    def _vector_files(self, slot: int) -> list[str]:
+        """The paths of a video's vector files (its rows file, or one a space in an older
+        index), its frame times left out."""
+        prefix = self.videos[slot]["vectors_path"]
+        return [f"{prefix}{s}.npy" for s in self._spaces(prefix) if s != "times"]
 
     def _spaces(self, prefix: str) -> list[str]:
         """The suffixes of a video's files `<prefix><suffix>.npy` (`rows`, or one a space in

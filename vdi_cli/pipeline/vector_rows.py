@@ -28,6 +28,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,16 +124,11 @@ def prefetch_headers(paths: Sequence[str]) -> None:
 
 
 def row_runs(positions: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYTES
-             ) -> list[tuple[int, int]]:
-    """[(first, last + 1)] spans covering sorted `positions`: neighbours whose gap is at most
-    `merge_bytes` of rows share one span."""
-    firsts, ends = _run_bounds(np.asarray(positions, dtype=np.int64), row_bytes, merge_bytes)
-    return list(zip(firsts.tolist(), ends.tolist(), strict=True))
-
-
-def _run_bounds(pos: np.ndarray, row_bytes: int, merge_bytes: int = MERGE_BYTES
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """`row_runs` as two arrays (firsts, ends): no Python object a run until the caller's."""
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The spans covering sorted `positions`, as two arrays (firsts, lasts + 1): neighbours
+    whose gap is at most `merge_bytes` of rows share one span. Arrays, not a tuple a span: a
+    query's thousand spans cost no Python object each."""
+    pos = np.asarray(positions, dtype=np.int64)
     if not len(pos):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     gap = max(1, merge_bytes // max(1, row_bytes))
@@ -188,7 +184,7 @@ class VideoRows:
 
     files: tuple[NpyRows, ...]
 
-    @property
+    @cached_property  # asked for each video of every query: worked out once
     def spaces(self) -> dict[str, tuple[NpyRows, str | None]]:
         out: dict[str, tuple[NpyRows, str | None]] = {}
         for f in self.files:
@@ -311,7 +307,7 @@ def _advise(array: np.ndarray, rows: NpyRows, positions: np.ndarray) -> None:
     if handle is None or advice is None:
         return
     base = rows.offset % mmap.ALLOCATIONGRANULARITY  # where row 0 lies in the map
-    firsts, ends = _run_bounds(positions, rows.row_bytes)
+    firsts, ends = row_runs(positions, rows.row_bytes)
     starts = base + firsts * rows.row_bytes
     starts -= starts % mmap.PAGESIZE
     lengths = base + ends * rows.row_bytes - starts
